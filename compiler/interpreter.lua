@@ -1,0 +1,43 @@
+-- The reference interpreter: runs any graph (before or after passes) node by node with each op's
+-- plain-loop eval on NCHW tensors. Slow and obvious on purpose; it is what folds and generated code
+-- are checked against.
+local ops = require 'ops'
+
+local interpreter = {}
+
+-- Run `graph` on `input` (a tensor of graph.input's shape); returns the list of output tensors.
+function interpreter.run(graph, input)
+  local values = { [graph.input.id] = input }
+  local remaining = {}
+  for _, n in ipairs(graph.nodes) do
+    for _, t in ipairs(n.inputs) do remaining[t.id] = (remaining[t.id] or 0) + 1 end
+  end
+  local keep = {}
+  for _, t in ipairs(graph.outputs) do keep[t.id] = true end
+  for _, n in ipairs(graph.nodes) do
+    local args = {}
+    for i, t in ipairs(n.inputs) do
+      args[i] = values[t.id] or error('interpreter: ' .. n.op .. ' input not computed', 0)
+    end
+    values[n.outputs[1].id] = ops.get(n.op).eval(n, args, graph.params)
+    for _, t in ipairs(n.inputs) do
+      remaining[t.id] = remaining[t.id] - 1
+      if remaining[t.id] == 0 and not keep[t.id] then values[t.id] = nil end
+    end
+  end
+  local out = {}
+  for i, t in ipairs(graph.outputs) do out[i] = values[t.id] end
+  return out
+end
+
+-- Largest |a-b| relative to the largest |b| (the project's accuracy measure).
+function interpreter.rel_diff(a, b)
+  local maxdiff, maxref = 0, 0
+  for i = 0, b.numel - 1 do
+    maxdiff = math.max(maxdiff, math.abs(a.data[i] - b.data[i]))
+    maxref = math.max(maxref, math.abs(b.data[i]))
+  end
+  return maxref > 0 and maxdiff / maxref or maxdiff, maxdiff, maxref
+end
+
+return interpreter

@@ -1,0 +1,50 @@
+-- The op registry: one file per op under ops/, each a table with
+--   shape(node, input_shapes) -> output shape (raises a plain message on bad input),
+--   macs(node)                -> multiply-accumulates,
+--   eval(node, inputs, params)-> output tensor (the reference interpreter's semantics, NCHW).
+-- Backend lowering lives in the emitter (kernels.lua), keyed by the same op names.
+local ops = {}
+
+local known = {
+  conv2d = true, batchnorm = true, relu = true, pool2d = true, global_avgpool = true,
+  linear = true, flatten = true, add = true,
+}
+
+function ops.get(name)
+  if not known[name] then error('unknown op ' .. tostring(name), 0) end
+  return require('ops.' .. name)
+end
+
+function ops.names()
+  local list = {}
+  for k in pairs(known) do list[#list + 1] = k end
+  table.sort(list)
+  return list
+end
+
+-- Output size of a sliding window, as PyTorch computes it (floor, or ceil when ceil_mode and the
+-- last window starts inside the input or left padding).
+function ops.window_out(size, k, stride, pad, dil, ceil_mode)
+  local span = size + 2 * pad - dil * (k - 1) - 1
+  if span < 0 then return 0 end
+  local out
+  if ceil_mode then
+    out = math.ceil(span / stride) + 1
+    if (out - 1) * stride >= size + pad then out = out - 1 end
+  else
+    out = math.floor(span / stride) + 1
+  end
+  return out
+end
+
+function ops.expect_rank(shape, ranks, what)
+  if not ranks[#shape] then
+    local want = {}
+    for r in pairs(ranks) do want[#want + 1] = tostring(r) end
+    table.sort(want)
+    error(string.format('%s expects a rank %s input, got shape %s', what, table.concat(want, ' or '),
+      table.concat(shape, 'x')), 0)
+  end
+end
+
+return ops

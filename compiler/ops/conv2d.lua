@@ -1,0 +1,87 @@
+-- conv2d: y[co,oy,ox] = act( b[co] + sum_{ci,ky,kx} W[co,ci,ky,kx] * x[g*Cg+ci, oy*sy-py+ky*dy, ox*sx-px+kx*dx]
+--                            (+ r[co,oy,ox]) ),  g = co / (Cout/groups), Cg = Cin/groups, zero padding.
+-- (PyTorch Conv2d semantics.) The fused epilogue -- bias, residual input r (inputs[2]) and ReLU --
+-- is added by passes/fuse_epilogue.lua.
+local ffi = require 'ffi'
+local ops = require 'ops'
+local tensor = require 'tensor'
+
+local conv2d = {}
+
+function conv2d.shape(node, shapes)
+  local a = node.attrs
+  local x = shapes[1]
+  ops.expect_rank(x, { [4] = true }, 'conv2d')
+  if x[2] ~= a.cin then
+    error(string.format('expects %d input channels, got %d (input shape %s)', a.cin, x[2], table.concat(x, 'x')), 0)
+  end
+  local oh = ops.window_out(x[3], a.kernel[1], a.stride[1], a.padding[1], a.dilation[1], false)
+  local ow = ops.window_out(x[4], a.kernel[2], a.stride[2], a.padding[2], a.dilation[2], false)
+  if oh < 1 or ow < 1 then
+    error(string.format('kernel %dx%d does not fit the %dx%d input', a.kernel[1], a.kernel[2], x[3], x[4]), 0)
+  end
+  local out = { x[1], a.cout, oh, ow }
+  if shapes[2] and table.concat(shapes[2], 'x') ~= table.concat(out, 'x') then
+    error('residual shape ' .. table.concat(shapes[2], 'x') .. ' differs from output ' .. table.concat(out, 'x'), 0)
+  end
+  return out
+end
+
+function conv2d.macs(node)
+  local a, o = node.attrs, node.outputs[1].shape
+  return o[2] * o[3] * o[4] * (a.cin / a.groups) * a.kernel[1] * a.kernel[2]
+end
+
+function conv2d.eval(node, inputs, params)
+  local a = node.attrs
+  local x = inputs[1]
+  local W = params[node.params.weight].data
+  local bias = node.params.bias and params[node.params.bias].data
+  local _, cin, ih, iw = unpack(x.shape)
+  local out_shape = node.outputs[1].shape
+  local cout, oh, ow = out_shape[2], out_shape[3], out_shape[4]
+  local kh, kw = a.kernel[1], a.kernel[2]
+  local sy, sx, py, px, dy, dx = a.stride[1], a.stride[2], a.padding[1], a.padding[2], a.dilation[1], a.dilation[2]
+  local cg, og = cin / a.groups, cout / a.groups
+  local acc = ffi.new('double[?]', cout * oh * ow)
+  local xd = x.data
+  for co = 0, cout - 1 do
+    local g = math.floor(co / og)
+    local base = co * oh * ow
+    for ci = 0, cg - 1 do
+      local xc = (g * cg + ci) * ih * iw
+      for ky = 0, kh - 1 do
+        for kx = 0, kw - 1 do
+          local wv = W[((co * cg + ci) * kh + ky) * kw + kx]
+          -- output columns whose input column ox*sx - px + kx*dx lies inside [0, iw)
+          local off = kx * dx - px
+          local ox_lo = math.max(0, math.ceil(-off / sx))
+          local ox_hi = math.min(ow - 1, math.floor((iw - 1 - off) / sx))
+          for oy = 0, oh - 1 do
+            local iy = oy * sy - py + ky * dy
+            if iy >= 0 and iy < ih then
+              local row, orow = xc + iy * iw + off, base + oy * ow
+              for ox = ox_lo, ox_hi do
+                acc[orow + ox] = acc[orow + ox] + wv * xd[row + ox * sx]
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+  local y = tensor.new(out_shape)
+  local res = inputs[2] and inputs[2].data
+  for co = 0, cout - 1 do
+    local b = bias and bias[co] or 0
+    for i = co * oh * ow, (co + 1) * oh * ow - 1 do
+      local v = acc[i] + b
+      if res then v = v + res[i] end
+      if a.relu and v < 0 then v = 0 end
+      y.data[i] = v
+    end
+  end
+  return y
+end
+
+return conv2d

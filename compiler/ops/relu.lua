@@ -1,0 +1,19 @@
+-- relu: y = max(x, 0). Fused into the producing conv/linear/pool/add by passes/fuse_epilogue.lua.
+local tensor = require 'tensor'
+
+local relu = {}
+
+function relu.shape(_, shapes) return shapes[1] end
+function relu.macs() return 0 end
+
+function relu.eval(_, inputs)
+  local x = inputs[1]
+  local y = tensor.new(x.shape)
+  for i = 0, x.numel - 1 do
+    local v = x.data[i]
+    y.data[i] = v > 0 and v or 0
+  end
+  return y
+end
+
+return relu

@@ -1,0 +1,71 @@
+-- fold_bn: BatchNorm (eval) after a conv or linear whose output feeds only that BN is folded into it:
+--   W'[o,...] = W[o,...] * s[o],  b'[o] = b[o] * s[o] + t[o],  s = gamma/sqrt(var+eps), t = beta - mean*s
+-- (exact over the reals; Ioffe & Szegedy 2015; standard inference folding). A BN that cannot be
+-- folded on a feature map becomes a depthwise 1x1 conv (its per-channel affine), which the conv
+-- kernel runs with any fused epilogue.
+local tensor = require 'tensor'
+local batchnorm = require 'ops.batchnorm'
+
+local fold_bn = {}
+
+local function bias_key(node)
+  if node.params.bias then return node.params.bias end
+  return (node.params.weight:gsub('weight$', 'bias'))
+end
+
+function fold_bn.run(graph, report)
+  local uses = graph:consumers()
+  local folded, kept = 0, 0
+  for _, bn in ipairs(graph.nodes) do
+    if bn.op == 'batchnorm' then
+      local x = bn.inputs[1]
+      local p = x.producer
+      local scale, shift = batchnorm.affine(bn, graph.params)
+      if p and (p.op == 'conv2d' or p.op == 'linear') and #uses[x.id] == 1 and not p.attrs.relu
+        and not p.inputs[2] then
+        local W = graph.params[p.params.weight]
+        local per = W.numel / W.shape[1]
+        local nw = tensor.new(W.shape)
+        for i = 0, W.numel - 1 do nw.data[i] = W.data[i] * scale[math.floor(i / per)] end
+        local old_b = p.params.bias and graph.params[p.params.bias].data
+        local nb = tensor.new({ W.shape[1] })
+        for o = 0, W.shape[1] - 1 do nb.data[o] = (old_b and old_b[o] or 0) * scale[o] + shift[o] end
+        local bkey = bias_key(p)
+        graph.params[p.params.weight] = nw
+        graph.params[bkey] = nb
+        p.params.bias = bkey
+        graph:replace_uses(bn.outputs[1], x)
+        bn.dead = true
+        folded = folded + 1
+      elseif #x.shape == 4 then
+        -- The per-channel affine as a depthwise 1x1 conv with bias.
+        local n = bn.attrs.n
+        local w, b = tensor.new({ n, 1, 1, 1 }), tensor.new({ n })
+        for c = 0, n - 1 do w.data[c], b.data[c] = scale[c], shift[c] end
+        local prefix = bn.module or ('bn' .. bn.id)
+        graph.params[prefix .. '.weight'], graph.params[prefix .. '.bias'] = w, b
+        bn.op = 'conv2d'
+        bn.attrs = { cin = n, cout = n, groups = n, kernel = { 1, 1 }, stride = { 1, 1 },
+                     padding = { 0, 0 }, dilation = { 1, 1 } }
+        bn.params = { weight = prefix .. '.weight', bias = prefix .. '.bias' }
+        kept = kept + 1
+      else
+        error(string.format('%s: a BatchNorm1d on shape %s that follows no linear cannot be folded (unsupported)',
+          bn.where or bn.module, table.concat(x.shape, 'x')), 0)
+      end
+    end
+  end
+  local nodes = {}
+  for _, n in ipairs(graph.nodes) do
+    if not n.dead then nodes[#nodes + 1] = n end
+  end
+  graph.nodes = nodes
+  graph:prune()
+  if report then
+    report.bn_folded = (report.bn_folded or 0) + folded
+    report.bn_as_affine = (report.bn_as_affine or 0) + kept
+  end
+  return graph
+end
+
+return fold_bn

@@ -1,0 +1,74 @@
+// eltwise: elementwise ops on flat float32 arrays of n elements.
+//
+//   op = add       out(i) = a(i) + b(i)
+//   op = add_relu  out(i) = max(a(i) + b(i), 0)
+//   op = relu      out(i) = max(a(i), 0)
+//   Buffers: a (n), b (n) -- b exists only for add / add_relu (added in
+//   configure(), so the C signature is (a, b, output) or (a, output)),
+//   output (n).
+//
+// Schedule: vectorised at the natural width, 4 vectors unrolled per
+// iteration, ShiftInwards tail (stays vectorised for any n >= one vector);
+// parallel over chunks of 16K elements when n is large.
+
+#include "foldc_common.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+using namespace Halide;
+using namespace foldc;
+
+class Eltwise : public Generator<Eltwise> {
+public:
+    GeneratorParam<int> n{"n", 1024};
+    GeneratorParam<std::string> op{"op", "add"};
+
+    Input<Buffer<float, 1>> a{"a"};
+    Input<Buffer<float, 1>> *b = nullptr;
+    Output<Buffer<float, 1>> output{"output"};
+
+    void configure() {
+        const std::string o = op;
+        if (o != "add" && o != "add_relu" && o != "relu") {
+            fprintf(stderr, "eltwise: op must be add, add_relu or relu (got %s)\n", o.c_str());
+            abort();
+        }
+        if (o != "relu") b = add_input<Buffer<float, 1>>("b");
+    }
+
+    void generate() {
+        const int N = n;
+        const std::string o = op;
+        pin_dense(a, {N});
+        if (b) pin_dense(*b, {N});
+        Var i("i");
+        Expr e = a(i);
+        if (b) e += (*b)(i);
+        if (o != "add") e = max(e, 0.0f);
+        output(i) = e;
+        pin_dense(output, {N});
+
+        const int V = natural_vector_size<float>();
+        const int VW = vec_for(N, V);
+        int nv = 1;
+        while (nv < 4 && (nv * 2) * VW <= N) nv *= 2;
+        Var io("io"), ii("ii"), iv("iv"), iu("iu"), il("il");
+        if (N >= (1 << 16)) {
+            output.split(i, io, ii, 1 << 14, TailStrategy::ShiftInwards).parallel(io);
+        } else {
+            ii = i;
+        }
+        output.split(ii, iv, il, nv * VW, TailStrategy::ShiftInwards).split(il, iu, il, VW).unroll(iu).vectorize(il);
+
+        estimate_dense(a, {N});
+        if (b) estimate_dense(*b, {N});
+        estimate_dense(output, {N});
+    }
+};
+
+}  // namespace
+
+HALIDE_REGISTER_GENERATOR(Eltwise, eltwise)

@@ -90,6 +90,7 @@ public:
     GeneratorParam<int> tile_x{"tile_x", 0};
     GeneratorParam<int> loop_order{"loop_order", 0};
     GeneratorParam<int> rows_per_task{"rows_per_task", 0};
+    GeneratorParam<int> ci_block{"ci_block", 0};
 
     Input<Buffer<float, 3>> input{"input"};
     Input<Buffer<float, 4>> weights{"weights"};
@@ -227,24 +228,60 @@ public:
             .vectorize(cl)
             .unroll(cv)
             .unroll(xi);
+        // Channel-tiles-outer blocking: accumulate a strip of rows2 output
+        // rows x T channels in a stack buffer, walking the reduction in
+        // chunks of ci_block input channels so that the weight chunk
+        // (ci_block * kw * kh * T floats) stays in L1 across all pixel tiles.
+        int cib = ci_block;
+        int rows2 = 1;
+        if (order == 2) {
+            if (cib <= 0) {
+                long long per_ci = 4LL * T * KW * KH;
+                int cap = (int)std::max(1LL, (40LL * 1024) / per_ci);
+                cib = largest_divisor_in(CPG, std::max(1, cap / 2), cap);
+                if (cib == 0) cib = std::min(CPG, cap);
+            }
+            cib = std::max(1, std::min(cib, CPG));
+            long long row_bytes = 4LL * T * OW;
+            rows2 = std::max(1, std::min(OH, (int)((128LL * 1024) / row_bytes)));
+            int d = largest_divisor_in(OH, std::max(1, (rows2 * 2) / 3), rows2);
+            if (d) rows2 = d;
+        }
+
         if (order == 1) {
             output.split(y, yo, yi, rpt, TailStrategy::ShiftInwards)
                 .reorder(cl, cv, xi, xo, co, yi, yo)
                 .parallel(yo);
-        } else {
-            output.reorder(cl, cv, xi, xo, y, co).parallel(co);
-        }
-
-        acc.compute_at(output, xo)
-            .split(c, cv, cl, VW)
-            .vectorize(cl)
-            .unroll(cv)
-            .unroll(x);
-        {
+            acc.compute_at(output, xo)
+                .split(c, cv, cl, VW)
+                .vectorize(cl)
+                .unroll(cv)
+                .unroll(x);
             Stage u = acc.update();
             RVar rci = r.x, rkx = r.y, rky = r.z;
             u.split(c, cv, cl, VW).reorder(cl, cv, x, rci, rkx, rky, y).vectorize(cl).unroll(cv).unroll(x);
             if (CPG <= 4) {
+                u.unroll(rci);
+                if (KW <= 7) u.unroll(rkx);
+            }
+        } else {
+            output.split(y, yo, yi, rows2, TailStrategy::ShiftInwards)
+                .reorder(cl, cv, xi, xo, yi, yo, co)
+                .parallel(co);
+            acc.compute_at(output, yo).split(c, cv, cl, VW).vectorize(cl).unroll(cv);
+            Stage u = acc.update();
+            RVar rco("rco"), rci("rci"), rkx = r.y, rky = r.z;
+            Var uxo("uxo"), uxi("uxi");
+            // Update stages cannot use ShiftInwards (it would accumulate
+            // twice); tiles that do not divide out_w get a guarded tail.
+            u.split(r.x, rco, rci, cib, TailStrategy::GuardWithIf)
+                .split(c, cv, cl, VW)
+                .split(x, uxo, uxi, tx, TailStrategy::GuardWithIf)
+                .reorder(cl, cv, uxi, rci, rkx, rky, uxo, y, rco)
+                .vectorize(cl)
+                .unroll(cv)
+                .unroll(uxi);
+            if (cib <= 4) {
                 u.unroll(rci);
                 if (KW <= 7) u.unroll(rkx);
             }

@@ -1,0 +1,112 @@
+-- The backend: deploy graph -> bundle folder (lower, plan memory, compile kernels, emit), and the
+-- verbs that build a bundle in a scratch folder to run or time it.
+local lower = require 'lower'
+local memory_plan = require 'memory_plan'
+local kernels = require 'kernels'
+local emit = require 'emit'
+local sys = require 'sys'
+local cli_human = function(n) return require('cli').human(n) end
+
+local backend = {}
+
+-- Build a bundle into out_dir (created; an existing bundle there is replaced). Nothing is left
+-- behind on failure: everything is written into a temporary sibling and renamed at the end.
+-- opts: target, weights (write the weights blob), source (description text for the README).
+function backend.build(graph, out_dir, opts)
+  opts = opts or {}
+  local program = lower.lower(graph)
+  local arena, bound = memory_plan.plan(program.acts)
+  local weights_total = emit.layout_weights(program.weights)
+  local target = kernels.resolve_target(opts.target)
+  local distinct, runtime = kernels.compile(program, target)
+  out_dir = out_dir:gsub('/+$', '')
+  if sys.exists(out_dir) and not sys.exists(out_dir .. '/' .. emit.c_name(program.name) .. '.json')
+      and sys.run({ 'rmdir', out_dir }) == false then
+    error(out_dir .. ': exists and is not a bundle of ' .. program.name .. '; refusing to overwrite', 0)
+  end
+  local tmp = out_dir .. '.tmp.' .. sys.pid()
+  sys.rm_rf(tmp)
+  sys.mkdir_p(tmp)
+  local ok, err = pcall(emit.bundle, program, tmp, {
+    target = target, arena = arena, bound = bound, weights_total = weights_total, kernels = distinct,
+    runtime = runtime, source = opts.source or graph.name, with_weights = opts.weights,
+  })
+  if not ok then
+    sys.rm_rf(tmp)
+    error(err, 0)
+  end
+  sys.rm_rf(out_dir)
+  assert(os.rename(tmp, out_dir))
+  return { dir = out_dir, name = emit.c_name(program.name), arena = arena, bound = bound,
+           weights_bytes = weights_total, kernels = #distinct, steps = #program.steps, target = target }
+end
+
+function backend.summary(graph, report, info)
+  local lines = {}
+  local folds = {}
+  for _, k in ipairs({ 'bn_folded', 'bn_as_affine', 'fused_add', 'fused_relu' }) do
+    if report[k] and report[k] > 0 then folds[#folds + 1] = k:gsub('_', ' ') .. ' ' .. report[k] end
+  end
+  lines[#lines + 1] = string.format('%s: %s', graph.name, #folds > 0 and table.concat(folds, ', ') or 'nothing to fold')
+  lines[#lines + 1] = string.format('  params %s -> %s, MACs %s -> %s', cli_human(report.params_before),
+    cli_human(report.params_after), cli_human(report.macs_before), cli_human(report.macs_after))
+  lines[#lines + 1] = string.format('  %d layers, %d distinct kernels; arena %.2f MB (lower bound %.2f MB); weights %.2f MB',
+    info.steps, info.kernels, info.arena / 2^20, info.bound / 2^20, info.weights_bytes / 2^20)
+  lines[#lines + 1] = string.format('  wrote %s (target %s)', info.dir, info.target)
+  return table.concat(lines, '\n')
+end
+
+-- Build with weights into a scratch folder and compile it with the system C compiler.
+local function scratch_bundle(graph, opts)
+  local dir = sys.tmpdir('foldc-bundle')
+  local ok, info = pcall(function()
+    local info = backend.build(graph, dir .. '/bundle', { target = opts.target, weights = true })
+    sys.run_quiet({ 'make', '-s', '-C', info.dir }, 'compiling the bundle')
+    return info
+  end)
+  if not ok then
+    sys.rm_rf(dir)
+    error(info, 0)
+  end
+  return dir, info
+end
+
+-- Run the compiled model once on input (a tensor); returns the output tensor.
+function backend.run_once(graph, input, opts)
+  local npy = require 'weights.npy'
+  local dir, info = scratch_bundle(graph, opts or {})
+  local ok, out = pcall(function()
+    npy.write(dir .. '/in.npy', input)
+    sys.run_quiet({ info.dir .. '/' .. info.name .. '_main', '--weights', info.dir .. '/' .. info.name .. '.weights',
+      '--input', dir .. '/in.npy', '--output', dir .. '/out.npy' }, 'running ' .. info.name)
+    return npy.read(dir .. '/out.npy')
+  end)
+  sys.rm_rf(dir)
+  if not ok then error(out, 0) end
+  return out
+end
+
+-- FMA peak of one core in GFLOP/s for a target: measured on this project's AVX-512 machines
+-- (shared/BASELINES.md); FOLDC_PEAK_GFLOPS overrides it.
+function backend.peak_gflops(target)
+  local env = tonumber(os.getenv('FOLDC_PEAK_GFLOPS') or '')
+  if env then return env end
+  if target:match('avx512') then return 230 end
+  if target:match('avx2') then return 115 end
+  return 0
+end
+
+-- Time the compiled model: min and median of `runs` runs, and a per-layer profile.
+function backend.bench(graph, opts)
+  local dir, info = scratch_bundle(graph, opts)
+  local threads = opts.threads or 1
+  local argv = { info.dir .. '/' .. info.name .. '_main', '--weights', info.dir .. '/' .. info.name .. '.weights',
+    '--runs', tostring(opts.runs or 20), '--threads', tostring(threads), '--profile',
+    '--peak', tostring(backend.peak_gflops(info.target) * threads) }
+  if opts.json then argv[#argv + 1] = '--json' end
+  local ok = sys.stream(argv)
+  sys.rm_rf(dir)
+  if not ok then error('benchmark of ' .. info.name .. ' failed', 0) end
+end
+
+return backend

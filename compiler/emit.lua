@@ -1,0 +1,200 @@
+-- Emission: a lowered, planned and compiled program becomes the bundle's files -- C glue from
+-- templates/ (lua-cosmo), the weights blob, the kernel archive, headers and a JSON report. All
+-- output is deterministic, so regenerating a bundle gives no diff.
+local ffi = require 'ffi'
+local cosmo = require 'cosmo'
+local dkjson = require 'dkjson'
+local hash = require 'hash'
+local sys = require 'sys'
+local memory_plan = require 'memory_plan'
+
+local emit = {}
+
+emit.VERSION = '0.1'
+local root = os.getenv('FOLDC_ROOT') or '.'
+local HALIDE_RUNTIME_H = '/usr/include/halide14/HalideRuntime.h'
+
+-- A C identifier from a model name.
+function emit.c_name(name)
+  local s = name:lower():gsub('[^%w_]', '_')
+  if s:match('^%d') then s = 'm_' .. s end
+  return s
+end
+
+-- Weights layout: header, table, then every tensor 64-byte aligned. Sets w.offset / w.bytes.
+function emit.layout_weights(weights)
+  local offset = memory_plan.align(64 + 16 * #weights)
+  for _, w in ipairs(weights) do
+    w.bytes = 4 * w.tensor.numel
+    w.offset = offset
+    offset = offset + memory_plan.align(w.bytes)
+  end
+  return offset
+end
+
+local function put_u32(p, v) ffi.cast('uint32_t *', p)[0] = v end
+local function put_u64(p, v) ffi.cast('uint64_t *', p)[0] = v end
+
+-- The weights blob (see runtime/foldc_runtime.h), written to path atomically.
+function emit.write_weights(path, weights, total, model_id)
+  local buf = ffi.new('uint8_t[?]', total)
+  ffi.copy(buf, 'FOLDCWTS', 8)
+  put_u32(buf + 8, 1)
+  put_u32(buf + 12, #weights)
+  put_u64(buf + 16, total)
+  put_u64(buf + 24, model_id)
+  for i, w in ipairs(weights) do
+    put_u64(buf + 64 + 16 * (i - 1), w.offset)
+    put_u64(buf + 64 + 16 * (i - 1) + 8, w.bytes)
+    ffi.copy(buf + w.offset, w.tensor.data, w.bytes)
+  end
+  put_u64(buf + 32, hash.words(buf + 64, total - 64))
+  local tmp = path .. '.tmp'
+  local f = assert(io.open(tmp, 'wb'))
+  f:write(ffi.string(buf, total))
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
+local function shape_macros(shape)
+  local list = { { name = 'RANK', value = #shape } }
+  local size = 1
+  for i, d in ipairs(shape) do
+    list[#list + 1] = { name = 'DIM' .. (i - 1), value = d }
+    size = size * d
+  end
+  if #shape == 4 then
+    list[#list + 1] = { name = 'C', value = shape[2] }
+    list[#list + 1] = { name = 'H', value = shape[3] }
+    list[#list + 1] = { name = 'W', value = shape[4] }
+  end
+  list[#list + 1] = { name = 'SIZE', value = size }
+  return list, size
+end
+
+local function fill(template, env)
+  return cosmo.fill(sys.read_file(root .. '/templates/' .. template), env)
+end
+
+-- Views (Halide buffers) of every kernel argument, and each step's C code.
+local function describe_steps(program)
+  local views, steps = {}, {}
+  for i, step in ipairs(program.steps) do
+    local call
+    if step.kind == 'kernel' then
+      local refs = { 'ctx' }
+      for _, arg in ipairs(step.args) do
+        local extents, strides = {}, {}
+        for d, dim in ipairs(arg.dims) do extents[d], strides[d] = dim[1], dim[2] end
+        local offset = arg.storage == 'arena' and arg.act.offset or arg.weight.offset
+        views[#views + 1] = { storage = arg.storage == 'arena' and 0 or 1, offset = offset, rank = #arg.dims,
+          extents = table.concat(extents, ', '), strides = table.concat(strides, ', '),
+          what = (arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. step.fn }
+        refs[#refs + 1] = '&b[' .. (#views - 1) .. ']'
+      end
+      call = 'return ' .. step.fn .. '(' .. table.concat(refs, ', ') .. ');'
+    else
+      call = string.format('foldc_hwc_to_nchw((const float *)(a + %d), (float *)(a + %d), %d, %d, %d);\n    return 0;',
+        step.src.offset, step.dst.offset, step.c, step.h, step.w)
+    end
+    steps[i] = { index = i - 1, name = step.name, call = call, macs = string.format('%.0f', step.macs) }
+  end
+  return views, steps
+end
+
+local function copy_code(direction, io_shape, offset)
+  local s = io_shape
+  if #s == 4 and s[3] * s[4] > 1 then
+    if direction == 'in' then
+      return string.format('foldc_nchw_to_hwc(input, (float *)(ctx->arena + %d), %d, %d, %d);', offset, s[2], s[3], s[4])
+    end
+    return string.format('foldc_hwc_to_nchw((const float *)(ctx->arena + %d), output, %d, %d, %d);', offset, s[2], s[3], s[4])
+  end
+  local n = 1
+  for _, d in ipairs(s) do n = n * d end
+  if direction == 'in' then
+    return string.format('memcpy(ctx->arena + %d, input, %d);', offset, 4 * n)
+  end
+  return string.format('memcpy(output, ctx->arena + %d, %d);', offset, 4 * n)
+end
+
+-- Write every bundle file into dir. info: { target, arena, bound, weights_total, kernels, runtime,
+-- source, with_weights }.
+function emit.bundle(program, dir, info)
+  local m = emit.c_name(program.name)
+  local views, steps = describe_steps(program)
+  local offsets, sizes = {}, {}
+  for i, w in ipairs(program.weights) do offsets[i], sizes[i] = w.offset .. 'u', w.bytes .. 'u' end
+  -- model id: everything the glue bakes in about the weights and kernels
+  local id_parts = { table.concat(program.input.shape, 'x'), table.concat(program.output.shape, 'x') }
+  for _, s in ipairs(steps) do id_parts[#id_parts + 1] = s.call end
+  for _, v in ipairs(views) do id_parts[#id_parts + 1] = v.storage .. ':' .. v.offset .. ':' .. v.extents .. ':' .. v.strides end
+  for i = 1, #offsets do id_parts[#id_parts + 1] = offsets[i] .. ':' .. sizes[i] end
+  local model_id = hash.string(table.concat(id_parts, '|'))
+  local headers, header_deps = {}, {}
+  for i, k in ipairs(info.kernels) do headers[i] = k.fn; header_deps[i] = 'kernels/' .. k.fn .. '.h' end
+  table.sort(headers)
+  table.sort(header_deps)
+  local in_macros, in_size = shape_macros(program.input.shape)
+  local out_macros, out_size = shape_macros(program.output.shape)
+  local macs = 0
+  for _, s in ipairs(program.steps) do macs = macs + s.macs end
+  local env = {
+    m = m, M = m:upper(), version = emit.VERSION, target = info.target, source = info.source,
+    input_macros = in_macros, output_macros = out_macros,
+    arena_bytes = info.arena, arena_bound = info.bound, weights_bytes = info.weights_total,
+    num_layers = #program.steps, macs = string.format('%.0f', macs),
+    macs_human = string.format('%.3f G', macs / 1e9),
+    kernel_headers = headers, kernel_header_deps = table.concat(header_deps, ' '),
+    model_id = '0x' .. hash.hex(model_id), num_weights = #program.weights, num_views = #views,
+    weight_offsets = table.concat(offsets, ', '), weight_sizes = table.concat(sizes, ', '),
+    views = views, layers = steps, steps = steps,
+    input_copy = copy_code('in', program.input.shape, program.input.act.offset),
+    output_copy = copy_code('out', program.output.shape, program.output.act.offset),
+    output_shape = table.concat(program.output.shape, ', '),
+    input_shape = table.concat(program.input.shape, 'x'), output_shape_x = table.concat(program.output.shape, 'x'),
+    input_size = in_size, output_size = out_size,
+    weights_note = info.with_weights and '' or ' (not included: build with --weights)',
+  }
+  sys.write_file(dir .. '/' .. m .. '.h', fill('model.h', env))
+  sys.write_file(dir .. '/' .. m .. '.c', fill('model.c', env))
+  sys.write_file(dir .. '/main.c', fill('main.c', env))
+  sys.write_file(dir .. '/Makefile', fill('Makefile', env))
+  sys.write_file(dir .. '/CMakeLists.txt', fill('CMakeLists.txt', env))
+  env.output_shape = env.output_shape_x
+  sys.write_file(dir .. '/README.md', fill('README.md', env))
+  sys.write_file(dir .. '/foldc_runtime.h', sys.read_file(root .. '/runtime/foldc_runtime.h'))
+  sys.write_file(dir .. '/HalideRuntime.h', sys.read_file(HALIDE_RUNTIME_H))
+  sys.mkdir_p(dir .. '/kernels')
+  local objects = { info.runtime.object }
+  for _, k in ipairs(info.kernels) do
+    sys.write_file(dir .. '/kernels/' .. k.fn .. '.h', sys.read_file(k.header))
+    objects[#objects + 1] = k.object
+  end
+  table.sort(objects)
+  local ar = { 'ar', 'rcsD', dir .. '/lib' .. m .. '_kernels.a' }
+  for _, o in ipairs(objects) do ar[#ar + 1] = o end
+  sys.run_quiet(ar, 'archiving the kernels')
+  -- the JSON report: the same facts for tools
+  local layers, weights = {}, {}
+  for i, s in ipairs(program.steps) do
+    layers[i] = { name = s.name, op = s.op or s.kind, kernel = s.fn, macs = s.macs }
+  end
+  for i, w in ipairs(program.weights) do
+    weights[i] = { key = w.key, offset = w.offset, bytes = w.bytes, shape = w.tensor.shape }
+  end
+  local report = { model = m, foldc = emit.VERSION, target = info.target, source = info.source,
+    input = program.input.shape, output = program.output.shape, arena_bytes = info.arena,
+    arena_lower_bound = info.bound, weights_bytes = info.weights_total, macs = macs,
+    layers = layers, weights = weights }
+  local keyorder = { 'model', 'foldc', 'target', 'source', 'input', 'output', 'arena_bytes',
+    'arena_lower_bound', 'weights_bytes', 'macs', 'layers', 'weights', 'name', 'op', 'kernel', 'key',
+    'offset', 'bytes', 'shape' }
+  sys.write_file(dir .. '/' .. m .. '.json', dkjson.encode(report, { indent = true, keyorder = keyorder }) .. '\n')
+  if info.with_weights then
+    emit.write_weights(dir .. '/' .. m .. '.weights', program.weights, info.weights_total, model_id)
+  end
+  return m
+end
+
+return emit

@@ -1,0 +1,57 @@
+/* $(m).h: the $(m) model, compiled by foldc $(version) for target $(target).
+ * Generated from $(source); regenerate rather than edit.
+ *
+ * Memory contract: input and output are float32 arrays in PyTorch order (NCHW, batch 1).
+ * The weights blob ($(M)_WEIGHTS_BYTES bytes, see foldc_runtime.h for its header) is read in place
+ * and must stay valid until $(m)_destroy; $(M)_WEIGHTS_ALIGN-byte alignment is best (mmap gives it).
+ * A context owns a $(M)_ARENA_BYTES-byte arena for activations; $(m)_run allocates nothing.
+ * One context runs one inference at a time; use one context per thread.
+ */
+#ifndef $(M)_H
+#define $(M)_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+$input_macros[[#define $(M)_INPUT_$name $value
+]]$output_macros[[#define $(M)_OUTPUT_$name $value
+]]#define $(M)_ARENA_BYTES $arena_bytes
+#define $(M)_WEIGHTS_BYTES $weights_bytes
+#define $(M)_WEIGHTS_ALIGN 64
+#define $(M)_NUM_LAYERS $num_layers
+#define $(M)_MACS $macs
+
+typedef struct $(m)_ctx $(m)_ctx;
+
+/* Verify the weights blob and create a context. Returns 0 or an error code ($(m)_strerror). */
+int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **ctx);
+
+/* One inference: input[$(M)_INPUT_SIZE] -> output[$(M)_OUTPUT_SIZE]. Returns 0 or an error code. */
+int $(m)_run($(m)_ctx *ctx, const float *input, float *output);
+
+/* As $(m)_run, also writing each layer's wall time in seconds to seconds[$(M)_NUM_LAYERS]. */
+int $(m)_profile($(m)_ctx *ctx, const float *input, float *output, double *seconds);
+
+void $(m)_destroy($(m)_ctx *ctx);
+
+const char *$(m)_strerror(int code);
+
+/* The message of the last kernel error on this context ("" if none). */
+const char *$(m)_last_error(const $(m)_ctx *ctx);
+
+/* Layer i (0 <= i < $(M)_NUM_LAYERS): its name and multiply-accumulates. */
+const char *$(m)_layer_name(int i);
+double $(m)_layer_macs(int i);
+
+/* Worker threads for every model in the process (Halide's thread pool); call before the first
+ * run. 0 means one per core. */
+void $(m)_set_num_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* $(M)_H */

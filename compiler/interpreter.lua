@@ -30,12 +30,15 @@ function interpreter.run(graph, input)
   return out
 end
 
--- Largest |a-b| relative to the largest |b| (the project's accuracy measure).
+-- Largest |a-b| relative to the largest |b| (the project's accuracy measure). A NaN anywhere makes
+-- the result NaN, never within a tolerance (math.max would drop it: LuaJIT's max ignores NaN).
 function interpreter.rel_diff(a, b)
   local maxdiff, maxref = 0, 0
   for i = 0, b.numel - 1 do
-    maxdiff = math.max(maxdiff, math.abs(a.data[i] - b.data[i]))
-    maxref = math.max(maxref, math.abs(b.data[i]))
+    local d, r = math.abs(a.data[i] - b.data[i]), math.abs(b.data[i])
+    if d ~= d or r ~= r then return 0 / 0, 0 / 0, 0 / 0 end
+    if d > maxdiff then maxdiff = d end
+    if r > maxref then maxref = r end
   end
   return maxref > 0 and maxdiff / maxref or maxdiff, maxdiff, maxref
 end

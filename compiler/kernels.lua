@@ -44,8 +44,11 @@ function kernels.cache_dir()
   return base
 end
 
--- The generator binary, built with CMake on first use (FOLDC_BUILD overrides the build folder).
+-- The generator binary: FOLDC_GEN if set, else built with CMake on first use (FOLDC_BUILD
+-- overrides the build folder).
 function kernels.generator()
+  local given = os.getenv('FOLDC_GEN')
+  if given and given ~= '' then return given end
   local build = os.getenv('FOLDC_BUILD') or (root .. '/build')
   local bin = build .. '/compiler/halide/foldc_gen'
   if not lfs.attributes(build .. '/CMakeCache.txt') then
@@ -77,10 +80,12 @@ function kernels.compile(program, target)
   for _, step in ipairs(program.steps) do
     if step.kind == 'kernel' then
       local plist = param_list(step.gparams)
-      local key = table.concat({ digest, kernel_target, step.generator, table.concat(plist, ' ') }, '|')
-      step.fn = 'foldc_' .. hash.hex(hash.string(key))
+      -- the C name depends on what the kernel computes; the cache entry also on how it was made
+      local signature = table.concat({ kernel_target, step.generator, table.concat(plist, ' ') }, '|')
+      step.fn = 'foldc_' .. hash.hex(hash.string(signature))
       if not by_fn[step.fn] then
-        local k = { fn = step.fn, generator = step.generator, params = plist, dir = cache .. '/kernels/' .. step.fn }
+        local k = { fn = step.fn, generator = step.generator, params = plist,
+                    dir = cache .. '/kernels/' .. hash.hex(hash.string(digest .. '|' .. signature)) }
         k.object, k.header = k.dir .. '/' .. k.fn .. '.o', k.dir .. '/' .. k.fn .. '.h'
         by_fn[step.fn] = k
         distinct[#distinct + 1] = k
@@ -105,8 +110,9 @@ function kernels.compile(program, target)
   local function rule(name, dir, cmd)
     names[#names + 1] = name
     local tmp = dir .. '.tmp.' .. sys.pid()
-    rules[#rules + 1] = string.format('%s:\n\t@rm -rf %s && mkdir -p %s && %s -o %s > %s/log 2>&1 || { cat %s/log >&2; rm -rf %s; exit 1; }\n\t@rm -f %s/log && rm -rf %s && mv %s %s',
-      name, sys.q(tmp), sys.q(tmp), cmd, sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(dir), sys.q(tmp), sys.q(dir))
+    -- rename into place atomically; if another process got there first, its copy is as good
+    rules[#rules + 1] = string.format('%s:\n\t@rm -rf %s && mkdir -p %s && %s -o %s > %s/log 2>&1 || { cat %s/log >&2; rm -rf %s; exit 1; }\n\t@rm -f %s/log && { mv -T %s %s 2>/dev/null || rm -rf %s; }',
+      name, sys.q(tmp), sys.q(tmp), cmd, sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(dir), sys.q(tmp))
   end
   for _, k in ipairs(jobs) do
     rule(k.fn, k.dir, string.format('%s -g %s -f %s -e object,c_header target=%s %s', sys.q(gen), k.generator, k.fn,

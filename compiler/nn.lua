@@ -12,7 +12,11 @@ local nn = {}
 
 local compiler_dir = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or '.'
 
+local tracer = nil
+
 -- The first stack frame outside the compiler: the description line responsible for the call.
+-- A tail call (`return self.conv(x)`) leaves no frame for its line; then the innermost module
+-- being called answers with the line that defined it.
 local function caller_where()
   for level = 3, 40 do
     local info = debug.getinfo(level, 'Sl')
@@ -22,7 +26,9 @@ local function caller_where()
       return src:sub(2) .. ':' .. (info.currentline or 0)
     end
   end
-  return '?'
+  local stack = tracer and tracer.calls
+  local current = stack and stack[#stack]
+  return current and (current._where .. ' (in ' .. (current._path ~= '' and current._path or current._kind) .. ')') or '?'
 end
 nn.caller_where = caller_where
 
@@ -32,9 +38,7 @@ end
 nn.fail = fail
 
 ---------------------------------------------------------------------------------------------------
--- Tracing state: one trace at a time (tracing is a single-threaded front-end step).
-
-local tracer = nil
+-- Tracing state (the `tracer` above): one trace at a time, a single-threaded front-end step.
 
 local Tensor = {}
 Tensor.__index = Tensor
@@ -104,7 +108,11 @@ local module_mt = {
   __newindex = module_newindex,
   __call = function(self, ...)
     if not tracer then fail(caller_where(), 'module called outside a trace') end
-    return self:forward(...)
+    local calls = tracer.calls
+    calls[#calls + 1] = self
+    local out = self:forward(...)
+    calls[#calls] = nil
+    return out
   end,
 }
 
@@ -326,7 +334,7 @@ function nn.trace(root, input_shape, name)
   if tracer then error('nested trace', 0) end
   local graph = ir.new_graph(name)
   graph.param_specs = assign_paths(root, '', {})
-  tracer = { graph = graph }
+  tracer = { graph = graph, calls = {} }
   local ok, err = pcall(function()
     graph.input = symbolic(input_shape, nil)
     local out = root(graph.input)
@@ -338,5 +346,10 @@ function nn.trace(root, input_shape, name)
   graph:prune()
   return graph
 end
+
+-- An op the DSL does not have is an error naming the description line, not a nil call.
+setmetatable(nn, { __index = function(_, name)
+  fail(caller_where(), 'nn.' .. tostring(name) .. ' is not an op foldc supports')
+end })
 
 return nn

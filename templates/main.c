@@ -69,7 +69,7 @@ static int read_npy(const char *path, float *dst, size_t count) {
 }
 
 static int write_npy(const char *path, const float *src, const int *shape, int rank) {
-  char header[128], dims[96] = "";
+  char header[256], dims[96] = "";
   size_t count = 1, len;
   int i;
   FILE *f;
@@ -80,7 +80,7 @@ static int write_npy(const char *path, const float *src, const int *shape, int r
     strcat(dims, d);
     count *= (size_t)shape[i];
   }
-  len = (size_t)sprintf(header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+  len = (size_t)snprintf(header, 192, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
   while ((len + 11) % 64) header[len++] = ' ';
   header[len++] = '\n';
   f = fopen(path, "wb");

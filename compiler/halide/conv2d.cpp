@@ -91,6 +91,7 @@ public:
     GeneratorParam<int> loop_order{"loop_order", 0};
     GeneratorParam<int> rows_per_task{"rows_per_task", 0};
     GeneratorParam<int> ci_block{"ci_block", 0};
+    GeneratorParam<int> pad_mode{"pad_mode", 0};
 
     Input<Buffer<float, 3>> input{"input"};
     Input<Buffer<float, 4>> weights{"weights"};
@@ -177,7 +178,25 @@ public:
 
         Func src("src");
         Func in_pad("in_pad");
-        if (need_pad) {
+        // pad_mode: 0 = auto (tile-level padded copy, except depthwise which
+        // reads through the boundary condition), 1 = inline boundary
+        // condition, 2 = padded copy.
+        const bool copy_pad = need_pad && (pad_mode == 2 || (pad_mode == 0 && !depthwise));
+        const int V0 = natural_vector_size<float>();
+        const bool flat_pad = copy_pad && G == 1 && CIN < V0 && 4LL * CIN * ((tx - 1) * SX + (KW - 1) * DX + 1) * ((KH - 1) * DY + 1) <= 16 * 1024;
+        Func in_flat("in_flat");
+        if (need_pad && !copy_pad) {
+            Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
+            src = BoundaryConditions::constant_exterior(input, 0.0f, bounds);
+        } else if (need_pad && flat_pad) {
+            // Few input channels (the stem): pad in a flattened (c + x*cin, y)
+            // layout so the copy vectorises along the contiguous row.
+            Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
+            Func in_b = BoundaryConditions::constant_exterior(input, 0.0f, bounds);
+            Var i("i");
+            in_flat(i, y) = in_b(i % CIN, i / CIN, y);
+            src(c, x, y) = in_flat(x * CIN + c, y);
+        } else if (need_pad) {
             Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
             Func in_b = BoundaryConditions::constant_exterior(input, 0.0f, bounds);
             in_pad(c, x, y) = in_b(c, x, y);
@@ -213,45 +232,104 @@ public:
         pin_dense(output, {COUT, OW, OH});
 
         // ---- schedule -------------------------------------------------------
+        // All intermediate allocations are kept <= 16 KB: Halide 14 puts
+        // constant-size allocations up to 16 KB on the stack and anything
+        // bigger on the heap (even with MemoryType::Stack), so this keeps the
+        // kernels free of per-call heap allocation.
+        const long long kStackBytes = 16 * 1024;
+        const long long kL1Bytes = 40 * 1024;
         const long long wbytes = 4LL * COUT * CPG * KW * KH;
         const long long ibytes = 4LL * CIN * IW * IH;
         int order = loop_order;
         if (order != 1 && order != 2) order = (wbytes > ibytes) ? 2 : 1;
+
+        // Reduction blocking over input channels: the weight chunk
+        // (cib * kw * kh * T floats) should stay in L1 while it is applied to
+        // a block of pixel tiles, and the padded input tile (cib channels x
+        // the tile's input footprint) must fit the stack limit.
+        const int in_tile_w = (tx - 1) * SX + (KW - 1) * DX + 1;
+        int cib = ci_block;
+        if (cib <= 0) {
+            long long cap = std::max(1LL, kL1Bytes / (4LL * T * KW * KH));
+            if (copy_pad) cap = std::min(cap, std::max(1LL, kStackBytes / (4LL * in_tile_w * KH)));
+            if (CPG <= cap) {
+                cib = CPG;
+            } else {
+                cib = largest_divisor_in(CPG, std::max(1, (int)cap / 2), (int)cap);
+                if (cib == 0) cib = (int)cap;
+            }
+        }
+        cib = std::max(1, std::min(cib, CPG));
+        const bool chunked = cib < CPG;
+
+        // Accumulator block (chunked case): T channels x bx pixels x by rows,
+        // at most 16 KB.  Unchunked: the accumulator is the register tile and
+        // by is just the number of rows per parallel task.
+        int bx = OW, by = 1;
         int rpt = rows_per_task;
         if (rpt <= 0) rpt = std::max(1, largest_divisor_in(OH, 1, std::max(1, OH / 8)));
         rpt = std::min(rpt, OH);
+        if (chunked) {
+            long long row_bytes = 4LL * T * OW;
+            if (row_bytes > kStackBytes) {
+                bx = std::max(1, (int)(kStackBytes / (4LL * T * tx))) * tx;
+                bx = std::min(bx, OW);
+                int d = 0;
+                for (int b2 = bx; b2 >= std::max(tx, bx / 2); b2 -= tx) {
+                    if (OW % b2 == 0) {
+                        d = b2;
+                        break;
+                    }
+                }
+                if (d) bx = d;
+                by = 1;
+            } else {
+                int fit = (int)std::min<long long>(OH, kStackBytes / row_bytes);
+                if (order == 1) fit = std::min(fit, std::max(1, OH / 4));
+                fit = std::max(1, fit);
+                int d = largest_divisor_in(OH, std::max(1, (fit * 2) / 3), fit);
+                by = d ? d : fit;
+            }
+        } else {
+            by = (order == 1) ? rpt : OH;
+            if (copy_pad) {
+                // The padded copy is made per output row and x block of bx
+                // pixels (a multiple of tx): bx as large as the stack limit
+                // allows, preferring divisors of out_w.
+                long long per_c = flat_pad ? 1 : (G == 1 ? CIN : CPG);
+                auto copy_bytes = [&](int w) {
+                    return 4LL * per_c * ((long long)(w - 1) * SX + (KW - 1) * DX + 1) * ((KH - 1) * DY + 1) *
+                           (flat_pad ? CIN : 1);
+                };
+                int best = tx;
+                for (int k = 1; k * tx <= OW; k++) {
+                    if (copy_bytes(k * tx) > kStackBytes) break;
+                    if (OW % (k * tx) == 0 || k * tx > 2 * best) best = k * tx;
+                }
+                bx = best;
+            }
+        }
+        const int blk_in_w = (bx - 1) * SX + (KW - 1) * DX + 1;
 
-        Var co("co"), cv("cv"), cl("cl"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
+        Var co("co"), cv("cv"), cl("cl"), xoo("xoo"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
         output.split(c, co, c, T, TailStrategy::ShiftInwards)
             .split(c, cv, cl, VW)
+            .split(y, yo, yi, by, TailStrategy::ShiftInwards)
+            .split(x, xoo, x, bx, TailStrategy::ShiftInwards)
             .split(x, xo, xi, tx, TailStrategy::ShiftInwards)
             .vectorize(cl)
             .unroll(cv)
             .unroll(xi);
-        // Channel-tiles-outer blocking: accumulate a strip of rows2 output
-        // rows x T channels in a stack buffer, walking the reduction in
-        // chunks of ci_block input channels so that the weight chunk
-        // (ci_block * kw * kh * T floats) stays in L1 across all pixel tiles.
-        int cib = ci_block;
-        int rows2 = 1;
-        if (order == 2) {
-            if (cib <= 0) {
-                long long per_ci = 4LL * T * KW * KH;
-                int cap = (int)std::max(1LL, (40LL * 1024) / per_ci);
-                cib = largest_divisor_in(CPG, std::max(1, cap / 2), cap);
-                if (cib == 0) cib = std::min(CPG, cap);
-            }
-            cib = std::max(1, std::min(cib, CPG));
-            long long row_bytes = 4LL * T * OW;
-            rows2 = std::max(1, std::min(OH, (int)((128LL * 1024) / row_bytes)));
-            int d = largest_divisor_in(OH, std::max(1, (rows2 * 2) / 3), rows2);
-            if (d) rows2 = d;
+        if (order == 1) {
+            output.reorder(cl, cv, xi, xo, yi, xoo, co, yo).parallel(yo);
+        } else {
+            output.reorder(cl, cv, xi, xo, yi, xoo, yo, co).parallel(co);
         }
 
-        if (order == 1) {
-            output.split(y, yo, yi, rpt, TailStrategy::ShiftInwards)
-                .reorder(cl, cv, xi, xo, co, yi, yo)
-                .parallel(yo);
+        Var pc("pc"), pl("pl");
+        const int VC = vec_for(G == 1 ? std::min(CIN, cib) : cib, V);
+        if (!chunked) {
+            // Accumulator = register tile; reduction over all of ci.
             acc.compute_at(output, xo)
                 .split(c, cv, cl, VW)
                 .vectorize(cl)
@@ -264,16 +342,26 @@ public:
                 u.unroll(rci);
                 if (KW <= 7) u.unroll(rkx);
             }
+            if (flat_pad) {
+                Var fi = in_flat.args()[0], fo("fo"), fl("fl");
+                in_flat.compute_at(output, yi)
+                    .split(fi, fo, fl, vec_for(CIN * blk_in_w, V), TailStrategy::ShiftInwards)
+                    .vectorize(fl);
+                in_flat.bound_storage(fi, CIN * blk_in_w).bound_storage(y, (KH - 1) * DY + 1);
+            } else if (copy_pad) {
+                in_pad.compute_at(output, yi).split(c, pc, pl, VC, TailStrategy::ShiftInwards).vectorize(pl);
+                in_pad.bound_storage(x, blk_in_w).bound_storage(y, (KH - 1) * DY + 1);
+            }
         } else {
-            output.split(y, yo, yi, rows2, TailStrategy::ShiftInwards)
-                .reorder(cl, cv, xi, xo, yi, yo, co)
-                .parallel(co);
-            acc.compute_at(output, yo).split(c, cv, cl, VW).vectorize(cl).unroll(cv);
+            // Accumulator block in a stack buffer; the update walks ci in
+            // chunks (outermost), then pixel tiles, then the register tile's
+            // reduction over the chunk.  Update stages cannot use
+            // ShiftInwards (it would accumulate twice), so tiles that do not
+            // divide the block get a guarded tail.
+            acc.compute_at(output, xoo).split(c, cv, cl, VW).vectorize(cl).unroll(cv);
             Stage u = acc.update();
             RVar rco("rco"), rci("rci"), rkx = r.y, rky = r.z;
             Var uxo("uxo"), uxi("uxi");
-            // Update stages cannot use ShiftInwards (it would accumulate
-            // twice); tiles that do not divide out_w get a guarded tail.
             u.split(r.x, rco, rci, cib, TailStrategy::GuardWithIf)
                 .split(c, cv, cl, VW)
                 .split(x, uxo, uxi, tx, TailStrategy::GuardWithIf)
@@ -285,24 +373,16 @@ public:
                 u.unroll(rci);
                 if (KW <= 7) u.unroll(rkx);
             }
-        }
-
-        if (need_pad) {
-            // Padded copy of the input rows, vectorised over channels.
-            const int region_c = depthwise ? T : (G == 1 ? CIN : CPG);
-            const int VC = vec_for(region_c, V);
-            Var pc("pc"), pl("pl");
-            long long pad_w = (long long)(OW - 1) * SX + (KW - 1) * DX + 1;
-            if (order == 1) {
-                long long rows = (long long)(rpt - 1) * SY + (KH - 1) * DY + 1;
-                long long bytes = 4LL * region_c * pad_w * rows;
-                in_pad.store_at(output, yo).compute_at(output, yi).split(c, pc, pl, VC).vectorize(pl);
-                if (bytes <= (2LL << 20)) in_pad.store_in(MemoryType::Stack);
-            } else {
-                long long rows = (long long)(OH - 1) * SY + (KH - 1) * DY + 1;
-                long long bytes = 4LL * CIN * pad_w * rows;
-                in_pad.compute_root().split(c, pc, pl, VC).vectorize(pl).parallel(y);
-                if (bytes <= (1LL << 20)) in_pad.store_in(MemoryType::Stack);
+            if (flat_pad) {
+                Var fi = in_flat.args()[0], fo("fo"), fl("fl");
+                in_flat.compute_at(acc, uxo)
+                    .split(fi, fo, fl, vec_for(CIN * in_tile_w, V), TailStrategy::ShiftInwards)
+                    .vectorize(fl);
+                in_flat.bound_storage(fi, CIN * in_tile_w).bound_storage(y, (KH - 1) * DY + 1);
+            } else if (copy_pad) {
+                in_pad.compute_at(acc, uxo).split(c, pc, pl, VC, TailStrategy::ShiftInwards).vectorize(pl);
+                // constant-size (stack) storage even for the guarded x tail
+                in_pad.bound_storage(x, in_tile_w).bound_storage(y, (KH - 1) * DY + 1);
             }
         }
 

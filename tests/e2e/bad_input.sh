@@ -1,0 +1,77 @@
+#!/bin/sh
+# Bad input gets a one-line error naming the culprit, a non-zero exit, and leaves nothing behind:
+# a broken description, an unknown op, a shape error, missing / unexpected / misshapen weights,
+# a truncated safetensors file, and, at run time, a corrupted weights blob.
+. "$(dirname "$0")/lib.sh"
+name=resnet18_w8
+model="$FIXTURES/fixtures.lua:$name"
+weights="$FIXTURES/data/$name.safetensors"
+
+# expect_failure WHAT EXPECTED-SUBSTRING foldc-args...
+expect_failure() {
+  what=$1; want=$2; shift 2
+  rm -rf "$SCRATCH/out"
+  if "$FOLDC" "$@" 2> "$SCRATCH/err" > /dev/null; then fail "$what: foldc succeeded"; fi
+  lines=$(wc -l < "$SCRATCH/err")
+  [ "$lines" -eq 1 ] || fail "$what: expected one line on stderr, got $lines: $(cat "$SCRATCH/err")"
+  grep -qF -- "$want" "$SCRATCH/err" || fail "$what: stderr does not name '$want': $(cat "$SCRATCH/err")"
+  [ ! -e "$SCRATCH/out" ] || fail "$what: left $SCRATCH/out behind"
+  ls "$SCRATCH" | grep -q '^out\.tmp' && fail "$what: left a temporary bundle behind"
+  echo "ok: $what -> $(cat "$SCRATCH/err")"
+}
+
+cat > "$SCRATCH/syntax.lua" <<'LUA'
+local nn = require 'nn'
+return { configs = { m = { input = { 1, 3, 8, 8 }, build = function()
+  local m = nn.Conv2d(3, 4, 3) +
+end } } }
+LUA
+expect_failure 'description syntax error' 'syntax.lua:4' build "$SCRATCH/syntax.lua" --weights random -o "$SCRATCH/out"
+
+cat > "$SCRATCH/unknown_op.lua" <<'LUA'
+local nn = require 'nn'
+return { configs = { m = { input = { 1, 3, 8, 8 }, build = function()
+  local m = nn.Module('M')
+  m.conv = nn.Conv2d(3, 4, 3)
+  m.act = nn.Softplus()
+  function m:forward(x) return self.act(self.conv(x)) end
+  return m
+end } } }
+LUA
+expect_failure 'unknown op' 'unknown_op.lua:5: nn.Softplus is not an op' build "$SCRATCH/unknown_op.lua" --weights random -o "$SCRATCH/out"
+
+cat > "$SCRATCH/shape.lua" <<'LUA'
+local nn = require 'nn'
+return { configs = { m = { input = { 1, 3, 8, 8 }, build = function()
+  local m = nn.Module('M')
+  m.conv1 = nn.Conv2d(3, 4, 3)
+  m.conv2 = nn.Conv2d(5, 4, 3)
+  function m:forward(x)
+    local y = self.conv2(self.conv1(x))
+    return y
+  end
+  return m
+end } } }
+LUA
+expect_failure 'shape error in forward' 'shape.lua:7: conv2 (conv2d): expects 5 input channels, got 4' build "$SCRATCH/shape.lua" --weights random -o "$SCRATCH/out"
+
+expect_failure 'unknown model' 'unknown model "resnet7"' build resnet7 --weights random -o "$SCRATCH/out"
+
+keys=$(luajit "$FOLDC_ROOT/tests/e2e/bad_weights.lua" "$weights" "$SCRATCH")
+missing=$(echo "$keys" | sed -n 1p); extra=$(echo "$keys" | sed -n 2p); reshaped=$(echo "$keys" | sed -n 3p)
+expect_failure 'missing key' "missing: $missing" build "$model" --weights "$SCRATCH/missing.safetensors" -o "$SCRATCH/out"
+expect_failure 'unexpected key' "unexpected: $extra" build "$model" --weights "$SCRATCH/extra.safetensors" -o "$SCRATCH/out"
+expect_failure 'wrong shape' "$reshaped: expected" build "$model" --weights "$SCRATCH/shape.safetensors" -o "$SCRATCH/out"
+expect_failure 'truncated safetensors' "truncated.safetensors" build "$model" --weights "$SCRATCH/truncated.safetensors" -o "$SCRATCH/out"
+expect_failure 'missing weights file' "nothere.safetensors" build "$model" --weights "$SCRATCH/nothere.safetensors" -o "$SCRATCH/out"
+expect_failure 'bad target' 'not a Halide target' build "$model" --weights "$weights" --target pentium -o "$SCRATCH/out"
+
+# a corrupted blob is refused by the bundle's create(), not run
+"$FOLDC" build "$model" --weights "$weights" -o "$SCRATCH/bundle" 2> /dev/null
+make -s -C "$SCRATCH/bundle"
+printf '\001' | dd of="$SCRATCH/bundle/$name.weights" bs=1 seek=5000 conv=notrunc 2> /dev/null
+if "$SCRATCH/bundle/${name}_main" --weights "$SCRATCH/bundle/$name.weights" 2> "$SCRATCH/err"; then
+  fail 'corrupted weights blob was accepted'
+fi
+grep -q 'checksum' "$SCRATCH/err" || fail "corrupted blob: $(cat "$SCRATCH/err")"
+echo "ok: corrupted weights blob -> $(cat "$SCRATCH/err")"

@@ -1,0 +1,68 @@
+/* diracnet18.h: the diracnet18 model, compiled by foldc 0.1 for target x86-64-linux-avx-avx2-f16c-fma-sse41.
+ * Generated from diracnet18; regenerate rather than edit.
+ *
+ * Memory contract: input and output are float32 arrays in PyTorch order (NCHW, batch 1).
+ * The weights blob (DIRACNET18_WEIGHTS_BYTES bytes, see foldc_runtime.h for its header) is read in place
+ * and must stay valid until diracnet18_destroy; DIRACNET18_WEIGHTS_ALIGN-byte alignment is best (mmap gives it).
+ * A context owns a DIRACNET18_ARENA_BYTES-byte arena for activations; diracnet18_run allocates nothing.
+ * One context runs one inference at a time; use one context per thread.
+ */
+#ifndef DIRACNET18_H
+#define DIRACNET18_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DIRACNET18_INPUT_RANK 4
+#define DIRACNET18_INPUT_DIM0 1
+#define DIRACNET18_INPUT_DIM1 3
+#define DIRACNET18_INPUT_DIM2 224
+#define DIRACNET18_INPUT_DIM3 224
+#define DIRACNET18_INPUT_C 3
+#define DIRACNET18_INPUT_H 224
+#define DIRACNET18_INPUT_W 224
+#define DIRACNET18_INPUT_SIZE 150528
+#define DIRACNET18_OUTPUT_RANK 2
+#define DIRACNET18_OUTPUT_DIM0 1
+#define DIRACNET18_OUTPUT_DIM1 1000
+#define DIRACNET18_OUTPUT_SIZE 1000
+#define DIRACNET18_ARENA_BYTES 4014080
+#define DIRACNET18_WEIGHTS_BYTES 46047808
+#define DIRACNET18_WEIGHTS_ALIGN 64
+#define DIRACNET18_NUM_LAYERS 23
+#define DIRACNET18_MACS 1794805760
+
+typedef struct diracnet18_ctx diracnet18_ctx;
+
+/* Verify the weights blob and create a context. Returns 0 or an error code (diracnet18_strerror). */
+int diracnet18_create(const void *weights, size_t weights_bytes, diracnet18_ctx **ctx);
+
+/* One inference: input[DIRACNET18_INPUT_SIZE] -> output[DIRACNET18_OUTPUT_SIZE]. Returns 0 or an error code. */
+int diracnet18_run(diracnet18_ctx *ctx, const float *input, float *output);
+
+/* As diracnet18_run, also writing each layer's wall time in seconds to seconds[DIRACNET18_NUM_LAYERS]. */
+int diracnet18_profile(diracnet18_ctx *ctx, const float *input, float *output, double *seconds);
+
+void diracnet18_destroy(diracnet18_ctx *ctx);
+
+const char *diracnet18_strerror(int code);
+
+/* The message of the last kernel error on this context ("" if none). */
+const char *diracnet18_last_error(const diracnet18_ctx *ctx);
+
+/* Layer i (0 <= i < DIRACNET18_NUM_LAYERS): its name and multiply-accumulates. */
+const char *diracnet18_layer_name(int i);
+double diracnet18_layer_macs(int i);
+
+/* Worker threads for every model in the process (Halide's thread pool); call before the first
+ * run. 0 means one per core. */
+void diracnet18_set_num_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DIRACNET18_H */

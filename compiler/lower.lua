@@ -1,4 +1,5 @@
--- Lowering: the deploy graph becomes a program of steps over buffers.
+-- Lowering: the deploy graph becomes a program of steps over buffers. Each op's `lower(node, L)`
+-- (in ops/<op>.lua) returns its generator, generator parameters and argument views.
 --   * activations live channels-innermost: a [1,C,H,W] tensor is the Halide buffer (c, x, y);
 --     a [1,...,N] tensor is (n, rows);
 --   * weights are repacked into the layouts the kernels read (conv HWIO: dims (co, ci, kx, ky);
@@ -15,7 +16,7 @@ local lower = {}
 local function numel(shape) return tensor.numel(shape) end
 
 -- Dims of an activation tensor as a Halide view.
-local function act_dims(shape)
+function lower.act_dims(shape)
   if #shape == 4 then
     local c, h, w = shape[2], shape[3], shape[4]
     return { { c, 1 }, { w, c }, { h, c * w } }
@@ -24,83 +25,7 @@ local function act_dims(shape)
   return { { n, 1 }, { rows, n } }
 end
 
-local function flat_dims(shape) return { { numel(shape), 1 } } end
-
-local lowerers = {}
-
-function lowerers.conv2d(node, L)
-  local a = node.attrs
-  local x, y = node.inputs[1], node.outputs[1]
-  local W = L.params[node.params.weight]
-  local cout, cig, kh, kw = W.shape[1], W.shape[2], W.shape[3], W.shape[4]
-  local packed = tensor.new({ kh, kw, cig, cout })
-  for co = 0, cout - 1 do
-    for ci = 0, cig - 1 do
-      for ky = 0, kh - 1 do
-        for kx = 0, kw - 1 do
-          packed.data[((ky * kw + kx) * cig + ci) * cout + co] = W.data[((co * cig + ci) * kh + ky) * kw + kx]
-        end
-      end
-    end
-  end
-  local args = {
-    L:act(x, act_dims(x.shape)),
-    L:weight(node.params.weight .. '@hwio', packed, { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }),
-    L:bias(node, cout),
-  }
-  if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], act_dims(y.shape)) end
-  args[#args + 1] = L:act(y, act_dims(y.shape))
-  return 'conv2d', {
-    cin = a.cin, cout = a.cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
-    kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
-    pad_x = a.padding[2], pad_y = a.padding[1], dil_x = a.dilation[2], dil_y = a.dilation[1],
-    groups = a.groups, relu = a.relu and true or false, residual = node.inputs[2] ~= nil,
-  }, args
-end
-
-function lowerers.pool2d(node, L)
-  local a = node.attrs
-  local x, y = node.inputs[1], node.outputs[1]
-  return 'pool2d', {
-    c = x.shape[2], in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
-    kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
-    pad_x = a.padding[2], pad_y = a.padding[1], op = a.mode,
-    count_include_pad = a.count_include_pad and true or false, relu = a.relu and true or false,
-  }, { L:act(x, act_dims(x.shape)), L:act(y, act_dims(y.shape)) }
-end
-
-function lowerers.global_avgpool(node, L)
-  local x, y = node.inputs[1], node.outputs[1]
-  return 'global_avgpool', { c = x.shape[2], in_w = x.shape[4], in_h = x.shape[3] },
-    { L:act(x, act_dims(x.shape)), L:act(y, flat_dims(y.shape)) }
-end
-
-function lowerers.linear(node, L)
-  local x, y = node.inputs[1], node.outputs[1]
-  local cin, cout = node.attrs.cin, node.attrs.cout
-  local W = L.params[node.params.weight]
-  local packed = tensor.new({ cin, cout })
-  for co = 0, cout - 1 do
-    for ci = 0, cin - 1 do packed.data[ci * cout + co] = W.data[co * cin + ci] end
-  end
-  return 'linear', { cin = cin, cout = cout, rows = numel(x.shape) / cin, relu = node.attrs.relu and true or false },
-    { L:act(x, act_dims(x.shape)), L:weight(node.params.weight .. '@t', packed, { { cout, 1 }, { cin, cout } }),
-      L:bias(node, cout), L:act(y, act_dims(y.shape)) }
-end
-
-function lowerers.add(node, L)
-  local a, b, y = node.inputs[1], node.inputs[2], node.outputs[1]
-  local n = numel(y.shape)
-  return 'eltwise', { n = n, op = node.attrs.relu and 'add_relu' or 'add' },
-    { L:act(a, flat_dims(a.shape)), L:act(b, flat_dims(b.shape)), L:act(y, flat_dims(y.shape)) }
-end
-
-function lowerers.relu(node, L)
-  local x, y = node.inputs[1], node.outputs[1]
-  local n = numel(y.shape)
-  return 'eltwise', { n = n, op = 'relu' },
-    { L:act(x, flat_dims(x.shape)), L:act(x, flat_dims(x.shape)), L:act(y, flat_dims(y.shape)) }
-end
+function lower.flat_dims(shape) return { { numel(shape), 1 } } end
 
 ---------------------------------------------------------------------------------------------------
 
@@ -154,7 +79,7 @@ function lower.lower(graph)
       program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), macs = 0,
         c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]) }
     else
-      local lowerer = lowerers[node.op]
+      local lowerer = ops.get(node.op).lower
       if not lowerer then
         error(string.format('%s: op %s has no kernel yet (unsupported)', node.where or ir.node_name(node), node.op), 0)
       end

@@ -347,6 +347,28 @@ function nn.trace(root, input_shape, name)
   return graph
 end
 
+-- Helpers for DSL extensions: compiler/nn/<topic>.lua files each return function(nn) that adds
+-- modules (e.g. nn.LayerNorm) using these, so new ops come as new files.
+nn.record = record
+nn.pair = pair
+nn.positive_int = positive_int
+nn.stateless = stateless
+nn.check_tensor = check_tensor
+nn.Tensor = Tensor
+
+do
+  local lfs = require 'lfs'
+  local dir = compiler_dir .. '/nn'
+  if lfs.attributes(dir) then
+    local files = {}
+    for f in lfs.dir(dir) do
+      if f:match('%.lua$') then files[#files + 1] = f:sub(1, -5) end
+    end
+    table.sort(files)
+    for _, f in ipairs(files) do require('nn.' .. f)(nn) end
+  end
+end
+
 -- An op the DSL does not have is an error naming the description line, not a nil call.
 setmetatable(nn, { __index = function(_, name)
   fail(caller_where(), 'nn.' .. tostring(name) .. ' is not an op foldc supports')

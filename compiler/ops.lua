@@ -1,25 +1,18 @@
--- The op registry: one file per op under ops/, each a table with
+-- The op registry: one file per op, ops/<name>.lua, each a table with
 --   shape(node, input_shapes) -> output shape (raises a plain message on bad input),
 --   macs(node)                -> multiply-accumulates,
---   eval(node, inputs, params)-> output tensor (the reference interpreter's semantics, NCHW).
--- Backend lowering lives in the emitter (kernels.lua), keyed by the same op names.
+--   eval(node, inputs, params)-> output tensor (the reference interpreter's semantics, NCHW),
+--   lower(node, L)            -> generator, generator parameters, argument views (lower.lua);
+--                                absent for ops that passes always remove (batchnorm).
+-- Adding an op is adding its file.
 local ops = {}
 
-local known = {
-  conv2d = true, batchnorm = true, relu = true, pool2d = true, global_avgpool = true,
-  linear = true, flatten = true, add = true,
-}
-
 function ops.get(name)
-  if not known[name] then error('unknown op ' .. tostring(name), 0) end
+  if type(name) ~= 'string' or not name:match('^[%w_]+$')
+      or not package.searchpath('ops.' .. name, package.path) then
+    error('unknown op ' .. tostring(name), 0)
+  end
   return require('ops.' .. name)
-end
-
-function ops.names()
-  local list = {}
-  for k in pairs(known) do list[#list + 1] = k end
-  table.sort(list)
-  return list
 end
 
 -- Output size of a sliding window, as PyTorch computes it (floor, or ceil when ceil_mode and the

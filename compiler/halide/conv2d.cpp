@@ -178,10 +178,11 @@ public:
 
         Func src("src");
         Func in_pad("in_pad");
-        // pad_mode: 0 = auto (tile-level padded copy, except depthwise which
-        // reads through the boundary condition), 1 = inline boundary
-        // condition, 2 = padded copy.
-        const bool copy_pad = need_pad && (pad_mode == 2 || (pad_mode == 0 && !depthwise));
+        // pad_mode: 0 = auto (padded copy, except depthwise and cin/group <= 4
+        // (the stem), which read through the boundary condition: Halide's
+        // loop partitioning then removes the test from interior tiles),
+        // 1 = inline boundary condition, 2 = padded copy.
+        const bool copy_pad = need_pad && (pad_mode == 2 || (pad_mode == 0 && !depthwise && CPG > 4));
         const int V0 = natural_vector_size<float>();
         const bool flat_pad = copy_pad && G == 1 && CIN < V0 && 4LL * CIN * ((tx - 1) * SX + (KW - 1) * DX + 1) * ((KH - 1) * DY + 1) <= 16 * 1024;
         Func in_flat("in_flat");
@@ -237,7 +238,7 @@ public:
         // bigger on the heap (even with MemoryType::Stack), so this keeps the
         // kernels free of per-call heap allocation.
         const long long kStackBytes = 16 * 1024;
-        const long long kL1Bytes = 40 * 1024;
+        const long long kL1Bytes = 80 * 1024;
         const long long wbytes = 4LL * COUT * CPG * KW * KH;
         const long long ibytes = 4LL * CIN * IW * IH;
         int order = loop_order;
@@ -340,7 +341,7 @@ public:
             u.split(c, cv, cl, VW).reorder(cl, cv, x, rci, rkx, rky, y).vectorize(cl).unroll(cv).unroll(x);
             if (CPG <= 4) {
                 u.unroll(rci);
-                if (KW <= 7) u.unroll(rkx);
+                if (CPG * KW <= 8) u.unroll(rkx);
             }
             if (flat_pad) {
                 Var fi = in_flat.args()[0], fo("fo"), fl("fl");
@@ -371,7 +372,7 @@ public:
                 .unroll(uxi);
             if (cib <= 4) {
                 u.unroll(rci);
-                if (KW <= 7) u.unroll(rkx);
+                if (CPG * KW <= 8) u.unroll(rkx);
             }
             if (flat_pad) {
                 Var fi = in_flat.args()[0], fo("fo"), fl("fl");

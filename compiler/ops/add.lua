@@ -1,6 +1,7 @@
 -- add: y = a + b (same shape; residual connections), optionally followed by a fused ReLU.
 -- passes/fuse_epilogue.lua moves an add into the conv producing one of its operands.
 local tensor = require 'tensor'
+local lower = require 'lower'
 
 local add = {}
 
@@ -21,6 +22,14 @@ function add.eval(node, inputs)
     y.data[i] = v
   end
   return y
+end
+
+-- Backend: the kernel and the argument views (see lower.lua).
+function add.lower(node, L)
+  local a, b, y = node.inputs[1], node.inputs[2], node.outputs[1]
+  local n = tensor.numel(y.shape)
+  return 'eltwise', { n = n, op = node.attrs.relu and 'add_relu' or 'add' },
+    { L:act(a, lower.flat_dims(a.shape)), L:act(b, lower.flat_dims(b.shape)), L:act(y, lower.flat_dims(y.shape)) }
 end
 
 return add

@@ -5,6 +5,7 @@
 local ffi = require 'ffi'
 local ops = require 'ops'
 local tensor = require 'tensor'
+local lower = require 'lower'
 
 local conv2d = {}
 
@@ -82,6 +83,37 @@ function conv2d.eval(node, inputs, params)
     end
   end
   return y
+end
+
+-- Backend: the kernel and the argument views (see lower.lua).
+function conv2d.lower(node, L)
+  local a = node.attrs
+  local x, y = node.inputs[1], node.outputs[1]
+  local W = L.params[node.params.weight]
+  local cout, cig, kh, kw = W.shape[1], W.shape[2], W.shape[3], W.shape[4]
+  local packed = tensor.new({ kh, kw, cig, cout })
+  for co = 0, cout - 1 do
+    for ci = 0, cig - 1 do
+      for ky = 0, kh - 1 do
+        for kx = 0, kw - 1 do
+          packed.data[((ky * kw + kx) * cig + ci) * cout + co] = W.data[((co * cig + ci) * kh + ky) * kw + kx]
+        end
+      end
+    end
+  end
+  local args = {
+    L:act(x, lower.act_dims(x.shape)),
+    L:weight(node.params.weight .. '@hwio', packed, { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }),
+    L:bias(node, cout),
+  }
+  if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
+  args[#args + 1] = L:act(y, lower.act_dims(y.shape))
+  return 'conv2d', {
+    cin = a.cin, cout = a.cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
+    kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
+    pad_x = a.padding[2], pad_y = a.padding[1], dil_x = a.dilation[2], dil_y = a.dilation[1],
+    groups = a.groups, relu = a.relu and true or false, residual = node.inputs[2] ~= nil,
+  }, args
 end
 
 return conv2d

@@ -1,6 +1,7 @@
 -- global_avgpool (AdaptiveAvgPool2d(1)): y[c,0,0] = mean_{h,w} x[c,h,w].
 local ops = require 'ops'
 local tensor = require 'tensor'
+local lower = require 'lower'
 
 local global_avgpool = {}
 
@@ -21,6 +22,13 @@ function global_avgpool.eval(node, inputs)
     y.data[ch] = s / (h * w)
   end
   return y
+end
+
+-- Backend: the kernel and the argument views (see lower.lua).
+function global_avgpool.lower(node, L)
+  local x, y = node.inputs[1], node.outputs[1]
+  return 'global_avgpool', { c = x.shape[2], in_w = x.shape[4], in_h = x.shape[3] },
+    { L:act(x, lower.act_dims(x.shape)), L:act(y, lower.flat_dims(y.shape)) }
 end
 
 return global_avgpool

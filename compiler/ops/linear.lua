@@ -1,6 +1,7 @@
 -- linear: y[r,o] = act( b[o] + sum_i W[o,i] * x[r,i] ) over the last dimension (PyTorch Linear);
 -- rows r are the leading dimensions (1 for a CNN head). A following ReLU may be fused (attrs.relu).
 local tensor = require 'tensor'
+local lower = require 'lower'
 
 local linear = {}
 
@@ -42,6 +43,20 @@ function linear.eval(node, inputs, params)
     end
   end
   return y
+end
+
+-- Backend: the kernel and the argument views (see lower.lua).
+function linear.lower(node, L)
+  local x, y = node.inputs[1], node.outputs[1]
+  local cin, cout = node.attrs.cin, node.attrs.cout
+  local W = L.params[node.params.weight]
+  local packed = tensor.new({ cin, cout })
+  for co = 0, cout - 1 do
+    for ci = 0, cin - 1 do packed.data[ci * cout + co] = W.data[co * cin + ci] end
+  end
+  return 'linear', { cin = cin, cout = cout, rows = tensor.numel(x.shape) / cin, relu = node.attrs.relu and true or false },
+    { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. '@t', packed, { { cout, 1 }, { cin, cout } }),
+      L:bias(node, cout), L:act(y, lower.act_dims(y.shape)) }
 end
 
 return linear

@@ -5,6 +5,7 @@
 -- fused (attrs.relu).
 local ops = require 'ops'
 local tensor = require 'tensor'
+local lower = require 'lower'
 
 local pool2d = {}
 
@@ -61,6 +62,18 @@ function pool2d.eval(node, inputs)
     end
   end
   return y
+end
+
+-- Backend: the kernel and the argument views (see lower.lua).
+function pool2d.lower(node, L)
+  local a = node.attrs
+  local x, y = node.inputs[1], node.outputs[1]
+  return 'pool2d', {
+    c = x.shape[2], in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
+    kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
+    pad_x = a.padding[2], pad_y = a.padding[1], op = a.mode,
+    count_include_pad = a.count_include_pad and true or false, relu = a.relu and true or false,
+  }, { L:act(x, lower.act_dims(x.shape)), L:act(y, lower.act_dims(y.shape)) }
 end
 
 return pool2d

@@ -1,5 +1,6 @@
 -- relu: y = max(x, 0). Fused into the producing conv/linear/pool/add by passes/fuse_epilogue.lua.
 local tensor = require 'tensor'
+local lower = require 'lower'
 
 local relu = {}
 
@@ -14,6 +15,14 @@ function relu.eval(_, inputs)
     y.data[i] = v > 0 and v or 0
   end
   return y
+end
+
+-- Backend: the kernel and the argument views (see lower.lua).
+function relu.lower(node, L)
+  local x, y = node.inputs[1], node.outputs[1]
+  local n = tensor.numel(y.shape)
+  return 'eltwise', { n = n, op = 'relu' },
+    { L:act(x, lower.flat_dims(x.shape)), L:act(x, lower.flat_dims(x.shape)), L:act(y, lower.flat_dims(y.shape)) }
 end
 
 return relu

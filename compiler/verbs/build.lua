@@ -1,0 +1,18 @@
+-- foldc build: write a bundle for a model and its weights.
+local cli = require 'cli'
+
+return {
+  help = 'Write a bundle: C glue, kernels, runtime, Makefile, CMakeLists.txt.',
+  define = function(c)
+    cli.model_args(c)
+    c:option('-o --output', 'Bundle directory to create.'):count(1)
+    c:flag('--no-weights', 'Write the code only, not the weights file.')
+  end,
+  run = function(a)
+    local pipeline = require 'pipeline'
+    local backend = require 'backend'
+    local deploy, report = pipeline.deploy_graph(a.model, a.weights)
+    local info = backend.build(deploy, a.output, { target = a.target, weights = not a.no_weights })
+    io.stderr:write(backend.summary(deploy, report, info), '\n')
+  end,
+}

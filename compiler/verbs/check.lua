@@ -1,0 +1,26 @@
+-- foldc check: the bundle and the reference interpreter (on the training-time graph) on the same
+-- random input; prints the largest difference relative to the output's largest magnitude.
+local cli = require 'cli'
+
+return {
+  help = 'Compare the bundle with the reference interpreter on a random input.',
+  define = function(c)
+    cli.model_args(c)
+    c:option('--seed', 'Input seed.', '7'):convert(tonumber)
+  end,
+  run = function(a)
+    local pipeline = require 'pipeline'
+    local backend = require 'backend'
+    local interpreter = require 'interpreter'
+    local tensor = require 'tensor'
+    local deploy, _, graph = pipeline.deploy_graph(a.model, a.weights)
+    local input = tensor.random(graph.input.shape, tensor.rng(a.seed), 1)
+    local ref = interpreter.run(graph, input)[1]
+    local out = backend.run_once(deploy, input, { target = a.target })
+    local rel, maxdiff, maxref = interpreter.rel_diff(out, ref)
+    local ok = rel <= 1e-4
+    print(string.format('%s: max |bundle - reference| = %.3g, max |reference| = %.3g, relative %.3g (%s)',
+      graph.name, maxdiff, maxref, rel, ok and 'ok, within 1e-4' or 'FAIL, above 1e-4'))
+    return ok and 0 or 1
+  end,
+}

@@ -168,7 +168,9 @@ function emit.bundle(program, dir, info)
   sys.mkdir_p(dir .. '/kernels')
   local objects = { info.runtime.object }
   for _, k in ipairs(info.kernels) do
-    sys.write_file(dir .. '/kernels/' .. k.fn .. '.h', sys.read_file(k.header))
+    -- Halide names the include guard after the output path; make it depend on the kernel only
+    local header = sys.read_file(k.header):gsub('HALIDE_[%w_]*_h', 'HALIDE_' .. k.fn .. '_h')
+    sys.write_file(dir .. '/kernels/' .. k.fn .. '.h', header)
     objects[#objects + 1] = k.object
   end
   table.sort(objects)

@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___e79b2e0301052bd9_tmp_27047___foldc_006078abd310fd35_h
-#define HALIDE____root____cache___foldc___kernels___e79b2e0301052bd9_tmp_27047___foldc_006078abd310fd35_h
+#ifndef HALIDE_foldc_006078abd310fd35_h
+#define HALIDE_foldc_006078abd310fd35_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

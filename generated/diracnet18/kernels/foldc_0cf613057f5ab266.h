@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___26314d992f9b8e72_tmp_27047___foldc_0cf613057f5ab266_h
-#define HALIDE____root____cache___foldc___kernels___26314d992f9b8e72_tmp_27047___foldc_0cf613057f5ab266_h
+#ifndef HALIDE_foldc_0cf613057f5ab266_h
+#define HALIDE_foldc_0cf613057f5ab266_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

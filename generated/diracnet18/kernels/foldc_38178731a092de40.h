@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___a2c6a11364a77b8c_tmp_27047___foldc_38178731a092de40_h
-#define HALIDE____root____cache___foldc___kernels___a2c6a11364a77b8c_tmp_27047___foldc_38178731a092de40_h
+#ifndef HALIDE_foldc_38178731a092de40_h
+#define HALIDE_foldc_38178731a092de40_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___bfd0fcc094d8119e_tmp_27047___foldc_3b0244ea9ed16b62_h
-#define HALIDE____root____cache___foldc___kernels___bfd0fcc094d8119e_tmp_27047___foldc_3b0244ea9ed16b62_h
+#ifndef HALIDE_foldc_3b0244ea9ed16b62_h
+#define HALIDE_foldc_3b0244ea9ed16b62_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

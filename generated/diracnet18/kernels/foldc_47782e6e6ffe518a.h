@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___f165658665c73386_tmp_27047___foldc_47782e6e6ffe518a_h
-#define HALIDE____root____cache___foldc___kernels___f165658665c73386_tmp_27047___foldc_47782e6e6ffe518a_h
+#ifndef HALIDE_foldc_47782e6e6ffe518a_h
+#define HALIDE_foldc_47782e6e6ffe518a_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

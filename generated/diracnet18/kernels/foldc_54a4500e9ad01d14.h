@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___5cc10c9d6ee35aa0_tmp_27047___foldc_54a4500e9ad01d14_h
-#define HALIDE____root____cache___foldc___kernels___5cc10c9d6ee35aa0_tmp_27047___foldc_54a4500e9ad01d14_h
+#ifndef HALIDE_foldc_54a4500e9ad01d14_h
+#define HALIDE_foldc_54a4500e9ad01d14_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___68800496430b8ee9_tmp_27047___foldc_5b3556a6c4738145_h
-#define HALIDE____root____cache___foldc___kernels___68800496430b8ee9_tmp_27047___foldc_5b3556a6c4738145_h
+#ifndef HALIDE_foldc_5b3556a6c4738145_h
+#define HALIDE_foldc_5b3556a6c4738145_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___374dea2783a5c655_tmp_27047___foldc_6a4b8a18055943b1_h
-#define HALIDE____root____cache___foldc___kernels___374dea2783a5c655_tmp_27047___foldc_6a4b8a18055943b1_h
+#ifndef HALIDE_foldc_6a4b8a18055943b1_h
+#define HALIDE_foldc_6a4b8a18055943b1_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

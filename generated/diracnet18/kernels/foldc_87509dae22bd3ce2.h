@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___1079a62cf0f3245e_tmp_27047___foldc_87509dae22bd3ce2_h
-#define HALIDE____root____cache___foldc___kernels___1079a62cf0f3245e_tmp_27047___foldc_87509dae22bd3ce2_h
+#ifndef HALIDE_foldc_87509dae22bd3ce2_h
+#define HALIDE_foldc_87509dae22bd3ce2_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___1b0582f19f037649_tmp_27047___foldc_8bc47a04a163b22d_h
-#define HALIDE____root____cache___foldc___kernels___1b0582f19f037649_tmp_27047___foldc_8bc47a04a163b22d_h
+#ifndef HALIDE_foldc_8bc47a04a163b22d_h
+#define HALIDE_foldc_8bc47a04a163b22d_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___6970a6247164cde7_tmp_27047___foldc_9372cebfec2e5183_h
-#define HALIDE____root____cache___foldc___kernels___6970a6247164cde7_tmp_27047___foldc_9372cebfec2e5183_h
+#ifndef HALIDE_foldc_9372cebfec2e5183_h
+#define HALIDE_foldc_9372cebfec2e5183_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

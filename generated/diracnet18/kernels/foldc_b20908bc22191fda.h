@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___9797994fd1b73776_tmp_27047___foldc_b20908bc22191fda_h
-#define HALIDE____root____cache___foldc___kernels___9797994fd1b73776_tmp_27047___foldc_b20908bc22191fda_h
+#ifndef HALIDE_foldc_b20908bc22191fda_h
+#define HALIDE_foldc_b20908bc22191fda_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

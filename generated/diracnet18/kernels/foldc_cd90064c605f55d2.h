@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___f30b45f0b12de4ce_tmp_27047___foldc_cd90064c605f55d2_h
-#define HALIDE____root____cache___foldc___kernels___f30b45f0b12de4ce_tmp_27047___foldc_cd90064c605f55d2_h
+#ifndef HALIDE_foldc_cd90064c605f55d2_h
+#define HALIDE_foldc_cd90064c605f55d2_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

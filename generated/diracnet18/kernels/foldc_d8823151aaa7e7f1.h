@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___88d8e4f9c4abcd65_tmp_27047___foldc_d8823151aaa7e7f1_h
-#define HALIDE____root____cache___foldc___kernels___88d8e4f9c4abcd65_tmp_27047___foldc_d8823151aaa7e7f1_h
+#ifndef HALIDE_foldc_d8823151aaa7e7f1_h
+#define HALIDE_foldc_d8823151aaa7e7f1_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

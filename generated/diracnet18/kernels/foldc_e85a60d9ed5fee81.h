@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___4defa15449659795_tmp_27047___foldc_e85a60d9ed5fee81_h
-#define HALIDE____root____cache___foldc___kernels___4defa15449659795_tmp_27047___foldc_e85a60d9ed5fee81_h
+#ifndef HALIDE_foldc_e85a60d9ed5fee81_h
+#define HALIDE_foldc_e85a60d9ed5fee81_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

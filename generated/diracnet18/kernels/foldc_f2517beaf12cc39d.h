@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___b752d89e70c21951_tmp_27047___foldc_f2517beaf12cc39d_h
-#define HALIDE____root____cache___foldc___kernels___b752d89e70c21951_tmp_27047___foldc_f2517beaf12cc39d_h
+#ifndef HALIDE_foldc_f2517beaf12cc39d_h
+#define HALIDE_foldc_f2517beaf12cc39d_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

@@ -1,5 +1,5 @@
-#ifndef HALIDE____root____cache___foldc___kernels___234a0690b7bc6341_tmp_27047___foldc_f2abbf11862aa23d_h
-#define HALIDE____root____cache___foldc___kernels___234a0690b7bc6341_tmp_27047___foldc_f2abbf11862aa23d_h
+#ifndef HALIDE_foldc_f2abbf11862aa23d_h
+#define HALIDE_foldc_f2abbf11862aa23d_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface

@@ -17,43 +17,55 @@
 //   output   (cout, out_w, out_h)
 //
 // Schedule idea (apps/conv_layer style register blocking):
-//   * The output is tiled into register blocks of tile_co vectors of output
-//     channels (vectorised, V = natural vector width, 16 on AVX-512) times
-//     tile_x output pixels along x (unrolled).  The accumulator Func is
-//     computed at that tile, so it is a constant-size block that LLVM keeps
-//     in registers.  Its update loops over ci (innermost, serial), kx, ky;
-//     each step is tile_co vector weight loads + tile_x scalar broadcasts of
-//     the input feeding tile_co*tile_x FMAs.  For tiny cin (the stem) ci and
-//     kx are unrolled too.
-//   * Tails: tiles that do not divide cout / out_w use ShiftInwards (the
-//     last tile overlaps the previous one and recomputes a few outputs), so
-//     the inner loops always stay vectorised with constant extents.  Vector
-//     width is reduced to a power of two <= cout when cout < V.
-//   * Padding: when pad > 0 (or the window can leave the input) a zero-padded
-//     copy of the input rows is built on the stack: with loop_order=1 per
-//     strip of output rows (sliding window + storage folding, so each input
-//     row is copied about once per strip), with loop_order=2 once per call.
-//     With no padding the kernel reads the input directly.
-//   * Loop order: 1 = rows outer (parallel over strips of rows_per_task output
-//     rows, channel tiles inside: activations stream once, weights stay in
-//     L2); 2 = channel tiles outer (parallel over channel tiles, all pixels
-//     inside: each weight tile is loaded into cache once; best when weights
-//     are larger than the activations, i.e. deep layers with small maps).
-//   * Grouped convs whose channels-per-group is a multiple of the vector width
-//     compute the group index from the vector-aligned channel so the input
-//     access stays a scalar broadcast; depthwise (cin == cout == groups) reads
-//     input vectors along c directly.  Other group shapes are correct but use
-//     gathers.
+//   * Register tile: tile_co vectors of output channels (vectorised, V = the
+//     target's natural width, 16 on AVX-512) x tile_x output pixels along x
+//     (unrolled).  The accumulator Func lives at that granularity so LLVM
+//     keeps it in registers; each reduction step does tile_co vector weight
+//     loads + tile_x scalar input broadcasts feeding tile_co*tile_x FMAs.
+//     ci is the innermost reduction loop, then kx, ky (ci is unrolled when
+//     cin/groups <= 4, e.g. the stem).
+//   * Reduction blocking (ci_block): when the weights of one channel tile do
+//     not fit ~80 KB (or the padded input tile would not fit the stack
+//     limit), ci is walked in chunks; the accumulator is then a <= 16 KB
+//     stack block (T channels x a block of pixels/rows) and each chunk is
+//     applied to every register tile of the block, so the weight chunk is
+//     reused from L1/L2.
+//   * Loop order: 1 = rows outer (parallel over output-row blocks, channel
+//     tiles inside; activations stream once), 2 = channel tiles outer
+//     (parallel over channel tiles; each weight tile is brought into cache
+//     once; chosen when weight bytes > input bytes: deep layers, small maps).
+//   * Padding: a zero-padded copy of just the input footprint of a row block
+//     (unchunked) or of a register tile and ci chunk (chunked) is built on
+//     the stack; depthwise and cin/groups <= 4 read through
+//     BoundaryConditions::constant_exterior instead (Halide's loop
+//     partitioning strips the test from interior tiles).  Unpadded convs
+//     read the input directly.
+//   * Tails: ShiftInwards on the output (the last tile overlaps the previous
+//     one and recomputes a few values), so inner loops stay vectorised with
+//     constant extents; the vector width drops to a power of two <= cout
+//     when cout < V.  Inside a chunked accumulator block a tile_x that does
+//     not divide the block gets a guarded (slower) tail.
+//   * Every intermediate allocation is constant-size and <= 16 KB, which
+//     Halide 14 places on the stack: no heap allocation per call.
+//   * Grouped convs whose channels-per-group is a multiple of the vector
+//     width compute the group from the vector-aligned channel, so the input
+//     access stays a scalar broadcast; depthwise (cin == cout == groups)
+//     loads input vectors along c.  Other group shapes are correct but use
+//     gathers (slow).
 //
 // Schedule GeneratorParams (0 = heuristic default):
-//   tile_co        output-channel tile, in vectors          (default: scored,
-//                  typically 4 on AVX-512 -> 64 channels)
-//   tile_x         output pixels per register tile along x  (default: scored,
-//                  typically 7; prefers divisors of out_w)
-//   loop_order     1 = rows outer, 2 = channel tiles outer  (default: 2 when
-//                  weight bytes > input bytes, else 1)
-//   rows_per_task  output rows per parallel task, loop_order 1 (default:
-//                  largest divisor of out_h <= out_h/8, at least 1)
+//   tile_co        output-channel tile in vectors (default: scored over
+//                  FMAs-per-load, register budget and tail waste; 4 on
+//                  AVX-512 for cout % 64 == 0)
+//   tile_x         output pixels per register tile (default: scored, 7 for
+//                  the ResNet widths 112/56/28/14/7)
+//   loop_order     1 = rows outer, 2 = channel tiles outer (default: 2 when
+//                  weight bytes > input bytes)
+//   rows_per_task  rows per parallel task for unchunked loop_order 1
+//                  (default: largest divisor of out_h <= out_h/8)
+//   ci_block       input channels per reduction chunk (default: see above;
+//                  = cin/groups means no chunking)
+//   pad_mode       0 auto, 1 inline boundary condition, 2 padded copy
 
 #include "foldc_common.h"
 

@@ -22,7 +22,7 @@ function relu.lower(node, L)
   local x, y = node.inputs[1], node.outputs[1]
   local n = tensor.numel(y.shape)
   return 'eltwise', { n = n, op = 'relu' },
-    { L:act(x, lower.flat_dims(x.shape)), L:act(x, lower.flat_dims(x.shape)), L:act(y, lower.flat_dims(y.shape)) }
+    { L:act(x, lower.flat_dims(x.shape)), L:act(y, lower.flat_dims(y.shape)) }
 end
 
 return relu

@@ -34,8 +34,7 @@ function fold_bn.run(graph, report)
         graph.params[p.params.weight] = nw
         graph.params[bkey] = nb
         p.params.bias = bkey
-        graph:replace_uses(bn.outputs[1], x)
-        bn.dead = true
+        graph:replace_uses(bn.outputs[1], x) -- the BN is now unreachable; prune drops it
         folded = folded + 1
       elseif #x.shape == 4 then
         -- The per-channel affine as a depthwise 1x1 conv with bias.
@@ -55,11 +54,6 @@ function fold_bn.run(graph, report)
       end
     end
   end
-  local nodes = {}
-  for _, n in ipairs(graph.nodes) do
-    if not n.dead then nodes[#nodes + 1] = n end
-  end
-  graph.nodes = nodes
   graph:prune()
   if report then
     report.bn_folded = (report.bn_folded or 0) + folded

@@ -6,16 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include MODEL_H
+#include "harness.h"
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define FN(x) CAT(MODEL, x)
-#define SIZE(x) CAT(MODEL_UPPER, x)
 #define RUNS 30
 
 typedef struct {
-  CAT(MODEL, _ctx) *ctx;
+  model_ctx *ctx;
   float input[SIZE(_INPUT_SIZE)];
   float expected[SIZE(_OUTPUT_SIZE)];
   float output[SIZE(_OUTPUT_SIZE)];
@@ -36,22 +32,15 @@ static void *work(void *arg) {
 int main(int argc, char **argv) {
   static worker w[2];
   pthread_t t[2];
-  FILE *f;
-  long len;
+  size_t len;
   unsigned char *weights;
   int k, i;
   if (argc != 2) return 2;
-  f = fopen(argv[1], "rb");
-  if (!f) return 2;
-  fseek(f, 0, SEEK_END);
-  len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  weights = (unsigned char *)malloc((size_t)len);
-  if (!weights || fread(weights, 1, (size_t)len, f) != (size_t)len) return 2;
-  fclose(f);
+  weights = read_weights(argv[1], &len);
+  if (!weights) return 2;
   FN(_set_num_threads)(1);
   for (k = 0; k < 2; k++) {
-    if (FN(_create)(weights, (size_t)len, &w[k].ctx) != 0) return 3;
+    if (FN(_create)(weights, len, &w[k].ctx) != 0) return 3;
     for (i = 0; i < SIZE(_INPUT_SIZE); i++) w[k].input[i] = (float)((i * (k + 3)) % 23) * 0.05f - 0.5f;
     if (FN(_run)(w[k].ctx, w[k].input, w[k].expected) != 0) return 4;
   }

@@ -5,12 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include MODEL_H
+#include "harness.h"
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define FN(x) CAT(MODEL, x)
-#define SIZE(x) CAT(MODEL_UPPER, x)
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -32,25 +28,18 @@ int posix_memalign(void **p, size_t a, size_t n) {
 void *aligned_alloc(size_t a, size_t n) { if (counting) allocations++; return __libc_memalign(a, n); }
 
 int main(int argc, char **argv) {
-  FILE *f;
-  long len;
+  size_t len;
   unsigned char *weights;
   static float input[SIZE(_INPUT_SIZE)], output[SIZE(_OUTPUT_SIZE)];
   int i, err, threads;
-  CAT(MODEL, _ctx) *ctx;
+  model_ctx *ctx;
   if (argc != 3) return 2;
   threads = atoi(argv[2]);
-  f = fopen(argv[1], "rb");
-  if (!f) return 2;
-  fseek(f, 0, SEEK_END);
-  len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  weights = (unsigned char *)malloc((size_t)len);
-  if (!weights || fread(weights, 1, (size_t)len, f) != (size_t)len) return 2;
-  fclose(f);
+  weights = read_weights(argv[1], &len);
+  if (!weights) return 2;
   for (i = 0; i < SIZE(_INPUT_SIZE); i++) input[i] = (float)(i % 17) * 0.1f - 0.8f;
   FN(_set_num_threads)(threads);
-  if ((err = FN(_create)(weights, (size_t)len, &ctx)) != 0) return 3;
+  if ((err = FN(_create)(weights, len, &ctx)) != 0) return 3;
   if ((err = FN(_run)(ctx, input, output)) != 0) return 4;
   counting = 1;
   for (i = 0; i < 5; i++) FN(_run)(ctx, input, output);

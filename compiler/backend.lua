@@ -41,15 +41,23 @@ function backend.build(graph, out_dir, opts)
            weights_bytes = weights_total, kernels = #distinct, steps = #program.steps, target = target }
 end
 
-function backend.summary(graph, report, info)
-  local lines = {}
+-- The fold report (passes.run's report): what was folded, blocks by kind, then parameters and
+-- MACs before -> after. Printed by build and fold.
+function backend.fold_report(graph, report)
   local folds = {}
-  for _, k in ipairs({ 'bn_folded', 'bn_as_affine', 'fused_add', 'fused_relu' }) do
+  for _, k in ipairs({ 'repvgg_folded', 'acb_folded', 'dbb_folded', 'dirac_folded', 'repmlp_folded',
+                       'bn_folded', 'bn_as_affine', 'fused_add', 'fused_relu' }) do
     if report[k] and report[k] > 0 then folds[#folds + 1] = k:gsub('_', ' ') .. ' ' .. report[k] end
   end
-  lines[#lines + 1] = string.format('%s: %s', graph.name, #folds > 0 and table.concat(folds, ', ') or 'nothing to fold')
-  lines[#lines + 1] = string.format('  params %s -> %s, MACs %s -> %s', cli_human(report.params_before),
-    cli_human(report.params_after), cli_human(report.macs_before), cli_human(report.macs_after))
+  return {
+    string.format('%s: %s', graph.name, #folds > 0 and table.concat(folds, ', ') or 'nothing to fold'),
+    string.format('  params %s -> %s, MACs %s -> %s', cli_human(report.params_before),
+      cli_human(report.params_after), cli_human(report.macs_before), cli_human(report.macs_after)),
+  }
+end
+
+function backend.summary(graph, report, info)
+  local lines = backend.fold_report(graph, report)
   lines[#lines + 1] = string.format('  %d layers, %d distinct kernels; arena %.2f MB (lower bound %.2f MB); weights %.2f MB',
     info.steps, info.kernels, info.arena / 2^20, info.bound / 2^20, info.weights_bytes / 2^20)
   lines[#lines + 1] = string.format('  wrote %s (target %s)', info.dir, info.target)
@@ -107,6 +115,45 @@ function backend.bench(graph, opts)
   local ok = sys.stream(argv)
   sys.rm_rf(dir)
   if not ok then error('benchmark of ' .. info.name .. ' failed', 0) end
+end
+
+-- Side by side with ONNX Runtime and PyTorch (compiler/compare/): the same PyTorch model and random
+-- weights (tests/fixtures/torch_reference.py) exported to ONNX, foldc built from its state_dict,
+-- runs interleaved round by round. opts: target, threads, rounds, runs, seed, skip, json.
+function backend.compare(model, opts)
+  local pipeline = require 'pipeline'
+  local root = os.getenv('FOLDC_ROOT') or '.'
+  local py = os.getenv('FOLDC_PYTHON') or '/usr/bin/python3'
+  local base = require('kernels').cache_dir()
+  local name = model
+  local dir = string.format('%s/compare/%s-seed%d', base, name, opts.seed or 0)
+  if not sys.exists(dir .. '/' .. name .. '.pt') then
+    io.stderr:write('foldc: exporting ', name, ' from PyTorch (ONNX, TorchScript, safetensors) into ', dir, '\n')
+    local tmp = dir .. '.tmp.' .. sys.pid()
+    sys.rm_rf(tmp)
+    sys.run_quiet({ py, root .. '/compiler/compare/export.py', name, tmp, '--seed', tostring(opts.seed or 0) },
+      'exporting ' .. name .. ' from PyTorch')
+    sys.rm_rf(dir)
+    assert(os.rename(tmp, dir))
+  end
+  local ort = os.getenv('FOLDC_ORT_MODULES') or (base .. '/ort/node_modules')
+  if not sys.exists(ort .. '/onnxruntime-node') and not (opts.skip or ''):match('ort') then
+    io.stderr:write('foldc: installing onnxruntime-node 1.20.1 (npm, --ignore-scripts) into ', base, '/ort\n')
+    sys.mkdir_p(base .. '/ort')
+    sys.run_quiet({ 'npm', 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', base .. '/ort',
+      'onnxruntime-node@1.20.1' }, 'npm install onnxruntime-node')
+  end
+  local graph = pipeline.deploy_graph(name, dir .. '/' .. name .. '.safetensors')
+  local bdir, info = scratch_bundle(graph, opts)
+  local argv = { py, root .. '/compiler/compare/compare.py', '--model', name, '--dir', dir,
+    '--foldc-main', info.dir .. '/' .. info.name .. '_main', '--foldc-weights', info.dir .. '/' .. info.name .. '.weights',
+    '--threads', tostring(opts.threads or 1), '--rounds', tostring(opts.rounds or 8), '--runs', tostring(opts.runs or 5),
+    '--ort-modules', ort }
+  if opts.skip and opts.skip ~= '' then argv[#argv + 1] = '--skip=' .. opts.skip end
+  if opts.json then argv[#argv + 1] = '--json' end
+  local ok = sys.stream(argv)
+  sys.rm_rf(bdir)
+  if not ok then error('comparison of ' .. name .. ' failed', 0) end
 end
 
 return backend

@@ -1,5 +1,7 @@
 -- foldc bench: whole-model latency (min and median over N runs after warm-up) and a per-layer
--- profile with GFLOP/s and % of the machine's FMA peak.
+-- profile with GFLOP/s and % of the machine's FMA peak. With --compare: the same model (PyTorch
+-- random weights) under foldc, ONNX Runtime and PyTorch, interleaved, as a ratio table with peak
+-- RSS (backend.compare, compiler/compare/).
 local cli = require 'cli'
 
 return {
@@ -7,13 +9,20 @@ return {
   define = function(c)
     cli.model_args(c)
     c:option('--threads', 'Threads.', '1'):convert(tonumber)
-    c:option('--runs', 'Timed runs after warm-up.', '20'):convert(tonumber)
+    c:option('--runs', 'Timed runs after warm-up (per round with --compare; default 20, or 5 with --compare).'):convert(tonumber)
+    c:flag('--compare', 'Time ONNX Runtime (npm onnxruntime-node) and PyTorch side by side (weights: PyTorch random, from tests/fixtures/torch_reference.py).')
+    c:option('--rounds', 'Interleaved rounds with --compare.', '8'):convert(tonumber)
+    c:option('--skip', 'With --compare: runtimes to leave out, comma-separated (ort, script, eager).', '')
     c:flag('--json', 'End with one JSON line of the results.')
   end,
   run = function(a)
     local pipeline = require 'pipeline'
     local backend = require 'backend'
+    if a.compare then
+      return backend.compare(a.model, { target = a.target, threads = a.threads, runs = a.runs or 5,
+        rounds = a.rounds, skip = a.skip, json = a.json })
+    end
     local deploy = pipeline.deploy_graph(a.model, a.weights)
-    backend.bench(deploy, { target = a.target, threads = a.threads, runs = a.runs, json = a.json })
+    backend.bench(deploy, { target = a.target, threads = a.threads, runs = a.runs or 20, json = a.json })
   end,
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""Make the inputs of `foldc bench NAME --compare`: one PyTorch model, with the random weights of
+tests/fixtures/torch_reference.py, in the three forms the three runtimes read.
+
+    /usr/bin/python3 compiler/compare/export.py MODEL OUTDIR [--seed S] [--opset 13]
+
+Runs torch_reference.py MODEL OUTDIR (which writes MODEL.safetensors, MODEL.input.npy and the float64
+reference MODEL.output.npy), rebuilds the same PyTorch module from torch_reference.MODELS, loads that
+state_dict, switches re-parameterisable blocks to their deploy form where the module offers it
+(`switch_to_deploy()` / `reparameterize()`, as the official RepVGG/ACNet/DBB code does; foldc folds the
+same structure at build time, so every runtime gets the model's best form), and writes
+MODEL.onnx (torch.onnx.export, opset 13) for ONNX Runtime and MODEL.pt (a pickled eval() module) for
+the PyTorch side. Any model torch_reference.py knows works here.
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.normpath(os.path.join(HERE, '..', '..', 'tests', 'fixtures'))
+sys.path.insert(0, FIXTURES)
+import torch_reference  # noqa: E402
+
+NP = {'F32': '<f4', 'F64': '<f8', 'I64': '<i8'}
+
+
+def read_safetensors(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in header.items():
+        if k == '__metadata__':
+            continue
+        a, b = v['data_offsets']
+        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=NP[v['dtype']]).reshape(v['shape']).copy())
+    return out
+
+
+def to_deploy(model):
+    for m in list(model.modules()):
+        for name in ('switch_to_deploy', 'reparameterize'):
+            fn = getattr(m, name, None)
+            if callable(fn) and m is not model:
+                fn()
+                break
+    return model
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('model')
+    p.add_argument('outdir')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--opset', type=int, default=13)
+    a = p.parse_args()
+    if a.model not in torch_reference.MODELS:
+        sys.exit('export.py: %s has no PyTorch mirror in tests/fixtures/torch_reference.py (known: %s)' % (
+            a.model, ', '.join(sorted(torch_reference.MODELS))))
+    os.makedirs(a.outdir, exist_ok=True)
+    subprocess.run([sys.executable, os.path.join(FIXTURES, 'torch_reference.py'), a.model, a.outdir,
+                    '--seed', str(a.seed)], check=True, stdout=sys.stderr)
+    base = os.path.join(a.outdir, a.model)
+    model = torch_reference.MODELS[a.model]()
+    model.load_state_dict(read_safetensors(base + '.safetensors'))
+    model = to_deploy(model.eval()).eval()
+    x = torch.from_numpy(np.load(base + '.input.npy'))
+    with torch.no_grad():
+        y = model(x).numpy()
+    want = np.load(base + '.output.npy')
+    rel = float(np.abs(y - want).max() / max(np.abs(want).max(), 1e-30))
+    if rel > 1e-3:
+        sys.exit('export.py: %s: the deploy-form module differs from the reference by %.3g' % (a.model, rel))
+    torch.onnx.export(model, x, base + '.onnx.tmp', opset_version=a.opset, input_names=['input'],
+                      output_names=['output'], do_constant_folding=True)
+    os.replace(base + '.onnx.tmp', base + '.onnx')
+    torch.save(model, base + '.pt.tmp')
+    os.replace(base + '.pt.tmp', base + '.pt')
+    print('%s: wrote %s.{safetensors,input.npy,output.npy,onnx,pt} (deploy form vs reference %.2g)' % (
+        a.model, base, rel), file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()

@@ -3,12 +3,23 @@
 local passes = {}
 
 passes.pipeline = {
+  require 'passes.fold_repvgg',
   require 'passes.fold_bn',
   require 'passes.fuse_epilogue',
 }
 
+-- Trainable parameters of a bound graph (BN running statistics are buffers, not counted).
+local function trainable_params(graph)
+  local n = 0
+  for _, spec in ipairs(graph.param_specs) do
+    local p = graph.params[spec.key]
+    if p and not spec.buffer then n = n + p.numel end
+  end
+  return n
+end
+
 function passes.run(graph)
-  local report = { params_before = graph:param_count(), macs_before = graph:macs() }
+  local report = { params_before = trainable_params(graph), macs_before = graph:macs() }
   for _, pass in ipairs(passes.pipeline) do graph = pass.run(graph, report) end
   report.params_after, report.macs_after = graph:param_count(), graph:macs()
   return graph, report

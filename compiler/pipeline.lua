@@ -17,9 +17,30 @@ function pipeline.bound_graph(model_spec, weights_arg)
     bind.bind(graph, bind.random_weights(graph, tonumber(seed) or 1), 'random weights')
   else
     local weights = require('weights').load(weights_arg)
+    if entry.config.has_deploy_form then graph = pipeline.form_for(entry, graph, weights) end
     bind.bind(graph, weights, weights_arg)
   end
   return graph, entry
+end
+
+-- A re-parameterised family's config describes two forms (training and, with deploy = true, the
+-- converted one); the weights are in the form most of their keys belong to (training on a tie), so
+-- a checkpoint missing a few keys is still reported against the form it was meant for.
+function pipeline.form_for(entry, training, weights)
+  local deploy = zoo.trace(entry, { deploy = true })
+  local function matches(graph)
+    local keys, n = {}, 0
+    for _, spec in ipairs(graph.param_specs) do keys[spec.key] = true end
+    for _, name in ipairs(weights.names) do
+      if keys[name] then n = n + 1 end
+    end
+    return n
+  end
+  if matches(deploy) > matches(training) then
+    deploy.form = 'deploy'
+    return deploy
+  end
+  return training
 end
 
 function pipeline.deploy_graph(model_spec, weights_arg)

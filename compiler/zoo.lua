@@ -71,11 +71,14 @@ function zoo.resolve(spec)
 end
 
 -- Build and trace the model: returns the graph (training-time form, parameters unbound).
-function zoo.trace(entry)
+-- overrides: fields that replace the config's, e.g. { deploy = true } for the deploy form of a
+-- config with has_deploy_form (re-parameterised families; see pipeline.bound_graph).
+function zoo.trace(entry, overrides)
   local cfg = entry.config
   if type(cfg.build) ~= 'function' or type(cfg.input) ~= 'table' then
     error(entry.file .. ': config "' .. entry.name .. '" needs build = function and input = {1,C,H,W}', 0)
   end
+  if overrides then cfg = setmetatable(overrides, { __index = cfg }) end
   local ok, root_or_err = pcall(cfg.build, cfg)
   if not ok then error(tostring(root_or_err), 0) end
   local graph = nn.trace(root_or_err, cfg.input, entry.name)

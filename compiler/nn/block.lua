@@ -1,0 +1,42 @@
+-- Training-time blocks that a structural fold replaces by one plain layer (RepVGG, ACB, DBB, Dirac,
+-- RepMLP; see compiler/passes/fold_*.lua). Such a block's forward() records its branches with the
+-- ordinary ops, so the reference interpreter runs the training form exactly as PyTorch does, then
+-- calls nn.mark_block(input, output, info): every node between the block's input and the output it
+-- returns gets node.block = info (kind, module path and geometry), which is all a fold needs to find
+-- the block, read its parameters by their state_dict keys and name the deploy layer as the
+-- reference conversion does.
+--
+-- nn.ConvBN(cin, cout, k, o) is the reference repos' conv_bn(): a Sequential with children `conv`
+-- (no bias) and `bn`.
+return function(nn)
+  function nn.mark_block(input, output, info)
+    local where = nn.caller_where()
+    nn.check_tensor(where, input, 'block input')
+    nn.check_tensor(where, output, 'block output')
+    if output == input then nn.fail(where, (info.path or info.kind) .. ': block records no nodes') end
+    local seen = {}
+    local function visit(t)
+      if t == input then return end
+      local node = t.producer
+      if not node then
+        nn.fail(where, (info.path or info.kind) .. ': block output does not depend on its input only')
+      end
+      if seen[node] then return end
+      seen[node] = true
+      node.block = info
+      for _, x in ipairs(node.inputs) do visit(x) end
+    end
+    visit(output)
+    return output
+  end
+
+  function nn.ConvBN(cin, cout, k, o)
+    o = o or {}
+    local m = nn.Module('ConvBN')
+    m:add('conv', nn.Conv2d(cin, cout, k, { stride = o.stride, padding = o.padding, dilation = o.dilation,
+                                            groups = o.groups, bias = false }))
+    m:add('bn', nn.BatchNorm2d(cout))
+    function m:forward(x) return self.bn(self.conv(x)) end
+    return m
+  end
+end

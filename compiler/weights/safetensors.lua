@@ -84,6 +84,8 @@ local function to_float(dtype, src, n)
   return out
 end
 
+M.to_float = to_float -- shared with weights/pth.lua
+
 -- Value of a one-element integer/bool tensor as a Lua number.
 local function int_scalar(dtype, src)
   local size = DTYPE_SIZE[dtype]

@@ -4,6 +4,8 @@ local passes = {}
 
 passes.pipeline = {
   require 'passes.fold_repvgg',
+  require 'passes.fold_acb',
+  require 'passes.fold_dbb',
   require 'passes.fold_bn',
   require 'passes.fuse_epilogue',
 }

@@ -6,8 +6,9 @@
 -- the block, read its parameters by their state_dict keys and name the deploy layer as the
 -- reference conversion does.
 --
--- nn.ConvBN(cin, cout, k, o) is the reference repos' conv_bn(): a Sequential with children `conv`
--- (no bias) and `bn`.
+-- nn.ConvBN(cin, cout, k, o) is the reference repos' conv_bn(): children `conv` (no bias) and `bn`;
+-- o.relu adds a ReLU after (convnet_utils' conv_bn_relu); o.deploy makes it the converted form, a
+-- conv with bias and no BN (what fold_bn turns the training form into, under the same keys).
 return function(nn)
   function nn.mark_block(input, output, info)
     local where = nn.caller_where()
@@ -34,9 +35,14 @@ return function(nn)
     o = o or {}
     local m = nn.Module('ConvBN')
     m:add('conv', nn.Conv2d(cin, cout, k, { stride = o.stride, padding = o.padding, dilation = o.dilation,
-                                            groups = o.groups, bias = false }))
-    m:add('bn', nn.BatchNorm2d(cout))
-    function m:forward(x) return self.bn(self.conv(x)) end
+                                            groups = o.groups, bias = o.deploy == true }))
+    if not o.deploy then m:add('bn', nn.BatchNorm2d(cout)) end
+    local relu = o.relu
+    function m:forward(x)
+      local y = self.conv(x)
+      if self.bn then y = self.bn(y) end
+      return relu and nn.relu(y) or y
+    end
     return m
   end
 end

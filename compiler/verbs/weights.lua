@@ -102,8 +102,10 @@ local function diff(path, w, model)
     for _, spec in ipairs(missing) do
       local best, best_d
       local want = shape_str(spec.shape)
+      local leaf = spec.key:match('[^.]*$')
       for _, u in ipairs(unexpected) do
-        if shape_str(w.tensors[u].shape) == want then
+        -- a renamed module keeps its parameters' names (weight, running_mean, ...) and shapes
+        if shape_str(w.tensors[u].shape) == want and u:match('[^.]*$') == leaf then
           local d = distance(spec.key, u)
           if not best_d or d < best_d then best, best_d = u, d end
         end

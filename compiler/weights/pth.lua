@@ -29,7 +29,8 @@ local FLOAT = { F32 = true, F16 = true, BF16 = true, F64 = true }
 M.WRAPPERS = { 'state_dict', 'model', 'model_ema', 'state_dict_ema', 'net', 'params', 'module', 'weights' }
 
 local function fail(path, msg)
-  error(path .. ': ' .. msg, 0)
+  -- keys and names come from the file: keep the message on one line
+  error(path .. ': ' .. msg:gsub('%c', '?'), 0)
 end
 
 local function is_int(v) return type(v) == 'number' and v == math.floor(v) and v >= 0 and v < 2 ^ 53 end
@@ -114,6 +115,12 @@ local function materialize(path, name, t, bytes_of)
   if numel > 0 and last >= st.count then
     fail(path, string.format("%sshape %s (offset %.0f, strides %s) needs %.0f elements of storage '%s', which has %.0f",
       where, tensor.shape_str(shape), t.offset, table.concat(stride, ','), last + 1, root.key, st.count))
+  end
+  -- overlapping views (zero strides, e.g. expand()) have more elements than their storage: allow
+  -- that only up to a bound, so a corrupted stride cannot ask for terabytes
+  if numel > st.count and numel > 2 ^ 24 then
+    fail(path, string.format('%sshape %s has %.0f elements over a storage of %.0f (overlapping strides); refusing to expand',
+      where, tensor.shape_str(shape), numel, st.count))
   end
   local out = { shape = shape, dtype = root.dtype, numel = numel }
   if numel == 0 then
@@ -302,8 +309,30 @@ local function read_legacy(path, s)
   return { names = names, tensors = tensors, notes = notes, format = 'legacy' }
 end
 
+-- A zip file ends with its end-of-central-directory record (22 bytes and a comment). Checked
+-- before opening: a download cut short inside that record would otherwise still open.
+local function check_zip_end(path)
+  local f, oerr = io.open(path, 'rb')
+  if not f then fail(path, 'cannot open: ' .. tostring(oerr)) end
+  local size = f:seek('end')
+  local n = math.min(size, 22 + 65535)
+  f:seek('set', size - n)
+  local tail = f:read(n) or ''
+  f:close()
+  local pos = #tail - 21
+  while pos >= 1 do
+    if tail:sub(pos, pos + 3) == 'PK\5\6' then
+      local clen = tail:byte(pos + 20) + 256 * tail:byte(pos + 21)
+      if pos + 21 + clen == #tail then return end
+    end
+    pos = pos - 1
+  end
+  fail(path, 'truncated or corrupted zip: no end-of-central-directory record at the end of the file')
+end
+
 local function read_zip(path)
   local zip = require 'zip'
+  check_zip_end(path)
   local z, zerr = zip.open(path)
   if not z then fail(path, 'cannot read zip archive (truncated or corrupted?): ' .. tostring(zerr)) end
   local ok, res = pcall(function()
@@ -360,7 +389,7 @@ local function read_zip(path)
   z:close()
   if not ok then
     local msg = tostring(res)
-    if msg:sub(1, #path + 2) == path .. ': ' then error(msg, 0) end
+    if msg:sub(1, #path + 2) == path .. ': ' then msg = msg:sub(#path + 3) end
     fail(path, msg)
   end
   return res

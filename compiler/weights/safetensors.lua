@@ -24,7 +24,8 @@ local FLOAT_DTYPE = { F64 = true, F32 = true, F16 = true, BF16 = true }
 assert(ffi.abi('le'), 'weights.safetensors: big-endian hosts are not supported')
 
 local function fail(path, msg)
-  error(path .. ': ' .. msg, 0)
+  -- names and dtypes come from the file: keep the message on one line
+  error(path .. ': ' .. msg:gsub('%c', '?'), 0)
 end
 
 local function is_uint(v)

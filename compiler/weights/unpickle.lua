@@ -385,7 +385,9 @@ function M.load(s, pos, opts)
     [0x81] = function() -- NEWOBJ
       local args = pop()
       local cls = pop()
-      if kind(cls) ~= 'global' or not cls.def.new then bad('NEWOBJ of ' .. (cls.name or kind(cls)) .. ' is not supported') end
+      if kind(cls) ~= 'global' or not cls.def.new then
+        bad('NEWOBJ of ' .. (kind(cls) == 'global' and cls.name or kind(cls)) .. ' is not supported')
+      end
       if kind(args) ~= 'tuple' then bad('NEWOBJ arguments are not a tuple') end
       push(cls.def.new(args))
     end,
@@ -393,7 +395,9 @@ function M.load(s, pos, opts)
       pop() -- kwargs
       local args = pop()
       local cls = pop()
-      if kind(cls) ~= 'global' or not cls.def.new then bad('NEWOBJ_EX of ' .. (cls.name or kind(cls)) .. ' is not supported') end
+      if kind(cls) ~= 'global' or not cls.def.new then
+        bad('NEWOBJ_EX of ' .. (kind(cls) == 'global' and cls.name or kind(cls)) .. ' is not supported')
+      end
       if kind(args) ~= 'tuple' then bad('NEWOBJ_EX arguments are not a tuple') end
       push(cls.def.new(args))
     end,

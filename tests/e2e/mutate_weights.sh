@@ -1,0 +1,28 @@
+#!/bin/sh
+# Mutation test of the weights readers: CASES (default 3000) corrupted copies (bit flips, boundary
+# bytes, truncation, splices, insertions, pickle-targeted edits, zip-directory edits) of real
+# checkpoints made by torch.save (tests/fixtures/pth/) and a safetensors fixture go through
+# weights.load; each must load or fail with a one-line error naming the file. A crash (signal), a
+# hang (the timeout) or an internal error fails the test, and the offending file is kept.
+# Usage: mutate_weights.sh [CASES [SEED]]   (CI: 3000; the `fuzz` label runs 200000)
+. "$(dirname "$0")/lib.sh"
+cases=${1:-3000}
+seed=${2:-1}
+pth="$FIXTURES/pth"
+seeds="$pth/small.zip.pth $pth/small.legacy.pth $pth/wrapped.pth $pth/evil_os_system.pth $pth/evil_eval.pth
+  $pth/small.expect.safetensors $FIXTURES/data/resnet18_w8.safetensors"
+rc=0
+# shellcheck disable=SC2086
+timeout $((60 + cases / 20)) luajit "$FOLDC_ROOT/tests/e2e/mutate_weights.lua" "$SCRATCH" "$cases" "$seed" $seeds || rc=$?
+keep=$(mktemp -d "${TMPDIR:-/tmp}/foldc-mutate-fail.XXXXXX")
+if [ -f "$SCRATCH/current" ]; then
+  # the harness never finished this case: the reader crashed or hung on it
+  cp "$SCRATCH"/case.* "$keep/" 2> /dev/null || true
+  fail "mutate_weights: exit status $rc (crash or hang) on case $(cat "$SCRATCH/current"); file kept in $keep;" \
+    "replay with: luajit tests/e2e/mutate_weights.lua DIR 1 $seed $seeds --only N"
+fi
+if [ "$rc" -ne 0 ]; then
+  cp "$SCRATCH"/fail-* "$keep/" 2> /dev/null || true
+  fail "mutate_weights: failing cases kept in $keep"
+fi
+rmdir "$keep"

@@ -3,7 +3,8 @@
 --
 -- Two container formats:
 --   zip (PyTorch >= 1.6): ARCHIVE/data.pkl (the pickle) and ARCHIVE/data/<key> (raw storages,
---     STORED and 64-byte aligned); ARCHIVE is any single top folder name. Read with lua-zip.
+--     STORED and 64-byte aligned); ARCHIVE is any single top folder name. Read with lua-zip;
+--     every entry read is checked against the CRC-32 in the central directory (zlib's crc32).
 --   legacy (PyTorch < 1.6, or _use_new_zipfile_serialization=False): five things back to back:
 --     pickle(magic 0x1950a86a20f9469cfc6c), pickle(1001), pickle(sys_info), the main pickle,
 --     pickle(sorted storage keys), then per key an int64 element count and the raw elements.
@@ -309,30 +310,74 @@ local function read_legacy(path, s)
   return { names = names, tensors = tensors, notes = notes, format = 'legacy' }
 end
 
--- A zip file ends with its end-of-central-directory record (22 bytes and a comment). Checked
--- before opening: a download cut short inside that record would otherwise still open.
-local function check_zip_end(path)
+-- zlib's crc32 (zlib is already loaded by lua-zip's zziplib), for checking what zziplib returns.
+local zlib
+local function crc32(data)
+  if not zlib then
+    pcall(ffi.cdef, 'unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int len);')
+    zlib = ffi.load('z')
+  end
+  return tonumber(zlib.crc32(0, data, #data))
+end
+
+local function le(s, pos, n)
+  local v = 0
+  for i = n - 1, 0, -1 do v = v * 256 + (s:byte(pos + i) or 0) end
+  return v
+end
+
+-- The CRC-32 of every entry, from the central directory (zziplib reads the entries but does not
+-- check them; PyTorch does). Also the truncation check: a zip ends with its end-of-central-
+-- directory record (22 bytes and a comment), and a download cut short inside that record would
+-- otherwise still open.
+local function zip_crcs(path)
   local f, oerr = io.open(path, 'rb')
   if not f then fail(path, 'cannot open: ' .. tostring(oerr)) end
+  local function read_at(off, n)
+    if off < 0 or not f:seek('set', off) then return '' end
+    return f:read(n) or ''
+  end
   local size = f:seek('end')
   local n = math.min(size, 22 + 65535)
-  f:seek('set', size - n)
-  local tail = f:read(n) or ''
-  f:close()
-  local pos = #tail - 21
-  while pos >= 1 do
-    if tail:sub(pos, pos + 3) == 'PK\5\6' then
-      local clen = tail:byte(pos + 20) + 256 * tail:byte(pos + 21)
-      if pos + 21 + clen == #tail then return end
+  local tail = read_at(size - n, n)
+  local eocd
+  for pos = #tail - 21, 1, -1 do
+    if tail:sub(pos, pos + 3) == 'PK\5\6' and pos + 21 + le(tail, pos + 20, 2) == #tail then
+      eocd = size - n + pos - 1 -- file offset
+      break
     end
-    pos = pos - 1
   end
-  fail(path, 'truncated or corrupted zip: no end-of-central-directory record at the end of the file')
+  if not eocd then
+    f:close()
+    fail(path, 'truncated or corrupted zip: no end-of-central-directory record at the end of the file')
+  end
+  local rec = read_at(eocd, 22)
+  local count, cd_size, cd_off = le(rec, 11, 2), le(rec, 13, 4), le(rec, 17, 4)
+  if cd_off == 0xffffffff or count == 0xffff or cd_size == 0xffffffff then -- zip64: PyTorch writes it
+    local loc = read_at(eocd - 20, 20)
+    local z64 = loc:sub(1, 4) == 'PK\6\7' and read_at(le(loc, 9, 8), 56) or ''
+    if z64:sub(1, 4) ~= 'PK\6\6' then
+      f:close()
+      fail(path, 'corrupted zip: bad zip64 end-of-central-directory record')
+    end
+    count, cd_size, cd_off = le(z64, 33, 8), le(z64, 41, 8), le(z64, 49, 8)
+  end
+  local cd = (cd_size <= size and cd_off + cd_size <= size) and read_at(cd_off, cd_size) or ''
+  f:close()
+  if #cd ~= cd_size then fail(path, 'corrupted zip: central directory outside the file') end
+  local crcs, pos = {}, 1
+  for _ = 1, count do
+    if cd:sub(pos, pos + 3) ~= 'PK\1\2' or pos + 45 > #cd then fail(path, 'corrupted zip central directory') end
+    local nlen, xlen, clen = le(cd, pos + 28, 2), le(cd, pos + 30, 2), le(cd, pos + 32, 2)
+    crcs[cd:sub(pos + 46, pos + 45 + nlen)] = le(cd, pos + 16, 4)
+    pos = pos + 46 + nlen + xlen + clen
+  end
+  return crcs
 end
 
 local function read_zip(path)
   local zip = require 'zip'
-  check_zip_end(path)
+  local crcs = zip_crcs(path)
   local z, zerr = zip.open(path)
   if not z then fail(path, 'cannot read zip archive (truncated or corrupted?): ' .. tostring(zerr)) end
   local ok, res = pcall(function()
@@ -362,6 +407,10 @@ local function read_zip(path)
       if not rok or type(data) ~= 'string' or #data ~= n then
         error(string.format("entry '%s': read %s of %.0f bytes (truncated or corrupted?)", name,
           type(data) == 'string' and tostring(#data) or 'none', n), 0)
+      end
+      -- the CRC covers the whole entry; storages are read whole, so check when n is all of it
+      if n == e.uncompressed_size and crcs[name] ~= crc32(data) then
+        error(string.format("entry '%s': CRC-32 mismatch, the file is corrupted", name), 0)
       end
       return data
     end

@@ -218,6 +218,17 @@ describe('weights.pth', function()
     end
   end)
 
+  it('checks the CRC-32 of what it reads from a zip', function()
+    local s = slurp(FIX .. 'small.zip.pth')
+    local name = s:find('small.zip/data/0', 1, true) -- first hit: the local header's copy
+    local hdr = name - 30
+    assert.equal('PK\3\4', s:sub(hdr, hdr + 3))
+    local payload = name + 16 + s:byte(hdr + 28) + 256 * s:byte(hdr + 29)
+    local bad = s:sub(1, payload + 2) .. string.char(bit.bxor(s:byte(payload + 3), 16)) .. s:sub(payload + 4)
+    local path = put(tmp_path(), bad)
+    err_of(pth.read, path)(path .. ": tensor 'conv.weight': entry 'small.zip/data/0': CRC-32 mismatch")
+  end)
+
   it('says what it looked for in a dict without tensors', function()
     local magic = '\128\2\138\10' .. '\108\252\156\70\249\32\106\168\80\25' .. '.'
     local path = put(tmp_path(), magic .. P.pickle(P.int(1001)) .. P.pickle('}') ..

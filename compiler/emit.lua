@@ -86,7 +86,7 @@ local function describe_steps(program)
       for _, arg in ipairs(step.args) do
         local extents, strides = {}, {}
         for d, dim in ipairs(arg.dims) do extents[d], strides[d] = dim[1], dim[2] end
-        local offset = arg.storage == 'arena' and arg.act.offset or arg.weight.offset
+        local offset = arg.storage == 'arena' and (arg.act.offset + 4 * (arg.elem_offset or 0)) or arg.weight.offset
         views[#views + 1] = { storage = arg.storage == 'arena' and 0 or 1, offset = offset, rank = #arg.dims,
           extents = table.concat(extents, ', '), strides = table.concat(strides, ', '),
           what = (arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. step.fn }

@@ -44,8 +44,47 @@ function Lowering:use(t)
   return a
 end
 
+-- A view of tensor t. A tensor an op aliased (Lowering:alias_view) is a view of its root's buffer at an
+-- element offset; a constant (a parameter used as a tensor, ops/constant.lua) is a view of its
+-- weights-blob copy, stored in the activation layout of its shape.
 function Lowering:act(t, dims)
-  return { storage = 'arena', act = self:use(t), dims = dims }
+  local p = t.producer
+  if p and p.op == 'constant' then
+    local key = p.params.value
+    local src, packed = self.params[key], nil
+    local s = src.shape
+    if #s == 4 and s[3] * s[4] > 1 then
+      packed = tensor.new({ s[3], s[4], s[2] })
+      local c, hw = s[2], s[3] * s[4]
+      for ch = 0, c - 1 do
+        for i = 0, hw - 1 do packed.data[i * c + ch] = src.data[ch * hw + i] end
+      end
+    else
+      packed = src
+    end
+    self.constants = self.constants or {}
+    local w = self.constants[key]
+    if not w then
+      w = self:weight(key .. '@act', packed, dims)
+      self.constants[key] = w
+    end
+    return { storage = 'weights', weight = w.weight, dims = dims }
+  end
+  return { storage = 'arena', act = self:use(t), dims = dims, elem_offset = self.alias_offset[t.id] }
+end
+
+-- Let tensor `out` be a view of tensor `src`'s buffer, `elem_offset` floats in (a reshape, a
+-- transpose that the channels-innermost layout makes free, a slice of tokens). An op's lower()
+-- calls this and returns nothing: no step.
+function Lowering:alias_view(out, src, elem_offset)
+  local p = src.producer
+  if p and p.op == 'constant' then
+    error(string.format('%s: a view of parameter %s is not supported; use it directly', ir.node_name(out.producer), p.params.value), 0)
+  end
+  self.alias[out.id] = self.alias[src.id] or src.id
+  self.alias_offset[out.id] = (self.alias_offset[src.id] or 0) + (elem_offset or 0)
+  if self.alias_offset[out.id] == 0 then self.alias_offset[out.id] = nil end
+  self:use(src)
 end
 
 function Lowering:weight(key, t, dims)
@@ -62,7 +101,8 @@ end
 
 -- program = { input, output, steps, acts (arena tensors), weights }
 function lower.lower(graph)
-  local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, step = 0 }, Lowering)
+  local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
+                          step = 0 }, Lowering)
   local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, graph = graph }
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
   local x = graph.input
@@ -71,8 +111,7 @@ function lower.lower(graph)
     L.step = L.step + 1
     if node.op == 'flatten' and (#node.inputs[1].shape == 2 or (node.inputs[1].shape[3] == 1 and node.inputs[1].shape[4] == 1)) then
       -- same memory in both layouts: an alias, no step
-      L.alias[node.outputs[1].id] = L.alias[node.inputs[1].id] or node.inputs[1].id
-      L:use(node.inputs[1])
+      L:alias_view(node.outputs[1], node.inputs[1], 0)
       L.step = L.step - 1
     elseif node.op == 'flatten' then
       local s = node.inputs[1].shape
@@ -84,12 +123,19 @@ function lower.lower(graph)
         error(string.format('%s: op %s has no kernel yet (unsupported)', node.where or ir.node_name(node), node.op), 0)
       end
       local generator, gparams, args = lowerer(node, L)
-      program.steps[#program.steps + 1] = { kind = 'kernel', generator = generator, gparams = gparams,
-        args = args, name = ir.node_name(node), op = node.op, macs = ops.get(node.op).macs(node) }
+      if generator then
+        program.steps[#program.steps + 1] = { kind = 'kernel', generator = generator, gparams = gparams,
+          args = args, name = ir.node_name(node), op = node.op, macs = ops.get(node.op).macs(node) }
+      else
+        L.step = L.step - 1 -- an alias or a constant: no step
+      end
     end
   end
   L.step = L.step + 1
   local out = graph.outputs[1]
+  if L.alias_offset[out.id] or (out.producer and out.producer.op == 'constant') then
+    error('the model output is a slice of a tensor or a parameter; not supported', 0)
+  end
   program.output = { shape = out.shape, act = L:use(out) }
   program.last_step = L.step
   return program

@@ -11,6 +11,7 @@
 -- Keys as the reference code: conv1.{0,1}, layerK.N.{reduction_block,conv_block[.1],
 -- expansion_block}.{0,1}, downsample.{0,1}, fc; ViT/PiT as models/pit.lua.
 local nn = require 'nn'
+local pit = require 'models.pit'
 
 local M = { family = 'PfLayer' }
 
@@ -78,6 +79,10 @@ end
 M.configs = {
   pf_resnet50_max = { build = M.resnet, kind = 'max', input = { 1, 3, 224, 224 } },
   pf_resnet50_hybrid = { build = M.resnet, kind = 'hybrid', input = { 1, 3, 224, 224 } },
+  pf_vit_s_max = { build = pit.vit, img = 224, patch = 16, dim = 384, depth = 12, heads = 6, mlp_ratio = 4,
+                   mixer = 'max', input = { 1, 3, 224, 224 } },
+  pf_pit_s_max = { build = pit.pit, img = 224, patch = 16, stride = 8, base_dims = { 48, 48, 48 }, depth = { 2, 6, 4 },
+                   heads = { 3, 6, 12 }, mlp_ratio = 4, mixer = 'max', cls_tokens = 0, input = { 1, 3, 224, 224 } },
 }
 
 return M

@@ -1,0 +1,126 @@
+// Small token-tensor kernels of the transformer models (see compiler/ops/*.lua for the maths).
+//
+//   gelu         out(i) = 0.5 a(i) (1 + erf(a(i) / sqrt 2))     a, out: (n)
+//   scale        out(i) = s * a(i)                               a, out: (n)
+//   concat_rows  out(c, r) = a(c, r) for r < n1, b(c, r - n1)    a: (d, n1), b: (d, n2), out: (d, n1 + n2)
+//   mean_rows    out(c) = 1/rows sum_r a(c, r)                   a: (d, rows), out: (d, 1)
+//
+// Halide's erf is accurate to the last three bits of the mantissa and vectorises cleanly.
+// Schedules: vectorised at the natural width with ShiftInwards tails (stays vectorised for any
+// extent of at least one vector; smaller extents use the largest power of two that fits).
+
+#include "foldc_common.h"
+
+namespace {
+
+using namespace Halide;
+using namespace foldc;
+
+// Flat elementwise schedule: 4 vectors unrolled, ShiftInwards tail, parallel chunks when large.
+void schedule_flat(Func out, Var i, int n, int natural) {
+    const int VW = vec_for(n, natural);
+    int nv = 1;
+    while (nv < 4 && (nv * 2) * VW <= n) nv *= 2;
+    Var io("io"), ii("ii"), iv("iv"), iu("iu"), il("il");
+    if (n >= (1 << 16)) {
+        out.split(i, io, ii, 1 << 14, TailStrategy::ShiftInwards).parallel(io);
+    } else {
+        ii = i;
+    }
+    out.split(ii, iv, il, nv * VW, TailStrategy::ShiftInwards).split(il, iu, il, VW).unroll(iu).vectorize(il);
+}
+
+class Gelu : public Generator<Gelu> {
+public:
+    GeneratorParam<int> n{"n", 1024};
+    Input<Buffer<float, 1>> a{"a"};
+    Output<Buffer<float, 1>> output{"output"};
+
+    void generate() {
+        const int N = n;
+        pin_dense(a, {N});
+        Var i("i");
+        Expr x = a(i);
+        output(i) = 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
+        pin_dense(output, {N});
+        schedule_flat(output, i, N, natural_vector_size<float>());
+        estimate_dense(a, {N});
+        estimate_dense(output, {N});
+    }
+};
+
+class Scale : public Generator<Scale> {
+public:
+    GeneratorParam<int> n{"n", 1024};
+    GeneratorParam<float> s{"s", 1.0f};
+    Input<Buffer<float, 1>> a{"a"};
+    Output<Buffer<float, 1>> output{"output"};
+
+    void generate() {
+        const int N = n;
+        pin_dense(a, {N});
+        Var i("i");
+        output(i) = a(i) * (float)s;
+        pin_dense(output, {N});
+        schedule_flat(output, i, N, natural_vector_size<float>());
+        estimate_dense(a, {N});
+        estimate_dense(output, {N});
+    }
+};
+
+class ConcatRows : public Generator<ConcatRows> {
+public:
+    GeneratorParam<int> d{"d", 64};
+    GeneratorParam<int> n1{"n1", 1};
+    GeneratorParam<int> n2{"n2", 196};
+    Input<Buffer<float, 2>> a{"a"};
+    Input<Buffer<float, 2>> b{"b"};
+    Output<Buffer<float, 2>> output{"output"};
+
+    void generate() {
+        const int D = d, N1 = n1, N2 = n2;
+        pin_dense(a, {D, N1});
+        pin_dense(b, {D, N2});
+        Var c("c"), r("r");
+        output(c, r) = select(r < N1, a(c, clamp(r, 0, N1 - 1)), b(c, clamp(r - N1, 0, N2 - 1)));
+        pin_dense(output, {D, N1 + N2});
+        const int VW = vec_for(D, natural_vector_size<float>());
+        output.vectorize(c, VW, TailStrategy::ShiftInwards);
+        estimate_dense(a, {D, N1});
+        estimate_dense(b, {D, N2});
+        estimate_dense(output, {D, N1 + N2});
+    }
+};
+
+class MeanRows : public Generator<MeanRows> {
+public:
+    GeneratorParam<int> d{"d", 384};
+    GeneratorParam<int> rows{"rows", 196};
+    Input<Buffer<float, 2>> a{"a"};
+    Output<Buffer<float, 2>> output{"output"};
+
+    void generate() {
+        const int D = d, R = rows;
+        pin_dense(a, {D, R});
+        Var c("c"), r("r");
+        RDom k(0, R, "k");
+        Func sum("sum");
+        sum(c) = 0.0f;
+        sum(c) += a(c, k);
+        output(c, r) = sum(c) * (1.0f / R);
+        pin_dense(output, {D, 1});
+        const int VW = vec_for(D, natural_vector_size<float>());
+        output.vectorize(c, VW, TailStrategy::ShiftInwards);
+        sum.compute_at(output, c).vectorize(c);
+        sum.update().vectorize(c);
+        estimate_dense(a, {D, R});
+        estimate_dense(output, {D, 1});
+    }
+};
+
+}  // namespace
+
+HALIDE_REGISTER_GENERATOR(Gelu, gelu)
+HALIDE_REGISTER_GENERATOR(Scale, scale)
+HALIDE_REGISTER_GENERATOR(ConcatRows, concat_rows)
+HALIDE_REGISTER_GENERATOR(MeanRows, mean_rows)

@@ -1,0 +1,114 @@
+-- Transformer pieces of the DSL (timm / naver-ai/pit / naver-ai/PfLayer semantics). Token tensors
+-- are [1, N, D] (batch 1), feature maps [1, C, H, W].
+--   nn.LayerNorm(d, {eps = 1e-5})   over the last dim, weight/bias [d] (PyTorch LayerNorm)
+--   nn.GELU(), nn.gelu(x)           exact erf form, 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU default)
+--   nn.Attention(dim, heads)        timm Attention with qkv bias: children qkv (dim -> 3 dim) and
+--                                   proj (dim -> dim); softmax(q k^T (dim/heads)^-0.5) v per head
+--   nn.attention(qkv, heads, where) the core alone: [1, N, 3 dim] -> [1, N, dim]
+--   nn.parameter(module, name)      a declared parameter of `module` used as a tensor (pos_embed,
+--                                   cls_token); no copy is made at run time
+--   nn.tokens(x)                    [1, C, H, W] -> [1, H W, C]  (flatten(2).transpose(1, 2))
+--   nn.token_map(t, h, w)           [1, h w, C] -> [1, C, h, w]  (transpose(1, 2).reshape)
+--   nn.cat_tokens(a, b)             concatenation along the token dim (torch.cat(dim=1))
+--   nn.slice_tokens(t, start, n)    t[:, start:start+n]  (start is 0-based, as in PyTorch)
+--   nn.select_token(t, i)           t[:, i] -> [1, D]
+--   nn.mean_tokens(t)               t.mean(dim=1) -> [1, D]
+--   nn.mul(x, s)                    x * s for a number s
+-- Bad shapes fail at trace time with the module path and the description line.
+return function(nn)
+  local record, positive_int, fail = nn.record, nn.positive_int, nn.fail
+
+  local function shape_str(s) return table.concat(s, 'x') end
+
+  function nn.LayerNorm(d, o)
+    o = o or {}
+    local m = nn.Module('LayerNorm')
+    positive_int(d, m._where, 'LayerNorm normalized_shape')
+    m.d, m.eps = d, o.eps or 1e-5
+    m:param('weight', { d })
+    m:param('bias', { d })
+    function m:forward(x)
+      return record(nn.caller_where(), self._path, 'layernorm', { x }, { d = self.d, eps = self.eps },
+        { weight = self:key('weight'), bias = self:key('bias') })
+    end
+    return m
+  end
+
+  local function gelu(where, path, x) return record(where, path, 'gelu', { x }) end
+  nn.GELU = nn.stateless('GELU', gelu)
+  function nn.gelu(x) return gelu(nn.caller_where(), nil, x) end
+
+  local function attention(where, path, qkv, heads)
+    nn.check_tensor(where, qkv, 'attention input')
+    local s = qkv.shape
+    if #s ~= 3 or s[3] % 3 ~= 0 then
+      fail(where, (path or 'attention') .. ': expects qkv tokens [1, N, 3*dim], got ' .. shape_str(s))
+    end
+    local dim = s[3] / 3
+    if dim % heads ~= 0 then
+      fail(where, string.format('%s: num_heads=%d does not divide dim=%d', path or 'attention', heads, dim))
+    end
+    return record(where, path, 'attention', { qkv }, { heads = heads, head_dim = dim / heads,
+      scale = (dim / heads) ^ -0.5 })
+  end
+  function nn.attention(qkv, heads) return attention(nn.caller_where(), nil, qkv, heads) end
+
+  function nn.Attention(dim, heads, o)
+    o = o or {}
+    local m = nn.Module('Attention')
+    positive_int(dim, m._where, 'Attention dim'); positive_int(heads, m._where, 'Attention num_heads')
+    if dim % heads ~= 0 then
+      fail(m._where, string.format('Attention: num_heads=%d does not divide dim=%d', heads, dim))
+    end
+    m.heads = heads
+    m.qkv = nn.Linear(dim, dim * 3, { bias = o.qkv_bias ~= false })
+    m.proj = nn.Linear(dim, dim)
+    function m:forward(x)
+      return self.proj(attention(nn.caller_where(), self._path, self.qkv(x), self.heads))
+    end
+    return m
+  end
+
+  function nn.parameter(module, name)
+    local where = nn.caller_where()
+    for _, p in ipairs(module._params) do
+      if p.name == name then
+        return record(where, module:key(name), 'constant', {}, { shape = p.shape }, { value = module:key(name) })
+      end
+    end
+    fail(where, 'nn.parameter: ' .. (module._kind or 'module') .. ' declares no parameter ' .. tostring(name))
+  end
+
+  function nn.tokens(x)
+    local where = nn.caller_where()
+    nn.check_tensor(where, x, 'tokens input')
+    return record(where, nil, 'to_tokens', { x })
+  end
+
+  function nn.token_map(t, h, w)
+    local where = nn.caller_where()
+    nn.check_tensor(where, t, 'token_map input')
+    return record(where, nil, 'to_map', { t }, { h = h, w = w })
+  end
+
+  function nn.cat_tokens(a, b)
+    return record(nn.caller_where(), nil, 'concat_tokens', { a, b })
+  end
+
+  function nn.slice_tokens(t, start, n)
+    return record(nn.caller_where(), nil, 'token_slice', { t }, { start = start, count = n })
+  end
+
+  function nn.select_token(t, i)
+    return record(nn.caller_where(), nil, 'token_slice', { t }, { start = i, count = 1, squeeze = true })
+  end
+
+  function nn.mean_tokens(t)
+    return record(nn.caller_where(), nil, 'token_mean', { t })
+  end
+
+  function nn.mul(x, s)
+    if type(s) ~= 'number' then fail(nn.caller_where(), 'nn.mul: the factor must be a number') end
+    return record(nn.caller_where(), nil, 'scale', { x }, { s = s })
+  end
+end

@@ -5,6 +5,7 @@
 local lfs = require 'lfs'
 local hash = require 'hash'
 local sys = require 'sys'
+local schedules = require 'schedules'
 
 local kernels = {}
 
@@ -12,7 +13,7 @@ local root = os.getenv('FOLDC_ROOT') or '.'
 local HALIDE_VERSION = '14'
 
 -- Generator parameters in a fixed order: the cache key and the command line.
-local function param_list(gparams)
+function kernels.param_list(gparams)
   local keys = {}
   for k in pairs(gparams) do keys[#keys + 1] = k end
   table.sort(keys)
@@ -77,21 +78,53 @@ function kernels.compile(program, target)
   local digest = generator_sources_digest()
   local kernel_target = target .. '-no_runtime-user_context'
   local distinct, by_fn = {}, {}
+  local db = schedules.load(target)
   for _, step in ipairs(program.steps) do
     if step.kind == 'kernel' then
-      local plist = param_list(step.gparams)
+      -- a schedule record for this target (schedules/, written by foldc tune) adds its parameters
+      local gparams, sig = step.gparams, schedules.signature(step.generator, kernels.param_list(step.gparams))
+      local rec = db[sig]
+      if rec then
+        gparams = {}
+        for k, v in pairs(step.gparams) do gparams[k] = v end
+        for k, v in pairs(rec.params) do
+          if gparams[k] == nil then gparams[k] = v end
+        end
+      end
+      step.schedule = rec and schedules.format_params(rec.params) or nil
+      local plist = kernels.param_list(gparams)
       -- the C name depends on what the kernel computes; the cache entry also on how it was made
-      local signature = table.concat({ kernel_target, step.generator, table.concat(plist, ' ') }, '|')
-      step.fn = 'foldc_' .. hash.hex(hash.string(signature))
+      step.fn = kernels.describe(step.generator, plist, target).fn
       if not by_fn[step.fn] then
-        local k = { fn = step.fn, generator = step.generator, params = plist,
-                    dir = cache .. '/kernels/' .. hash.hex(hash.string(digest .. '|' .. signature)) }
-        k.object, k.header = k.dir .. '/' .. k.fn .. '.o', k.dir .. '/' .. k.fn .. '.h'
+        local k = kernels.describe(step.generator, plist, target)
         by_fn[step.fn] = k
         distinct[#distinct + 1] = k
       end
     end
   end
+  return distinct, kernels.build(distinct, target)
+end
+
+-- One kernel: its C name (from what it computes: target, generator, parameters) and its cache
+-- entry (also from how it was made: the generator sources and Halide's version).
+function kernels.describe(generator, plist, target)
+  local cache = kernels.cache_dir()
+  local digest = generator_sources_digest()
+  local signature = table.concat({ target .. '-no_runtime-user_context', generator, table.concat(plist, ' ') }, '|')
+  local k = { fn = 'foldc_' .. hash.hex(hash.string(signature)), generator = generator, params = plist,
+              dir = cache .. '/kernels/' .. hash.hex(hash.string(digest .. '|' .. signature)) }
+  k.object, k.header = k.dir .. '/' .. k.fn .. '.o', k.dir .. '/' .. k.fn .. '.h'
+  return k
+end
+
+-- Compile the kernels (from kernels.describe) that are not in the cache yet, and the Halide
+-- runtime; returns the runtime { dir, object }. With opts.keep_going, a kernel that fails to
+-- compile is marked k.failed instead of raising.
+function kernels.build(distinct, target, opts)
+  opts = opts or {}
+  local cache = kernels.cache_dir()
+  local digest = generator_sources_digest()
+  local kernel_target = target .. '-no_runtime-user_context'
   local runtime_dir = cache .. '/runtime/' .. hash.hex(hash.string(digest .. '|' .. target .. '-user_context'))
   local runtime = { dir = runtime_dir, object = runtime_dir .. '/foldc_halide_runtime.o' }
 
@@ -100,7 +133,7 @@ function kernels.compile(program, target)
     if not lfs.attributes(k.object) then jobs[#jobs + 1] = k end
   end
   local need_runtime = not lfs.attributes(runtime.object)
-  if #jobs == 0 and not need_runtime then return distinct, runtime end
+  if #jobs == 0 and not need_runtime then return runtime end
 
   local gen = kernels.generator()
   sys.mkdir_p(cache .. '/kernels')
@@ -124,14 +157,21 @@ function kernels.compile(program, target)
   local mkfile = os.tmpname()
   local all = table.concat(names, ' ')
   sys.write_file(mkfile, 'all: ' .. all .. '\n.PHONY: all ' .. all .. '\n' .. table.concat(rules, '\n') .. '\n')
-  io.stderr:write(string.format('foldc: compiling %d kernel(s)%s with Halide %s for %s\n', #jobs,
-    need_runtime and ' and the Halide runtime' or '', HALIDE_VERSION, target))
-  local ok, out = sys.run({ 'make', '-s', '-j', tostring(sys.nproc()), '-f', mkfile })
+  if not opts.quiet then
+    io.stderr:write(string.format('foldc: compiling %d kernel(s)%s with Halide %s for %s\n', #jobs,
+      need_runtime and ' and the Halide runtime' or '', HALIDE_VERSION, target))
+  end
+  local argv = { 'make', '-s', '-j', tostring(opts.jobs or sys.nproc()), '-f', mkfile }
+  if opts.keep_going then argv[#argv + 1] = '-k' end
+  local ok, out = sys.run(argv)
   os.remove(mkfile)
-  if not ok then
+  if not ok and not opts.keep_going then
     error('kernel compilation failed: ' .. (out:gsub('%s+', ' '):sub(1, 400)), 0)
   end
-  return distinct, runtime
+  for _, k in ipairs(jobs) do
+    if not lfs.attributes(k.object) then k.failed = true end
+  end
+  return runtime
 end
 
 return kernels

@@ -1,0 +1,86 @@
+-- The schedule database: what `foldc tune` measured best for each kernel on a target, read back by
+-- every `build` for that target (kernels.lua). One human-readable file per target and Halide version:
+--   schedules/<target>/halide<version>.txt
+-- one line per kernel signature (generator and its shape parameters, sorted), tab-separated:
+--   <signature> TAB <schedule parameters, or "default"> TAB <comment: measured GFLOP/s, default, date>
+-- e.g.
+--   conv2d cin=64 cout=64 ... stride_y=1	tile_co=4 tile_x=14 loop_order=1	# 221.3 GFLOP/s vs 208.0 default, ...
+-- "default" means the generator's heuristics won (the kernel was tuned; nothing to add).
+-- FOLDC_SCHEDULES overrides the folder (tests); FOLDC_SCHEDULES=none disables the database.
+local sys = require 'sys'
+
+local schedules = {}
+
+schedules.HALIDE_VERSION = '14'
+
+function schedules.root()
+  local env = os.getenv('FOLDC_SCHEDULES')
+  if env and env ~= '' then return env ~= 'none' and env or nil end
+  return (os.getenv('FOLDC_ROOT') or '.') .. '/schedules'
+end
+
+function schedules.path(target)
+  local root = schedules.root()
+  if not root then return nil end
+  return root .. '/' .. target .. '/halide' .. schedules.HALIDE_VERSION .. '.txt'
+end
+
+-- The signature of a kernel: generator and shape parameters ("k=v" sorted), no schedule.
+function schedules.signature(generator, plist)
+  return generator .. ' ' .. table.concat(plist, ' ')
+end
+
+-- "a=1 b=2" <-> { a = '1', b = '2' }
+function schedules.parse_params(s)
+  local t = {}
+  if s == 'default' then return t end
+  for k, v in s:gmatch('([%w_]+)=([^%s]+)') do t[k] = v end
+  return t
+end
+
+function schedules.format_params(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do out[#out + 1] = k .. '=' .. tostring(t[k]) end
+  return #out > 0 and table.concat(out, ' ') or 'default'
+end
+
+-- { [signature] = { params = {k = v}, comment = '...' } } for a target ({} when none).
+function schedules.load(target)
+  local path = schedules.path(target)
+  local db = {}
+  if not path or not sys.exists(path) then return db end
+  local n = 0
+  for line in io.lines(path) do
+    n = n + 1
+    if not line:match('^%s*#') and line:match('%S') then
+      local sig, sched, comment = line:match('^([^\t]+)\t([^\t]+)\t?(.*)$')
+      if not sig then error(string.format('%s:%d: expected "signature<TAB>schedule<TAB>comment"', path, n), 0) end
+      db[sig] = { params = schedules.parse_params(sched), comment = comment }
+    end
+  end
+  return db
+end
+
+-- Write the database of a target atomically, sorted by signature.
+function schedules.save(target, db)
+  local path = schedules.path(target)
+  if not path then error('FOLDC_SCHEDULES=none: nowhere to save schedules', 0) end
+  sys.mkdir_p(path:match('^(.*)/[^/]*$'))
+  local sigs = {}
+  for sig in pairs(db) do sigs[#sigs + 1] = sig end
+  table.sort(sigs)
+  local lines = { '# foldc tune results for ' .. target .. ', Halide ' .. schedules.HALIDE_VERSION ..
+    ': signature <TAB> schedule <TAB> measurement. Read by foldc build; see schedules/README.md.' }
+  for _, sig in ipairs(sigs) do
+    local r = db[sig]
+    lines[#lines + 1] = sig .. '\t' .. schedules.format_params(r.params) .. '\t' .. (r.comment or '')
+  end
+  local tmp = path .. '.tmp.' .. sys.pid()
+  sys.write_file(tmp, table.concat(lines, '\n') .. '\n')
+  assert(os.rename(tmp, path))
+end
+
+return schedules

@@ -1,0 +1,394 @@
+-- foldc tune: per distinct kernel of a model, search the generator's schedule knobs by compiling
+-- candidates and timing them on this machine (Terra-style: an ordinary loop keeping a `best`).
+--
+--   * The space (tune.space): conv2d register tile (tile_co vectors of output channels x tile_x
+--     pixels, ranked by the generator's own FMA-per-load score), loop order (rows / channel tiles
+--     outer), reduction blocking (ci_block), padding mode; linear: tile_co x tile_r. Stage 1 tries
+--     the tiles, stage 2 refines the best one. Kernels of other generators have no knobs here.
+--   * Validation: the generator's default schedule is the reference (itself checked against a
+--     naive C reference by tests/kernels); a candidate whose output differs by more than `tol`
+--     (relative to the largest output) is rejected before it is timed (compiler/tune_harness.c).
+--   * Timing: candidates of a batch run interleaved, round by round, best time per call; at the
+--     end the default and the leading candidates run once more side by side (a run-off), and a
+--     candidate replaces the default only if it is faster there by more than 1%.
+--   * Budget: --minutes for the whole model, shared evenly by the kernels still to do.
+--   * Resume: every measured candidate is appended to a log in the cache (tune/<target>/<key>.tsv)
+--     and every finished kernel is saved to schedules/<target>/ at once, so an interrupted run
+--     picks up where it stopped; finished kernels are skipped unless --force.
+local kernels = require 'kernels'
+local schedules = require 'schedules'
+local hash = require 'hash'
+local sys = require 'sys'
+
+local ffi = require 'ffi'
+
+local tune = {}
+
+pcall(ffi.cdef, [[
+  struct foldc_timespec { long tv_sec; long tv_nsec; };
+  int clock_gettime(int clk, struct foldc_timespec *ts);
+]])
+local function monotonic()
+  local ts = ffi.new('struct foldc_timespec')
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+local function pow2_at_most(n, cap)
+  local v = 1
+  while v * 2 <= n and v * 2 <= cap do v = v * 2 end
+  return v
+end
+
+local function target_vector(target)
+  if target:match('avx512') then return 16, 32 end
+  if target:match('avx') then return 8, 16 end
+  return 4, 16
+end
+
+local function num(p, k, d) return tonumber(p[k]) or d end
+
+-- Candidate schedules of a kernel: stage 1 (list of param tables) and refine(best) -> stage 2.
+function tune.space(generator, p, target)
+  local V, regs = target_vector(target)
+  if generator == 'conv2d' then
+    local cin, cout, ow = num(p, 'cin'), num(p, 'cout'), num(p, 'out_w')
+    local groups = num(p, 'groups', 1)
+    local cpg = cin / groups
+    local VW = pow2_at_most(cout, V)
+    local depthwise = groups > 1 and cpg == 1 and cout == groups
+    local tiles = {}
+    for c = 1, 8 do
+      if c * VW <= cout then
+        for x = 1, math.min(16, ow) do
+          local need = c * x + c + (regs <= 16 and 1 or 0)
+          if depthwise or need <= regs then
+            local wc = math.ceil(cout / (c * VW)) * c * VW / cout
+            local wx = math.ceil(ow / x) * x / ow
+            local score = (depthwise and x or (c * x) / (c + x)) / (wc * wx)
+            if depthwise and c * x > regs / 2 then score = 0 end
+            tiles[#tiles + 1] = { c = c, x = x, score = score }
+          end
+        end
+      end
+    end
+    table.sort(tiles, function(a, b) return a.score > b.score or (a.score == b.score and a.c * 100 + a.x < b.c * 100 + b.x) end)
+    local stage1 = {}
+    for i = 1, math.min(#tiles, 8) do
+      stage1[#stage1 + 1] = { tile_co = tiles[i].c, tile_x = tiles[i].x }
+    end
+    for i = 1, math.min(#tiles, 2) do
+      for _, o in ipairs({ 1, 2 }) do
+        stage1[#stage1 + 1] = { tile_co = tiles[i].c, tile_x = tiles[i].x, loop_order = o }
+      end
+    end
+    local function refine(best)
+      local out = {}
+      local function with(extra)
+        local t = {}
+        for k, v in pairs(best) do t[k] = v end
+        for k, v in pairs(extra) do t[k] = v end
+        out[#out + 1] = t
+      end
+      if not best.loop_order then
+        with({ loop_order = 1 })
+        with({ loop_order = 2 })
+      end
+      if not depthwise then
+        for _, cb in ipairs({ 16, 32, 64, 128, 256 }) do
+          if cb < cpg and cpg % cb == 0 then with({ ci_block = cb }) end
+        end
+        if cpg > 4 then with({ ci_block = cpg }) end
+      end
+      if num(p, 'pad_x', 0) > 0 or num(p, 'pad_y', 0) > 0 then
+        with({ pad_mode = 1 })
+        with({ pad_mode = 2 })
+      end
+      return out
+    end
+    return stage1, refine
+  elseif generator == 'linear' then
+    local cout, rows = num(p, 'cout'), num(p, 'rows', 1)
+    local VW = pow2_at_most(cout, V)
+    local stage1 = {}
+    for _, c in ipairs({ 1, 2, 3, 4, 6, 8 }) do
+      if c * VW <= cout then
+        if rows == 1 then
+          stage1[#stage1 + 1] = { tile_co = c }
+        else
+          for _, r in ipairs({ 2, 4, 6, 8, 12 }) do
+            if r <= rows and c * r + c + 1 <= regs then stage1[#stage1 + 1] = { tile_co = c, tile_r = r } end
+          end
+        end
+      end
+    end
+    return stage1, function() return {} end
+  end
+  return nil
+end
+
+-- The distinct kernels of a lowered program: { sig, generator, gparams, plist, dims, macs, name, count }.
+function tune.kernels_of(program)
+  local list, by = {}, {}
+  for _, step in ipairs(program.steps) do
+    if step.kind == 'kernel' then
+      local plist = kernels.param_list(step.gparams)
+      local sig = schedules.signature(step.generator, plist)
+      local k = by[sig]
+      if not k then
+        local dims = {}
+        for i, a in ipairs(step.args) do dims[i] = a.dims end
+        k = { sig = sig, generator = step.generator, gparams = step.gparams, dims = dims, macs = step.macs,
+              name = step.name, count = 0 }
+        by[sig] = k
+        list[#list + 1] = k
+      end
+      k.count = k.count + 1
+    end
+  end
+  return list
+end
+
+local function merged(gparams, sched)
+  local t = {}
+  for k, v in pairs(gparams) do t[k] = v end
+  for k, v in pairs(sched) do t[k] = v end
+  return t
+end
+
+-- Compile and run the harness over { default, cands... }; returns per candidate { err, us }.
+local function measure(k, cands, target, opts)
+  local descs = { kernels.describe(k.generator, kernels.param_list(k.gparams), target) }
+  for _, c in ipairs(cands) do
+    descs[#descs + 1] = kernels.describe(k.generator, kernels.param_list(merged(k.gparams, c)), target)
+  end
+  local runtime = kernels.build(descs, target, { keep_going = true, quiet = true })
+  -- a failure can be transient (the generator binary being rebuilt meanwhile): retry those once
+  local again = {}
+  for _, d in ipairs(descs) do
+    if d.failed then
+      d.failed = nil
+      again[#again + 1] = d
+    end
+  end
+  if #again > 0 then kernels.build(again, target, { keep_going = true, quiet = true }) end
+  local work = sys.tmpdir('foldc-tune')
+  local nargs = #k.dims
+  local h = { '/* generated by foldc tune */', '#define NARGS ' .. nargs }
+  local ok_descs, index = {}, {}
+  for i, d in ipairs(descs) do
+    if not d.failed then
+      ok_descs[#ok_descs + 1] = d
+      index[i] = #ok_descs
+    end
+  end
+  if not index[1] then
+    sys.rm_rf(work)
+    error('tune: the default schedule of ' .. k.sig .. ' does not compile', 0)
+  end
+  h[#h + 1] = '#define NCANDS ' .. #ok_descs
+  local r, e, s = {}, {}, {}
+  for i, dims in ipairs(k.dims) do
+    r[i] = tostring(#dims)
+    local ee, ss = {}, {}
+    for j = 1, 4 do
+      ee[j] = tostring(dims[j] and dims[j][1] or 1)
+      ss[j] = tostring(dims[j] and dims[j][2] or 0)
+    end
+    e[i] = '{' .. table.concat(ee, ',') .. '}'
+    s[i] = '{' .. table.concat(ss, ',') .. '}'
+  end
+  h[#h + 1] = 'static const int ranks[NARGS] = {' .. table.concat(r, ',') .. '};'
+  h[#h + 1] = 'static const int extents[NARGS][4] = {' .. table.concat(e, ',') .. '};'
+  h[#h + 1] = 'static const int strides[NARGS][4] = {' .. table.concat(s, ',') .. '};'
+  local ptypes, pargs = {}, {}
+  for i = 1, nargs do
+    ptypes[i] = 'struct halide_buffer_t *'
+    pargs[i] = '&buf[' .. (i - 1) .. ']'
+  end
+  h[#h + 1] = 'typedef int (*kfn_t)(void const *, ' .. table.concat(ptypes, ', ') .. ');'
+  h[#h + 1] = '#define CALL(f) (f)(NULL, ' .. table.concat(pargs, ', ') .. ')'
+  local seen, names, objs = {}, {}, {}
+  for _, d in ipairs(ok_descs) do
+    if not seen[d.fn] then
+      seen[d.fn] = true
+      h[#h + 1] = '#include "' .. d.header .. '"'
+      objs[#objs + 1] = d.object
+    end
+    names[#names + 1] = d.fn
+  end
+  h[#h + 1] = 'static const kfn_t cands[NCANDS] = {' .. table.concat(names, ', ') .. '};'
+  sys.write_file(work .. '/tune_case.h', table.concat(h, '\n') .. '\n')
+  local root = os.getenv('FOLDC_ROOT') or '.'
+  local exe = work .. '/harness'
+  local argv = { os.getenv('CC') or 'cc', '-O2', '-std=c99', '-I' .. work, '-I/usr/include/halide14',
+    root .. '/compiler/tune_harness.c' }
+  for _, o in ipairs(objs) do argv[#argv + 1] = o end
+  for _, a in ipairs({ runtime.object, '-lpthread', '-ldl', '-lm', '-o', exe }) do argv[#argv + 1] = a end
+  local ok, err = pcall(sys.run_quiet, argv, 'compiling the tuning harness')
+  if not ok then
+    sys.rm_rf(work)
+    error(err, 0)
+  end
+  local out = sys.run_quiet({ exe, tostring(opts.threads or 1), tostring(opts.rounds or 5), tostring(opts.batch_ms or 15),
+    tostring(opts.tol or 1e-5) }, 'running the tuning harness')
+  sys.rm_rf(work)
+  local got = {}
+  for i, e2, us in out:gmatch('cand (%d+) err (%S+) us (%S+)') do
+    got[tonumber(i) + 1] = { err = tonumber(e2) or math.huge, us = tonumber(us) }
+  end
+  local res = {}
+  for i = 1, #descs do
+    local g = index[i] and got[index[i]]
+    res[i] = g and { err = g.err, us = (g.us and g.us > 0) and g.us or nil } or { err = math.huge, failed = true }
+  end
+  return res
+end
+
+local function describe_kernel(k)
+  local p = k.gparams
+  if k.generator == 'conv2d' then
+    return string.format('conv2d %dx%d s%d %d->%d %dx%d%s%s%s', p.kh, p.kw, p.stride_x, p.cin, p.cout, p.out_w, p.out_h,
+      (p.groups or 1) > 1 and (' g' .. p.groups) or '', p.residual and ' +res' or '', p.relu and ' relu' or '')
+  elseif k.generator == 'linear' then
+    return string.format('linear %d->%d rows %d%s', p.cin, p.cout, p.rows or 1, p.relu and ' relu' or '')
+  end
+  return k.generator
+end
+
+local function fmt_time(s)
+  if s >= 60 then return string.format('%dm%02ds', math.floor(s / 60), math.floor(s % 60)) end
+  return string.format('%.0fs', s)
+end
+
+local function log_path(target, k, opts)
+  return kernels.cache_dir() .. '/tune/' .. target .. '/' ..
+    hash.hex(hash.string(k.sig .. '|t' .. (opts.threads or 1))) .. '.tsv'
+end
+
+-- Tune the kernels (from tune.kernels_of). opts: target (resolved), minutes, force, threads, out
+-- (a file for progress lines), extra (schedule tables always tried: tests), tol, now (clock).
+-- Returns { [sig] = { best = params, gflops, default_gflops, tried, rejected } }.
+function tune.run(list, opts)
+  local target = opts.target
+  local out = opts.out or io.stderr
+  local clock = opts.now or monotonic
+  local db = schedules.load(target)
+  local todo = {}
+  for _, k in ipairs(list) do
+    local stage1 = tune.space(k.generator, k.gparams, target)
+    if stage1 and (opts.force or not db[k.sig]) then todo[#todo + 1] = k end
+  end
+  local results = {}
+  local t_start = clock()
+  local budget = (opts.minutes or 15) * 60
+  out:write(string.format('foldc tune: %d of %d distinct kernels to tune for %s (%d already recorded or without knobs), budget %s\n',
+    #todo, #list, target, #list - #todo, fmt_time(budget)))
+  for i, k in ipairs(todo) do
+    local t0 = clock()
+    local left = budget - (t0 - t_start)
+    local share = left / (#todo - i + 1)
+    local stage1, refine = tune.space(k.generator, k.gparams, target)
+    local lp = log_path(target, k, opts)
+    sys.mkdir_p(lp:match('^(.*)/[^/]*$'))
+    -- resume: candidates measured before
+    local measured = {}
+    if not opts.force and sys.exists(lp) then
+      for line in io.lines(lp) do
+        local sched, us, err = line:match('^([^\t]+)\t(%S+)\t(%S+)$')
+        if sched then measured[sched] = { us = tonumber(us), err = tonumber(err) } end
+      end
+    end
+    local logf = assert(io.open(lp, opts.force and 'w' or 'a'))
+    if logf:seek('end') == 0 then logf:write('# ', k.sig, '\n') end
+    local tried, rejected, fresh = 0, 0, 0
+    local function run_batch(cands)
+      local todo_c, keys = {}, {}
+      for _, c in ipairs(cands) do
+        local key = schedules.format_params(c)
+        if not measured[key] and not keys[key] and key ~= 'default' then
+          keys[key] = true
+          todo_c[#todo_c + 1] = c
+        end
+      end
+      if #todo_c == 0 then return end
+      local res = measure(k, todo_c, target, opts)
+      if not measured.default and res[1].us then
+        measured.default = { us = res[1].us, err = 0 }
+        logf:write('default\t', res[1].us, '\t0\n')
+      end
+      for j, c in ipairs(todo_c) do
+        local r = res[j + 1]
+        local key = schedules.format_params(c)
+        measured[key] = { us = r.us or -1, err = r.err }
+        logf:write(key, '\t', r.us or -1, '\t', r.err == math.huge and 'inf' or r.err, '\n')
+        fresh = fresh + 1
+      end
+      logf:flush()
+    end
+    local function best_of()
+      local bk, bus
+      for key, m in pairs(measured) do
+        if m.us and m.us > 0 and m.err <= (opts.tol or 1e-5) and (not bus or m.us < bus) then bk, bus = key, m.us end
+      end
+      return bk, bus
+    end
+    local batch = {}
+    for _, c in ipairs(opts.extra or {}) do batch[#batch + 1] = c end
+    for _, c in ipairs(stage1) do batch[#batch + 1] = c end
+    for s = 1, #batch, 6 do
+      run_batch({ unpack(batch, s, math.min(#batch, s + 5)) })
+      if clock() - t0 > share and s > 1 then break end
+    end
+    local bk = best_of()
+    if bk and clock() - t0 <= share then
+      run_batch(refine(schedules.parse_params(bk)))
+    end
+    -- run-off: the default against the three best, side by side
+    local ranked = {}
+    for key, m in pairs(measured) do
+      tried = tried + 1
+      if not (m.err <= (opts.tol or 1e-5)) then rejected = rejected + 1
+      elseif key ~= 'default' and m.us and m.us > 0 then ranked[#ranked + 1] = { key = key, us = m.us } end
+    end
+    table.sort(ranked, function(a, b) return a.us < b.us end)
+    local finals = {}
+    for j = 1, math.min(3, #ranked) do finals[j] = schedules.parse_params(ranked[j].key) end
+    local best, best_us, def_us = {}, nil, nil
+    if #finals > 0 then
+      local res = measure(k, finals, target, { threads = opts.threads, rounds = 7, batch_ms = opts.batch_ms, tol = opts.tol })
+      def_us = res[1].us
+      best_us = def_us
+      for j = 1, #finals do
+        local r = res[j + 1]
+        if r.us and r.err <= (opts.tol or 1e-5) and r.us < best_us * 0.99 then best, best_us = finals[j], r.us end
+      end
+    else
+      def_us = measured.default and measured.default.us
+      best_us = def_us
+    end
+    logf:close()
+    local gf = function(us) return us and (2 * k.macs / (us * 1e-6) * 1e-9) or 0 end
+    local comment = string.format('# %.1f GFLOP/s vs %.1f default (%.3f vs %.3f ms), %d threads, %d candidates, %s',
+      gf(best_us), gf(def_us), (best_us or 0) / 1e3, (def_us or 0) / 1e3, opts.threads or 1, tried, os.date('!%Y-%m-%d'))
+    if k.macs == 0 then
+      comment = string.format('# %.3f vs %.3f ms default, %d threads, %d candidates, %s', (best_us or 0) / 1e3,
+        (def_us or 0) / 1e3, opts.threads or 1, tried, os.date('!%Y-%m-%d'))
+    end
+    db = schedules.load(target)
+    db[k.sig] = { params = best, comment = comment }
+    if not opts.dry_run then schedules.save(target, db) end
+    results[k.sig] = { best = best, us = best_us, default_us = def_us, gflops = gf(best_us),
+                       default_gflops = gf(def_us), tried = tried, rejected = rejected, fresh = fresh }
+    local elapsed = clock() - t_start
+    out:write(string.format('[%d/%d] %-38s best %6.1f GFLOP/s (%s) default %6.1f, %d candidates (%d rejected), %s; ETA %s\n',
+      i, #todo, describe_kernel(k), gf(best_us), schedules.format_params(best), gf(def_us), tried, rejected,
+      fmt_time(clock() - t0), fmt_time(elapsed / i * (#todo - i))))
+    out:flush()
+  end
+  out:write(string.format('foldc tune: done in %s; records in %s\n', fmt_time(clock() - t_start),
+    schedules.path(target) or '(none)'))
+  return results
+end
+
+return tune

@@ -1,0 +1,72 @@
+-- foldc tune on one tiny conv kernel with a tiny budget: the search loop finds a valid best,
+-- a wrong candidate (it computes relu on a kernel without one) is rejected by the numerics check,
+-- the result is saved to schedules/<target>/ and picked up by a later build (kernels.compile),
+-- and a second run resumes (skips the recorded kernel; with --force re-uses the logged
+-- measurements instead of compiling them again). Timing itself is not checked.
+local tune = require 'tune'
+local kernels = require 'kernels'
+local schedules = require 'schedules'
+local sys = require 'sys'
+
+local target = 'x86-64-linux-avx-avx2-f16c-fma-sse41'
+local gparams = { cin = 8, cout = 16, in_w = 6, in_h = 5, out_w = 6, out_h = 5, kw = 3, kh = 3, stride_x = 1,
+  stride_y = 1, pad_x = 1, pad_y = 1, dil_x = 1, dil_y = 1, groups = 1, relu = false, residual = false }
+local function dims3(c, w, h) return { { c, 1 }, { w, c }, { h, c * w } } end
+local kernel = { generator = 'conv2d', gparams = gparams, macs = 16 * 8 * 9 * 30, name = 'tiny', count = 1,
+  dims = { dims3(8, 6, 5), { { 16, 1 }, { 8, 16 }, { 3, 128 }, { 3, 384 } }, { { 16, 1 } }, dims3(16, 6, 5) } }
+kernel.sig = schedules.signature('conv2d', kernels.param_list(gparams))
+
+describe('foldc tune', function()
+  local dir, root
+  local sink = { write = function() end, flush = function() end }
+  setup(function()
+    dir = sys.tmpdir('foldc-tune-spec')
+    root = schedules.root
+    -- schedules.root() reads FOLDC_SCHEDULES; point it at a scratch folder
+    schedules.root = function() return dir end
+  end)
+  teardown(function()
+    schedules.root = root
+    sys.rm_rf(dir)
+  end)
+
+  local first
+  it('searches, rejects a wrong candidate and records the best', function()
+    first = tune.run({ kernel }, { target = target, minutes = 0.02, out = sink, batch_ms = 1, force = true,
+      extra = { { relu = 'true' } } })
+    local r = first[kernel.sig]
+    assert.is_truthy(r)
+    assert.is_true(r.tried >= 3)
+    assert.is_true(r.rejected >= 1)
+    assert.is_truthy(r.us and r.us > 0)
+    assert.is_nil(r.best.relu)
+    local db = schedules.load(target)
+    assert.is_truthy(db[kernel.sig])
+    assert.is_truthy(db[kernel.sig].comment:match('GFLOP/s'))
+    local text = sys.read_file(schedules.path(target))
+    assert.is_truthy(text:find(kernel.sig, 1, true))
+  end)
+
+  it('is used by a later build for that target', function()
+    local db = schedules.load(target)
+    db[kernel.sig] = { params = { tile_co = 1, tile_x = 3 }, comment = '# test' }
+    schedules.save(target, db)
+    local program = { steps = { { kind = 'kernel', generator = 'conv2d', gparams = gparams } } }
+    local distinct = kernels.compile(program, target)
+    assert.are.equal('tile_co=1 tile_x=3', program.steps[1].schedule)
+    assert.is_truthy(table.concat(distinct[1].params, ' '):find('tile_x=3', 1, true))
+    assert.is_true(sys.exists(distinct[1].object))
+  end)
+
+  it('resumes: recorded kernels are skipped, logged candidates are not measured again', function()
+    local again = tune.run({ kernel }, { target = target, minutes = 0.02, out = sink, batch_ms = 1 })
+    assert.is_nil(again[kernel.sig])
+    local db = schedules.load(target)
+    db[kernel.sig] = nil
+    schedules.save(target, db)
+    local resumed = tune.run({ kernel }, { target = target, minutes = 0.02, out = sink, batch_ms = 1,
+      extra = { { relu = 'true' } } })
+    assert.is_truthy(resumed[kernel.sig])
+    assert.is_true(resumed[kernel.sig].fresh < first[kernel.sig].fresh)
+  end)
+end)

@@ -68,8 +68,17 @@ function P.int(n)
 end
 function P.tuple(...) return '(' .. table.concat({ ... }) .. 't' end
 function P.global(m, n) return 'c' .. m .. '\n' .. n .. '\n' end
-function P.storage(key, numel, stype)
-  return P.tuple(P.str('storage'), P.global('torch', stype or 'FloatStorage'), P.str(key), P.str('cpu'), P.int(numel)) .. 'Q'
+function P.storage(key, numel, stype, view)
+  local module, name = (stype or 'torch.FloatStorage'):match('^(.*)%.([^.]*)$')
+  return P.tuple(P.str('storage'), P.global(module, name), P.str(key), P.str('cpu'), P.int(numel), view) .. 'Q'
+end
+-- PyTorch <= 0.3: _rebuild_tensor(storage, offset, size, stride), no requires_grad / hooks
+function P.tensor_v1(storage, offset, size, stride)
+  local sz, sd = {}, {}
+  for i = 1, #size do sz[i] = P.int(size[i]) end
+  for i = 1, #stride do sd[i] = P.int(stride[i]) end
+  return P.global('torch._utils', '_rebuild_tensor') .. '(' .. storage .. P.int(offset)
+    .. P.tuple(unpack(sz)) .. P.tuple(unpack(sd)) .. 'tR'
 end
 function P.tensor(storage, offset, size, stride)
   local sz, sd = {}, {}
@@ -184,6 +193,27 @@ describe('weights.pth', function()
     assert.same({ 'a', 'b' }, w.names)
     assert.same({ 0.5, 1.5, 2.5, 3.5 }, { w.tensors.a.data[0], w.tensors.a.data[1], w.tensors.a.data[2], w.tensors.a.data[3] })
     assert.same({ 1.5, 3.5 }, { w.tensors.b.data[0], w.tensors.b.data[1] })
+  end)
+
+  it('reads a PyTorch 0.3-style legacy file: _rebuild_tensor, cuda storages, storage views', function()
+    local magic = '\128\2\138\10' .. '\108\252\156\70\249\32\106\168\80\25' .. '.'
+    local view = P.tuple(P.str('v1'), P.int(2), P.int(3)) -- elements 2..4 of root storage '7'
+    local body = P.dict({
+      { 'a', P.tensor_v1(P.storage('7', 6, 'torch.cuda.FloatStorage'), 1, { 2, 2 }, { 1, 2 }) },
+      { 'b', P.tensor_v1(P.storage('7', 6, 'torch.cuda.FloatStorage', view), 1, { 2 }, { 1 }) },
+    })
+    local data = ffi.new('float[6]', { 0, 10, 20, 30, 40, 50 })
+    local path = put(tmp_path(), magic .. P.pickle(P.int(1001)) .. P.pickle('}') .. P.pickle(body)
+      .. P.pickle('](' .. P.str('7') .. 'e') .. le(6, 8) .. ffi.string(data, 24))
+    local w = pth.read(path)
+    assert.same({ 2, 2 }, w.tensors.a.shape)
+    assert.same({ 10, 30, 20, 40 }, { w.tensors.a.data[0], w.tensors.a.data[1], w.tensors.a.data[2], w.tensors.a.data[3] })
+    assert.same({ 30, 40 }, { w.tensors.b.data[0], w.tensors.b.data[1] })
+    -- a view past its root storage is refused
+    local bad = body:gsub(P.int(3) .. 't', P.int(5) .. 't', 1)
+    path = put(tmp_path(), magic .. P.pickle(P.int(1001)) .. P.pickle('}') .. P.pickle(bad)
+      .. P.pickle('](' .. P.str('7') .. 'e') .. le(6, 8) .. ffi.string(data, 24))
+    err_of(pth.read, path)(path .. ': ', "storage '7': view [2, +5) exceeds its 6 elements")
   end)
 
   it('refuses a tensor larger than its storage, naming file and key', function()

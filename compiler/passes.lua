@@ -6,6 +6,7 @@ passes.pipeline = {
   require 'passes.fold_repvgg',
   require 'passes.fold_acb',
   require 'passes.fold_dbb',
+  require 'passes.fold_dirac',
   require 'passes.fold_bn',
   require 'passes.fuse_epilogue',
 }

@@ -34,3 +34,13 @@ for _, k in ipairs(w.names) do
 end
 st.write('$SCRATCH/no_bn.safetensors', list)"
 expect_refusal 'branch missing its BN' 'missing: stage2.0.rbr_1x1.bn.weight [16]' "$SCRATCH/no_bn.safetensors"
+
+# DiracNet v2 training form (functional keys, eye buffers): the folded weights carry the DiracNet
+# module's keys and run as its deploy form
+name=diracnet18_train_mini
+model="$FIXTURES/reparam.lua:$name"
+"$FOLDC" fold "$model" --weights "$data/$name.safetensors" -o "$SCRATCH/dirac.safetensors" 2> "$SCRATCH/report"
+grep -q 'dirac folded 16, bn folded 17' "$SCRATCH/report" || fail "fold report: $(cat "$SCRATCH/report")"
+"$FOLDC" run "$model" --weights "$SCRATCH/dirac.safetensors" --input "$data/$name.input.npy" --output "$SCRATCH/out.npy"
+luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data/$name.output.npy" 1e-4
+expect_refusal 'DiracNet checkpoint of the folded module' 'does not match diracnet18_train_mini' "$data/diracnet18_w8.safetensors"

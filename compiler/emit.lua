@@ -164,6 +164,7 @@ function emit.bundle(program, dir, info)
   env.output_shape = env.output_shape_x
   sys.write_file(dir .. '/README.md', fill('README.md', env))
   sys.write_file(dir .. '/foldc_runtime.h', sys.read_file(root .. '/runtime/foldc_runtime.h'))
+  sys.write_file(dir .. '/foldc_pool.h', sys.read_file(root .. '/runtime/foldc_pool.h'))
   sys.write_file(dir .. '/HalideRuntime.h', sys.read_file(HALIDE_RUNTIME_H))
   sys.mkdir_p(dir .. '/kernels')
   local objects = { info.runtime.object }
@@ -173,7 +174,9 @@ function emit.bundle(program, dir, info)
     sys.write_file(dir .. '/kernels/' .. k.fn .. '.h', header)
     objects[#objects + 1] = k.object
   end
-  table.sort(objects)
+  -- by file name (the archive member name), not by cache path: the order must not depend on the
+  -- generator sources' digest, so the archive stays byte-identical when unrelated generators change
+  table.sort(objects, function(a, b) return a:match('[^/]*$') < b:match('[^/]*$') end)
   local ar = { 'ar', 'rcsD', dir .. '/lib' .. m .. '_kernels.a' }
   for _, o in ipairs(objects) do ar[#ar + 1] = o end
   sys.run_quiet(ar, 'archiving the kernels')

@@ -296,7 +296,8 @@ function tune.run(list, opts)
     if not opts.force and sys.exists(lp) then
       for line in io.lines(lp) do
         local sched, us, err = line:match('^([^\t]+)\t(%S+)\t(%S+)$')
-        if sched then measured[sched] = { us = tonumber(us), err = tonumber(err) } end
+        -- a candidate that did not compile or run (err inf) is tried again
+        if sched and tonumber(err) and tonumber(err) < math.huge then measured[sched] = { us = tonumber(us), err = tonumber(err) } end
       end
     end
     local logf = assert(io.open(lp, opts.force and 'w' or 'a'))

@@ -123,7 +123,6 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  $(m)_set_num_threads(threads);
   weights = read_file(weights_path, &weights_base, &wlen);
   if (!weights) {
     fprintf(stderr, "%s: cannot read weights\n", weights_path);
@@ -144,7 +143,7 @@ int main(int argc, char **argv) {
       input[i] = (float)((s >> 8) * (1.0 / 16777216.0) * 2.0 - 1.0);
     }
   }
-  err = $(m)_create(weights, wlen, &ctx);
+  err = $(m)_create_threads(weights, wlen, threads, &ctx);
   if (err) {
     fprintf(stderr, "%s: %s\n", weights_path, $(m)_strerror(err));
     return 1;

@@ -8,6 +8,7 @@
 #include "$(m).h"
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
+#include "foldc_pool.h"
 $kernel_headers[[#include "kernels/$it.h"
 ]]
 #define MODEL_ID UINT64_C($model_id)
@@ -40,6 +41,7 @@ $layers[[  $macs,
 ]]};
 
 struct $(m)_ctx {
+  foldc_pool_head threads; /* first: the kernels find their thread pool here (foldc_pool.h) */
   const unsigned char *weights;
   unsigned char *arena; /* $(M)_ARENA_BYTES bytes, 64-byte aligned, inside memory */
   void *memory;
@@ -81,7 +83,13 @@ double $(m)_layer_macs(int i) { return i >= 0 && i < $(M)_NUM_LAYERS ? layer_mac
 
 void $(m)_set_num_threads(int n) { halide_set_num_threads(n); }
 
+int $(m)_num_threads(const $(m)_ctx *ctx) { return ctx ? ctx->threads.num_threads : 0; }
+
 int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **out) {
+  return $(m)_create_threads(weights, weights_bytes, 0, out);
+}
+
+int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threads, $(m)_ctx **out) {
   $(m)_ctx *ctx;
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
@@ -97,6 +105,11 @@ int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **out) {
     return FOLDC_ERR_NO_MEMORY;
   }
   ctx->arena = (unsigned char *)ctx->memory + (FOLDC_ALIGN - (uintptr_t)ctx->memory % FOLDC_ALIGN);
+  if (foldc_pool_init(&ctx->threads, num_threads)) {
+    free(ctx->memory);
+    free(ctx);
+    return FOLDC_ERR_NO_MEMORY;
+  }
   ctx->weights = (const unsigned char *)weights;
   for (i = 0; i < NUM_VIEWS; i++) {
     const view_desc *v = &views[i];
@@ -121,6 +134,7 @@ int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **out) {
 
 void $(m)_destroy($(m)_ctx *ctx) {
   if (!ctx) return;
+  foldc_pool_fini(&ctx->threads);
   free(ctx->memory);
   free(ctx);
 }

@@ -26,8 +26,17 @@ $input_macros[[#define $(M)_INPUT_$name $value
 
 typedef struct $(m)_ctx $(m)_ctx;
 
-/* Verify the weights blob and create a context. Returns 0 or an error code ($(m)_strerror). */
+/* Verify the weights blob and create a context whose kernels run on num_threads threads (the
+ * calling thread and num_threads - 1 workers the context owns; 0 = one per online core). Each
+ * context has its own threads, so contexts with different counts can run side by side.
+ * Returns 0 or an error code ($(m)_strerror). */
+int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threads, $(m)_ctx **ctx);
+
+/* $(m)_create_threads with num_threads = 0 (one thread per core). */
 int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **ctx);
+
+/* The number of threads a context runs its kernels on. */
+int $(m)_num_threads(const $(m)_ctx *ctx);
 
 /* One inference: input[$(M)_INPUT_SIZE] -> output[$(M)_OUTPUT_SIZE]. Returns 0 or an error code. */
 int $(m)_run($(m)_ctx *ctx, const float *input, float *output);
@@ -46,8 +55,8 @@ const char *$(m)_last_error(const $(m)_ctx *ctx);
 const char *$(m)_layer_name(int i);
 double $(m)_layer_macs(int i);
 
-/* Worker threads for every model in the process (Halide's thread pool); call before the first
- * run. 0 means one per core. */
+/* Deprecated: contexts now own their threads ($(m)_create_threads). This only sizes Halide's
+ * process-wide pool, which foldc contexts no longer use. */
 void $(m)_set_num_threads(int n);
 
 #ifdef __cplusplus

@@ -8,6 +8,7 @@
 #include "diracnet18.h"
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
+#include "foldc_pool.h"
 #include "kernels/foldc_006078abd310fd35.h"
 #include "kernels/foldc_0cf613057f5ab266.h"
 #include "kernels/foldc_38178731a092de40.h"
@@ -181,6 +182,7 @@ static const double layer_macs[DIRACNET18_NUM_LAYERS] = {
 };
 
 struct diracnet18_ctx {
+  foldc_pool_head threads; /* first: the kernels find their thread pool here (foldc_pool.h) */
   const unsigned char *weights;
   unsigned char *arena; /* DIRACNET18_ARENA_BYTES bytes, 64-byte aligned, inside memory */
   void *memory;
@@ -222,7 +224,13 @@ double diracnet18_layer_macs(int i) { return i >= 0 && i < DIRACNET18_NUM_LAYERS
 
 void diracnet18_set_num_threads(int n) { halide_set_num_threads(n); }
 
+int diracnet18_num_threads(const diracnet18_ctx *ctx) { return ctx ? ctx->threads.num_threads : 0; }
+
 int diracnet18_create(const void *weights, size_t weights_bytes, diracnet18_ctx **out) {
+  return diracnet18_create_threads(weights, weights_bytes, 0, out);
+}
+
+int diracnet18_create_threads(const void *weights, size_t weights_bytes, int num_threads, diracnet18_ctx **out) {
   diracnet18_ctx *ctx;
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
@@ -238,6 +246,11 @@ int diracnet18_create(const void *weights, size_t weights_bytes, diracnet18_ctx 
     return FOLDC_ERR_NO_MEMORY;
   }
   ctx->arena = (unsigned char *)ctx->memory + (FOLDC_ALIGN - (uintptr_t)ctx->memory % FOLDC_ALIGN);
+  if (foldc_pool_init(&ctx->threads, num_threads)) {
+    free(ctx->memory);
+    free(ctx);
+    return FOLDC_ERR_NO_MEMORY;
+  }
   ctx->weights = (const unsigned char *)weights;
   for (i = 0; i < NUM_VIEWS; i++) {
     const view_desc *v = &views[i];
@@ -262,6 +275,7 @@ int diracnet18_create(const void *weights, size_t weights_bytes, diracnet18_ctx 
 
 void diracnet18_destroy(diracnet18_ctx *ctx) {
   if (!ctx) return;
+  foldc_pool_fini(&ctx->threads);
   free(ctx->memory);
   free(ctx);
 }

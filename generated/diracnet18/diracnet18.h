@@ -37,8 +37,17 @@ extern "C" {
 
 typedef struct diracnet18_ctx diracnet18_ctx;
 
-/* Verify the weights blob and create a context. Returns 0 or an error code (diracnet18_strerror). */
+/* Verify the weights blob and create a context whose kernels run on num_threads threads (the
+ * calling thread and num_threads - 1 workers the context owns; 0 = one per online core). Each
+ * context has its own threads, so contexts with different counts can run side by side.
+ * Returns 0 or an error code (diracnet18_strerror). */
+int diracnet18_create_threads(const void *weights, size_t weights_bytes, int num_threads, diracnet18_ctx **ctx);
+
+/* diracnet18_create_threads with num_threads = 0 (one thread per core). */
 int diracnet18_create(const void *weights, size_t weights_bytes, diracnet18_ctx **ctx);
+
+/* The number of threads a context runs its kernels on. */
+int diracnet18_num_threads(const diracnet18_ctx *ctx);
 
 /* One inference: input[DIRACNET18_INPUT_SIZE] -> output[DIRACNET18_OUTPUT_SIZE]. Returns 0 or an error code. */
 int diracnet18_run(diracnet18_ctx *ctx, const float *input, float *output);
@@ -57,8 +66,8 @@ const char *diracnet18_last_error(const diracnet18_ctx *ctx);
 const char *diracnet18_layer_name(int i);
 double diracnet18_layer_macs(int i);
 
-/* Worker threads for every model in the process (Halide's thread pool); call before the first
- * run. 0 means one per core. */
+/* Deprecated: contexts now own their threads (diracnet18_create_threads). This only sizes Halide's
+ * process-wide pool, which foldc contexts no longer use. */
 void diracnet18_set_num_threads(int n);
 
 #ifdef __cplusplus

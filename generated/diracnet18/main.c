@@ -123,7 +123,6 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  diracnet18_set_num_threads(threads);
   weights = read_file(weights_path, &weights_base, &wlen);
   if (!weights) {
     fprintf(stderr, "%s: cannot read weights\n", weights_path);
@@ -144,7 +143,7 @@ int main(int argc, char **argv) {
       input[i] = (float)((s >> 8) * (1.0 / 16777216.0) * 2.0 - 1.0);
     }
   }
-  err = diracnet18_create(weights, wlen, &ctx);
+  err = diracnet18_create_threads(weights, wlen, threads, &ctx);
   if (err) {
     fprintf(stderr, "%s: %s\n", weights_path, diracnet18_strerror(err));
     return 1;

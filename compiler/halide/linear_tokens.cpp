@@ -1,0 +1,113 @@
+// linear_tokens: a Linear layer over the rows of a token matrix, with a fused epilogue.
+//
+//   out(co, r) = act( bias(co) + sum_{ci < cin} w(co, ci) * in(ci, r) ) (+ residual(co, r))
+//   act = gelu (exact erf form) or identity; the residual is added after it.
+//   Buffers: input (cin, rows), weights (cout, cin) i.e. memory [ci][co], co innermost, bias
+//   (cout), [residual (cout, rows)], output (cout, rows).
+//
+// Schedule (a GEMM blocked for the cache): for each block of T = tco vectors of output channels,
+// the accumulator of all rows (T x rows, L2-resident) is built over slices of KB input channels
+// so that the weight panel being read (T x KB floats, <= 32 KB) stays in L1; inside a slice,
+// register blocks of tco vectors x tr rows (unrolled) run over the slice's channels. Rows are
+// padded up to a multiple of tr (align_bounds; the padded rows read the last row and are never
+// stored), so row counts such as 197 or 50 need no scalar tail. The epilogue then runs over the
+// block. Needs cout to be a multiple of the vector width (the lowering falls back to `linear`
+// otherwise).
+//
+// Schedule GeneratorParams (0 = heuristic default): tile_co (vectors), tile_r (rows), kb.
+
+#include "foldc_common.h"
+
+namespace {
+
+using namespace Halide;
+using namespace foldc;
+
+class LinearTokens : public Generator<LinearTokens> {
+public:
+    GeneratorParam<int> cin{"cin", 384};
+    GeneratorParam<int> cout{"cout", 1536};
+    GeneratorParam<int> rows{"rows", 197};
+    GeneratorParam<bool> gelu{"gelu", false};
+    GeneratorParam<bool> residual{"residual", false};
+    GeneratorParam<int> tile_co{"tile_co", 0};
+    GeneratorParam<int> tile_r{"tile_r", 0};
+    GeneratorParam<int> kb{"kb", 0};
+
+    Input<Buffer<float, 2>> input{"input"};
+    Input<Buffer<float, 2>> weights{"weights"};
+    Input<Buffer<float, 1>> bias{"bias"};
+    Input<Buffer<float, 2>> *res = nullptr;
+    Output<Buffer<float, 2>> output{"output"};
+
+    void configure() {
+        if (residual) res = add_input<Buffer<float, 2>>("residual");
+    }
+
+    void generate() {
+        const int CIN = cin, COUT = cout, R = rows;
+        pin_dense(input, {CIN, R});
+        pin_dense(weights, {COUT, CIN});
+        pin_dense(bias, {COUT});
+        if (res) pin_dense(*res, {COUT, R});
+
+        const int V = natural_vector_size<float>();
+        const int regs = vector_registers(get_target());
+        int tco = tile_co;
+        if (tco <= 0) {
+            tco = 1;
+            for (int t : {4, 3, 2}) {
+                if (COUT % (t * V) == 0) { tco = t; break; }
+            }
+        }
+        int tr = tile_r;
+        if (tr <= 0) tr = std::max(1, std::min(R, (regs - 4) / tco));
+        const int T = tco * V;
+        int KB = kb;
+        if (KB <= 0) {
+            const int kmax = std::max(1, 8192 / T);
+            KB = largest_divisor_in(CIN, std::max(1, kmax / 2), kmax);
+            if (KB == 0) KB = CIN;
+        }
+
+        Var c("c"), r("r");
+        RDom k(0, CIN, "k");
+        Func acc("acc");
+        acc(c, r) = bias(c);
+        acc(c, r) += weights(c, k) * input(k, min(r, R - 1));
+        Expr v = acc(c, r);
+        if (gelu) v = 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
+        if (res) v += (*res)(c, r);
+        output(c, r) = v;
+        pin_dense(output, {COUT, R});
+
+        Var co("co"), ci("ci"), cv("cv"), cl("cl"), rb("rb"), ri("ri");
+        RVar ko("ko"), ki("ki");
+        output.split(c, co, ci, T, TailStrategy::ShiftInwards)
+            .reorder(ci, r, co)
+            .vectorize(ci, V);
+        const long long work = (long long)COUT * CIN * R;
+        if (work >= (1 << 18) && COUT / T > 1) output.parallel(co);
+        acc.compute_at(output, co)
+            .align_bounds(r, tr)
+            .vectorize(c, V);
+        acc.update()
+            .split(k, ko, ki, KB)
+            .split(c, cv, cl, V)
+            .split(r, rb, ri, tr)
+            .vectorize(cl)
+            .unroll(cv)
+            .unroll(ri)
+            .reorder(cl, cv, ri, ki, rb, ko);
+
+        estimate_dense(input, {CIN, R});
+        estimate_dense(weights, {COUT, CIN});
+        estimate_dense(bias, {COUT});
+        if (res) estimate_dense(*res, {COUT, R});
+        estimate_dense(output, {COUT, R});
+    }
+};
+
+}  // namespace
+
+HALIDE_REGISTER_GENERATOR(LinearTokens, linear_tokens)

@@ -1,0 +1,49 @@
+-- linear_tokens: a Linear over token rows with its epilogue fused (passes/fuse_linear_tokens.lua):
+--   y[r, o] = act( b[o] + sum_i W[o, i] x[r, i] ) (+ res[r, o]),  act = GELU (exact) or identity
+-- The kernel (compiler/halide/linear_tokens.cpp) is a cache-blocked GEMM for many rows.
+local tensor = require 'tensor'
+local lower = require 'lower'
+local linear = require 'ops.linear'
+local gelu = require 'ops.gelu'
+
+local linear_tokens = {}
+
+function linear_tokens.shape(node, shapes)
+  local out = linear.shape(node, shapes)
+  if shapes[2] and table.concat(shapes[2], 'x') ~= table.concat(out, 'x') then
+    error('residual shape ' .. table.concat(shapes[2], 'x') .. ' differs from output ' .. table.concat(out, 'x'), 0)
+  end
+  return out
+end
+
+linear_tokens.macs = linear.macs
+
+function linear_tokens.eval(node, inputs, params)
+  local y = linear.eval(node, inputs, params)
+  local res = inputs[2] and inputs[2].data
+  for i = 0, y.numel - 1 do
+    local v = y.data[i]
+    if node.attrs.gelu then v = gelu.f(v) end
+    if res then v = v + res[i] end
+    y.data[i] = v
+  end
+  return y
+end
+
+function linear_tokens.lower(node, L)
+  local x, y = node.inputs[1], node.outputs[1]
+  local cin, cout = node.attrs.cin, node.attrs.cout
+  local W = L.params[node.params.weight]
+  local packed = tensor.new({ cin, cout })
+  for co = 0, cout - 1 do
+    for ci = 0, cin - 1 do packed.data[ci * cout + co] = W.data[co * cin + ci] end
+  end
+  local args = { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. '@t', packed, { { cout, 1 }, { cin, cout } }),
+                 L:bias(node, cout) }
+  if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
+  args[#args + 1] = L:act(y, lower.act_dims(y.shape))
+  return 'linear_tokens', { cin = cin, cout = cout, rows = tensor.numel(x.shape) / cin,
+                            gelu = node.attrs.gelu and true or false, residual = node.inputs[2] ~= nil }, args
+end
+
+return linear_tokens

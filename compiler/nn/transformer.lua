@@ -46,7 +46,8 @@ return function(nn)
     end
     local dim = s[3] / 3
     if dim % heads ~= 0 then
-      fail(where, string.format('%s: num_heads=%d does not divide dim=%d', path or 'attention', heads, dim))
+      fail(where, string.format('%s: num_heads=%d does not divide dim=%d (the width of %s)', path or 'attention',
+        heads, dim, path and (path .. '.qkv.weight / 3') or 'qkv'))
     end
     return record(where, path, 'attention', { qkv }, { heads = heads, head_dim = dim / heads,
       scale = (dim / heads) ^ -0.5 })
@@ -57,9 +58,6 @@ return function(nn)
     o = o or {}
     local m = nn.Module('Attention')
     positive_int(dim, m._where, 'Attention dim'); positive_int(heads, m._where, 'Attention num_heads')
-    if dim % heads ~= 0 then
-      fail(m._where, string.format('Attention: num_heads=%d does not divide dim=%d', heads, dim))
-    end
     m.heads = heads
     m.qkv = nn.Linear(dim, dim * 3, { bias = o.qkv_bias ~= false })
     m.proj = nn.Linear(dim, dim)

@@ -7,6 +7,7 @@ passes.pipeline = {
   require 'passes.fold_acb',
   require 'passes.fold_dbb',
   require 'passes.fold_dirac',
+  require 'passes.fold_repmlp',
   require 'passes.fold_bn',
   require 'passes.fuse_epilogue',
   require 'passes.fuse_linear_tokens',

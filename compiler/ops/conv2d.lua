@@ -90,7 +90,9 @@ function conv2d.lower(node, L)
   local a = node.attrs
   local x, y = node.inputs[1], node.outputs[1]
   local W = L.params[node.params.weight]
-  local cout, cig, kh, kw = W.shape[1], W.shape[2], W.shape[3], W.shape[4]
+  -- geometry from the attributes: RepMLP's partition FC keeps its [O*h*w, C*h*w/g, 1, 1] weight,
+  -- the same memory as the [O*h*w, C/g, h, w] kernel it runs as (nn/repmlp.lua)
+  local cout, cig, kh, kw = a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2]
   local packed = tensor.new({ kh, kw, cig, cout })
   for co = 0, cout - 1 do
     for ci = 0, cig - 1 do

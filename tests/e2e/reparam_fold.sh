@@ -44,3 +44,12 @@ grep -q 'dirac folded 16, bn folded 17' "$SCRATCH/report" || fail "fold report: 
 "$FOLDC" run "$model" --weights "$SCRATCH/dirac.safetensors" --input "$data/$name.input.npy" --output "$SCRATCH/out.npy"
 luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data/$name.output.npy" 1e-4
 expect_refusal 'DiracNet checkpoint of the folded module' 'does not match diracnet18_train_mini' "$data/diracnet18_w8.safetensors"
+
+# RepMLP-ResNet: the local perceptrons merged into fc3, the deploy weights (switch_to_deploy's keys)
+# build and run as the deploy form
+name=repmlp_resnet_mini
+model="$FIXTURES/reparam.lua:$name"
+"$FOLDC" fold "$model" --weights "$data/$name.safetensors" -o "$SCRATCH/repmlp.safetensors" 2> "$SCRATCH/report"
+grep -q 'repmlp folded 2' "$SCRATCH/report" || fail "fold report: $(cat "$SCRATCH/report")"
+"$FOLDC" run "$model" --weights "$SCRATCH/repmlp.safetensors" --input "$data/$name.input.npy" --output "$SCRATCH/out.npy"
+luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data/$name.output.npy" 1e-4

@@ -155,6 +155,11 @@ static inline int foldc_do_par_for(void *uc, halide_task_t fn, int min, int size
   /* one thread, a single iteration, or a loop nested inside a running one: run it here */
   if (!p || p->n <= 1 || size <= 1 || p->busy) return foldc_serial_for(uc, fn, min, size, closure);
   p->busy = 1;
+  /* Move `next` to the new generation before touching the loop's fields: a worker still leaving
+   * the previous loop may read a field of this one, but can then no longer claim an iteration
+   * (its claims carry the old generation), so it never runs or counts work with mixed fields. */
+  g = p->gen + 1;
+  __atomic_store_n(&p->next, (uint64_t)g << 32, __ATOMIC_SEQ_CST);
   p->fn = fn;
   p->uc = uc;
   p->closure = closure;
@@ -163,8 +168,6 @@ static inline int foldc_do_par_for(void *uc, halide_task_t fn, int min, int size
   p->err = 0;
   __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->mu);
-  g = p->gen + 1;
-  __atomic_store_n(&p->next, (uint64_t)g << 32, __ATOMIC_RELEASE);
   __atomic_store_n(&p->gen, g, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);

@@ -63,9 +63,10 @@ public:
         output(d, h, i) = acc(d, i, h) / den(i, h);
         pin_dense(output, {HD, H, N});
 
-        // Tiles: QT queries per score tile; SB queries x JV key vectors per S register block;
+        // Tiles: QT queries per score tile (12: the tile's scores and probabilities stay in L1;
+        // 24 was 10% slower and 48 much slower on 730 tokens); SB queries x JV key vectors per S register block;
         // RB queries x HD/VD head-dim vectors per O register block.
-        const int QT = std::min(24, N);
+        const int QT = std::min(12, N);
         int VD = 1;
         while (VD * 2 <= V && HD % (VD * 2) == 0) VD *= 2;
         const int DV = HD / VD;

@@ -136,6 +136,7 @@ return {
   define = function(c)
     c:argument('file', 'Weights: .safetensors, or a torch.save checkpoint (.pth/.pt/.bin/.ckpt, zip or legacy).')
     c:option('--diff', 'Zoo name or FILE.lua[:CONFIG]: show missing, unexpected and misshapen keys (exit 1 if any).')
+      :argname('<model>')
   end,
   run = function(a)
     local w = require('weights').load(a.file)

@@ -53,11 +53,23 @@ function sys.capture(argv)
   return sys.run_quiet(argv, argv[1])
 end
 
-function sys.read_file(path)
-  local f, err = io.open(path, 'rb')
-  if not f then error(err, 0) end
-  local s = f:read('*a')
+-- The whole file as a string, or nil and a reason ('cannot open: ...' / 'cannot read file').
+-- One read of the known size: much faster than read('*a') for large files.
+function sys.read_bytes(path)
+  local f, oerr = io.open(path, 'rb')
+  if not f then return nil, 'cannot open: ' .. tostring(oerr) end
+  local size = f:seek('end')
+  local ok, s = pcall(function()
+    return size and f:seek('set') and (size == 0 and '' or f:read(size))
+  end)
   f:close()
+  if not ok or type(s) ~= 'string' or #s ~= size then return nil, 'cannot read file' end
+  return s
+end
+
+function sys.read_file(path)
+  local s, err = sys.read_bytes(path)
+  if not s then error(path .. ': ' .. err, 0) end
   return s
 end
 

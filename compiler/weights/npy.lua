@@ -6,6 +6,7 @@
 -- Reads '<f4', '<f8' and '<f2' (converted to float32); writes v1.0 '<f4' with
 -- the data starting at a multiple of 64 bytes, as current numpy does.
 local ffi = require 'ffi'
+local sys = require 'sys'
 local bit = require 'bit'
 local tensor = require 'tensor'
 
@@ -37,15 +38,8 @@ end
 
 -- Returns a float32 tensor.
 function M.read(path)
-  local f, oerr = io.open(path, 'rb')
-  if not f then fail(path, 'cannot open: ' .. tostring(oerr)) end
-  -- one read of the known size: much faster than '*a' for big files
-  local size = f:seek('end')
-  local ok, s = pcall(function()
-    return size and f:seek('set') and (size == 0 and '' or f:read(size))
-  end)
-  f:close()
-  if not ok or type(s) ~= 'string' or #s ~= size then fail(path, 'cannot read file') end
+  local s, err = sys.read_bytes(path)
+  if not s then fail(path, err) end
   if #s < 10 or s:sub(1, 6) ~= MAGIC then
     fail(path, 'not a .npy file (bad magic)')
   end

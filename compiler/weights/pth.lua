@@ -17,6 +17,7 @@
 -- tensors (F32/F16/BF16/F64) become float32 arrays, integer ones get data = nil (int_values for
 -- one-element tensors), as in weights/safetensors.lua.
 local ffi = require 'ffi'
+local sys = require 'sys'
 local unpickle = require 'weights.unpickle'
 local safetensors = require 'weights.safetensors'
 local tensor = require 'tensor'
@@ -235,14 +236,8 @@ local function collect(path, obj, bytes_of)
 end
 
 local function read_file(path)
-  local f, oerr = io.open(path, 'rb')
-  if not f then fail(path, 'cannot open: ' .. tostring(oerr)) end
-  local size = f:seek('end')
-  local ok, s = pcall(function()
-    return size and f:seek('set') and (size == 0 and '' or f:read(size))
-  end)
-  f:close()
-  if not ok or type(s) ~= 'string' or #s ~= size then fail(path, 'cannot read file') end
+  local s, err = sys.read_bytes(path)
+  if not s then fail(path, err) end
   return s
 end
 

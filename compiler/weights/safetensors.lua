@@ -6,6 +6,7 @@
 -- Float dtypes (F32, F16, BF16, F64) are read into float32 ffi arrays; integer
 -- and bool dtypes are validated but get data = nil (scalars get int_values).
 local ffi = require 'ffi'
+local sys = require 'sys'
 local bit = require 'bit'
 local cjson = require 'cjson'
 local tensor = require 'tensor'
@@ -101,15 +102,9 @@ end
 -- Returns { names = {...}, tensors = {[name] = {...}}, metadata = table|nil }.
 -- names are in data order (by data_offsets begin, then name).
 function M.read(path)
-  local f, oerr = io.open(path, 'rb')
-  if not f then fail(path, 'cannot open: ' .. tostring(oerr)) end
-  -- one read of the known size: much faster than '*a' for big files
-  local size = f:seek('end')
-  local ok, s = pcall(function()
-    return size and f:seek('set') and (size == 0 and '' or f:read(size))
-  end)
-  f:close()
-  if not ok or type(s) ~= 'string' or #s ~= size then fail(path, 'cannot read file') end
+  local s, err = sys.read_bytes(path)
+  if not s then fail(path, err) end
+  local size = #s
   if size < 8 then
     fail(path, 'too short for safetensors: ' .. size .. ' bytes, need at least 8')
   end

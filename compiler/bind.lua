@@ -5,18 +5,17 @@ local tensor = require 'tensor'
 
 local bind = {}
 
-local function shape_str(shape)
-  return #shape == 0 and 'scalar' or table.concat(shape, 'x')
-end
+local shape_str = tensor.shape_str
 
-function bind.bind(graph, weights, source)
-  local problems, missing, unexpected, wrong = {}, {}, {}, {}
-  local expected = {}
+-- How a checkpoint differs from what a graph declares: missing specs (required ones only),
+-- unexpected names (in file order), and "key: expected A, found B" lines for wrong shapes/types.
+function bind.compare(graph, weights)
+  local missing, unexpected, wrong, expected = {}, {}, {}, {}
   for _, spec in ipairs(graph.param_specs) do
     expected[spec.key] = spec
     local t = weights.tensors[spec.key]
     if not t then
-      if not spec.optional then missing[#missing + 1] = spec.key .. ' [' .. shape_str(spec.shape) .. ']' end
+      if not spec.optional then missing[#missing + 1] = spec end
     elseif shape_str(t.shape) ~= shape_str(spec.shape) then
       wrong[#wrong + 1] = string.format('%s: expected %s, found %s', spec.key, shape_str(spec.shape), shape_str(t.shape))
     elseif spec.dtype == 'F32' and not t.data then
@@ -26,6 +25,13 @@ function bind.bind(graph, weights, source)
   for _, name in ipairs(weights.names) do
     if not expected[name] then unexpected[#unexpected + 1] = name end
   end
+  return missing, unexpected, wrong
+end
+
+function bind.bind(graph, weights, source)
+  local missing_specs, unexpected, wrong = bind.compare(graph, weights)
+  local problems, missing = {}, {}
+  for i, spec in ipairs(missing_specs) do missing[i] = spec.key .. ' [' .. shape_str(spec.shape) .. ']' end
   if #missing > 0 then problems[#problems + 1] = #missing .. ' missing: ' .. table.concat(missing, ', ') end
   if #unexpected > 0 then problems[#problems + 1] = #unexpected .. ' unexpected: ' .. table.concat(unexpected, ', ') end
   if #wrong > 0 then problems[#problems + 1] = #wrong .. ' of wrong shape: ' .. table.concat(wrong, '; ') end

@@ -6,7 +6,7 @@ local cli = require 'cli'
 local DTYPE_SIZE = { F64 = 8, F32 = 4, F16 = 2, BF16 = 2, I64 = 8, I32 = 4, I16 = 2, I8 = 1,
                      U64 = 8, U32 = 4, U16 = 2, U8 = 1, BOOL = 1 }
 
-local function shape_str(shape) return #shape == 0 and 'scalar' or table.concat(shape, 'x') end
+local shape_str = require('tensor').shape_str
 
 local function bytes_str(n)
   if n >= 2 ^ 30 then return string.format('%.2f GiB', n / 2 ^ 30) end
@@ -58,22 +58,10 @@ local function diff(path, w, model)
   local zoo = require 'zoo'
   local entry = zoo.resolve(model)
   local graph = zoo.trace(entry)
-  local expected, missing, wrong, unexpected = {}, {}, {}, {}
+  local missing, unexpected, wrong = require('bind').compare(graph, w)
   local n_required = 0
   for _, spec in ipairs(graph.param_specs) do
-    expected[spec.key] = spec
     if not spec.optional then n_required = n_required + 1 end
-    local t = w.tensors[spec.key]
-    if not t then
-      if not spec.optional then missing[#missing + 1] = spec end
-    elseif shape_str(t.shape) ~= shape_str(spec.shape) then
-      wrong[#wrong + 1] = string.format('%s: expected %s, found %s', spec.key, shape_str(spec.shape), shape_str(t.shape))
-    elseif spec.dtype == 'F32' and not t.data then
-      wrong[#wrong + 1] = string.format('%s: expected a float tensor, found %s', spec.key, t.dtype)
-    end
-  end
-  for _, name in ipairs(w.names) do
-    if not expected[name] then unexpected[#unexpected + 1] = name end
   end
   print(string.format('%s (%d tensors) against %s (%d expected, %d more optional)', path, #w.names, entry.name,
     n_required, #graph.param_specs - n_required))

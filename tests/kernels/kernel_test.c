@@ -7,7 +7,9 @@
  * compares against a naive C reference (double accumulation) and prints
  *   max|out-ref| / max|ref|   (must be < 1e-5)
  * followed by the best time per call, GFLOP/s and % of the per-core peak
- * (conv2d/linear) or GB/s (memory-bound kernels).
+ * (conv2d/linear) or GB/s (memory-bound kernels).  conv2d_winograd cases
+ * count the direct convolution's FLOPs (so "% of peak" can exceed 100) and
+ * are checked against the direct convolution of the untransformed weights.
  *
  * Usage: kernel_test [-t threads] [-b] [-m] [-s seconds] [filter]
  *   -t N   halide_set_num_threads(N) (default 1)
@@ -204,8 +206,8 @@ static double time_kernel(const kcase *k, tbuf **b, int nb) {
 
 static int g_threads = 1;
 
-static int report(const kcase *k, double err, int nonfinite, double t, double flops, double bytes) {
-    int ok = err < TOL && !nonfinite;
+static int report_tol(const kcase *k, double err, double tol, int nonfinite, double t, double flops, double bytes) {
+    int ok = err < tol && !nonfinite;
     printf("%-5s %-34s err=%.2e", ok ? "PASS" : "FAIL", k->name, err);
     if (nonfinite) printf(" (nonfinite mismatch)");
     printf("  %9.1f us", t * 1e6);
@@ -219,6 +221,10 @@ static int report(const kcase *k, double err, int nonfinite, double t, double fl
     printf("\n");
     fflush(stdout);
     return ok;
+}
+
+static int report(const kcase *k, double err, int nonfinite, double t, double flops, double bytes) {
+    return report_tol(k, err, TOL, nonfinite, t, flops, bytes);
 }
 
 static int run_conv(const kcase *k) {
@@ -287,6 +293,141 @@ static int run_conv(const kcase *k) {
     free(ref);
     tbuf_free(&in);
     tbuf_free(&w);
+    tbuf_free(&bias);
+    tbuf_free(&out);
+    if (res) tbuf_free(&resb);
+    return ok;
+}
+
+/* conv2d_winograd: the same convolution with weights given as U = G g G^T
+ * (dims (co, ci, ex, ey) = (cout, cin, a, a), a = m + 2).  G is built here in
+ * double from the kernel's interpolation points (Toom-Cook, as in
+ * compiler/halide/winograd.cpp and compiler/winograd.lua); the reference is
+ * the direct convolution of g in double, so the error includes the transform
+ * rounding.  Tolerance: TOL for m <= 4, 1e-4 above (reported either way). */
+static int wino_points(int m, const char *spec, double *pts) {
+    char buf[128];
+    const char *s;
+    int n = 0;
+    if (spec[0]) s = spec;
+    else if (m == 2) s = "0,1,-1";
+    else if (m == 4) s = "0,1,-1,0.5,-2";
+    else if (m == 6) s = "0,1,-1,2,-2,0.5,-0.5";
+    else return 0;
+    strncpy(buf, s, sizeof(buf) - 1);
+    buf[sizeof(buf) - 1] = 0;
+    for (s = buf; *s && n < 16;) {
+        char *end;
+        pts[n++] = strtod(s, &end);
+        s = (*end == ',') ? end + 1 : end;
+        if (end == s && *end) break;
+    }
+    return n;
+}
+
+static int run_wino(const kcase *k) {
+    const char *P = k->params;
+    int cin = get_param(P, "cin", 64), cout = get_param(P, "cout", 64);
+    int iw = get_param(P, "in_w", 56), ih = get_param(P, "in_h", 56);
+    int ow = get_param(P, "out_w", 56), oh = get_param(P, "out_h", 56);
+    int px = get_param(P, "pad_x", 1), py = get_param(P, "pad_y", 1);
+    int relu = get_param(P, "relu", 0), res = get_param(P, "residual", 0);
+    int m = get_param(P, "m", 4), a = m + 2;
+    char spec[128];
+    double pts[16], G[16][3], tol;
+    int npts, e_in[3], e_u[4], e_b[1], e_o[3];
+    tbuf in, u, bias, resb, out;
+    tbuf *args[5];
+    float *g;
+    int nb = 0, rc, co, x, y, ci, kx, ky, ok, jj, l, nonfinite;
+    double *ref, err, t;
+    get_str(P, "points", "", spec, sizeof(spec));
+    npts = wino_points(m, spec, pts);
+    if (npts != a - 1) {
+        printf("FAIL  %-34s bad points for m=%d\n", k->name, m);
+        return 0;
+    }
+    for (jj = 0; jj < a - 1; jj++) {
+        double f = 1.0;
+        for (l = 0; l < a - 1; l++)
+            if (l != jj) f *= pts[jj] - pts[l];
+        for (kx = 0; kx < 3; kx++) G[jj][kx] = pow(pts[jj], kx) / f;
+    }
+    G[a - 1][0] = G[a - 1][1] = 0.0;
+    G[a - 1][2] = 1.0;
+    e_in[0] = cin; e_in[1] = iw; e_in[2] = ih;
+    e_u[0] = cout; e_u[1] = cin; e_u[2] = a; e_u[3] = a;
+    e_b[0] = cout;
+    e_o[0] = cout; e_o[1] = ow; e_o[2] = oh;
+    tbuf_init(&in, 3, e_in);
+    tbuf_init(&u, 4, e_u);
+    tbuf_init(&bias, 1, e_b);
+    tbuf_init(&out, 3, e_o);
+    tbuf_rand(&in, 1.0f);
+    tbuf_rand(&bias, 0.5f);
+    /* g: [ky][kx][ci][co] like conv2d's weights; U[ey][ex][ci][co] */
+    g = (float *)malloc(sizeof(float) * 9 * (size_t)cin * cout);
+    for (l = 0; l < 9 * cin * cout; l++) g[l] = frand() / sqrtf((float)(cin * 9));
+    for (ci = 0; ci < cin; ci++)
+        for (co = 0; co < cout; co++) {
+            double tmp[16][3];
+            int ey, ex;
+            for (ey = 0; ey < a; ey++) /* tmp = G g */
+                for (kx = 0; kx < 3; kx++) {
+                    double s = 0;
+                    for (ky = 0; ky < 3; ky++) s += G[ey][ky] * g[((size_t)(ky * 3 + kx) * cin + ci) * cout + co];
+                    tmp[ey][kx] = s;
+                }
+            for (ey = 0; ey < a; ey++) /* U = tmp G^T */
+                for (ex = 0; ex < a; ex++) {
+                    double s = 0;
+                    for (kx = 0; kx < 3; kx++) s += tmp[ey][kx] * G[ex][kx];
+                    u.p[(((size_t)ey * a + ex) * cin + ci) * cout + co] = (float)s;
+                }
+        }
+    args[nb++] = &in;
+    args[nb++] = &u;
+    args[nb++] = &bias;
+    if (res) {
+        tbuf_init(&resb, 3, e_o);
+        tbuf_rand(&resb, 1.0f);
+        args[nb++] = &resb;
+    }
+    args[nb++] = &out;
+    memset(out.p, 0xff, out.n * sizeof(float));
+    rc = call_kernel(k, args, nb);
+    if (rc != 0) {
+        printf("FAIL  %-34s kernel returned %d\n", k->name, rc);
+        return 0;
+    }
+    ref = (double *)malloc(out.n * sizeof(double));
+    for (y = 0; y < oh; y++)
+        for (x = 0; x < ow; x++)
+            for (co = 0; co < cout; co++) {
+                double s = bias.p[co];
+                for (ky = 0; ky < 3; ky++) {
+                    int iy = y - py + ky;
+                    if (iy < 0 || iy >= ih) continue;
+                    for (kx = 0; kx < 3; kx++) {
+                        int ix = x - px + kx;
+                        if (ix < 0 || ix >= iw) continue;
+                        for (ci = 0; ci < cin; ci++)
+                            s += (double)g[((size_t)(ky * 3 + kx) * cin + ci) * cout + co] *
+                                 in.p[((size_t)iy * iw + ix) * cin + ci];
+                    }
+                }
+                if (res) s += resb.p[((size_t)y * ow + x) * cout + co];
+                if (relu && s < 0) s = 0;
+                ref[((size_t)y * ow + x) * cout + co] = s;
+            }
+    err = rel_err(out.p, ref, out.n, &nonfinite);
+    t = time_kernel(k, args, nb);
+    tol = m <= 4 ? TOL : 1e-4;
+    ok = report_tol(k, err, tol, nonfinite, t, 2.0 * cout * ow * oh * (double)cin * 9, 0);
+    free(ref);
+    free(g);
+    tbuf_free(&in);
+    tbuf_free(&u);
     tbuf_free(&bias);
     tbuf_free(&out);
     if (res) tbuf_free(&resb);
@@ -496,6 +637,7 @@ int main(int argc, char **argv) {
         if (filter && !strstr(k->name, filter)) continue;
         ran++;
         if (!strcmp(k->gen, "conv2d")) ok = run_conv(k);
+        else if (!strcmp(k->gen, "conv2d_winograd")) ok = run_wino(k);
         else if (!strcmp(k->gen, "pool2d")) ok = run_pool(k);
         else if (!strcmp(k->gen, "global_avgpool")) ok = run_gap(k);
         else if (!strcmp(k->gen, "linear")) ok = run_linear(k);

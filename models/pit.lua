@@ -10,7 +10,7 @@
 -- blocks use the parameter-free mixer; see models/pflayer.lua).
 local nn = require 'nn'
 
-local M = { family = 'PiT' }
+local M = { family = 'PiT/ViT' }
 
 local function Mlp(dim, hidden)
   local m = nn.Module('Mlp')
@@ -155,31 +155,45 @@ function M.pit(cfg)
   return m
 end
 
--- PfLayer's ViT (EffTransformer): patch_embed.proj, pos_embed [1, N, dim] on the tokens, no class
--- token, blocks.B (even: attention, odd: the max mixer when mixer = 'max'), norm, mean of the
--- tokens, head.
--- vit{img, patch, dim, depth, heads, mlp_ratio = 4, num_classes = 1000, mixer = 'max' | 'attn'}
+-- ViT: PfLayer's EffTransformer (cls_tokens = 0: patch_embed.proj, pos_embed [1, N, dim] on the
+-- tokens, no class token, blocks.B (even: attention, odd: the max mixer when mixer = 'max'), norm,
+-- mean of the tokens, head), or timm's VisionTransformer / DeiT (cls_tokens = 1: cls_token in front
+-- of the patch tokens, pos_embed [1, N + 1, dim], head on the class token after norm; 2: DeiT
+-- distilled, with dist_token second and head_dist, the mean of both heads at inference).
+-- vit{img, patch, dim, depth, heads, mlp_ratio = 4, num_classes = 1000, mixer = 'max' | 'attn',
+--     cls_tokens = 0 | 1 | 2}
 function M.vit(cfg)
-  local m = nn.Module('EffTransformer')
+  local m = nn.Module(cfg.cls_tokens and cfg.cls_tokens > 0 and 'VisionTransformer' or 'EffTransformer')
   local where = m._where
+  local ncls = cfg.cls_tokens or 0
   local grid = math.floor(cfg.img / cfg.patch)
+  if ncls > 0 then m:param('cls_token', { 1, 1, cfg.dim }) end
+  if ncls > 1 then m:param('dist_token', { 1, 1, cfg.dim }) end
   m.patch_embed = nn.Module('PatchEmbed')
   m.patch_embed.proj = nn.Conv2d(3, cfg.dim, cfg.patch, { stride = cfg.patch })
   m.patch_embed.forward = function(self, x) return nn.tokens(self.proj(x)) end
-  m:param('pos_embed', { 1, grid * grid, cfg.dim })
+  m:param('pos_embed', { 1, grid * grid + ncls, cfg.dim })
   m.blocks = nn.Sequential()
   for i = 0, cfg.depth - 1 do
-    m.blocks:add(Block(cfg.dim, cfg.heads, cfg.mlp_ratio or 4, i % 2 == 1 and cfg.mixer or 'attn', true))
+    m.blocks:add(Block(cfg.dim, cfg.heads, cfg.mlp_ratio or 4, i % 2 == 1 and cfg.mixer or 'attn', ncls == 0))
   end
   m.norm = nn.LayerNorm(cfg.dim, { eps = 1e-6 })
   m.head = nn.Linear(cfg.dim, cfg.num_classes or 1000)
+  if ncls > 1 then m.head_dist = nn.Linear(cfg.dim, cfg.num_classes or 1000) end
   function m:forward(x)
     local t = self.patch_embed(x)
     if t.shape[2] ~= grid * grid then
-      nn.fail(where, string.format('pos_embed: %d tokens, but the patch embedding gives %d', grid * grid, t.shape[2]))
+      nn.fail(where, string.format('pos_embed: %d tokens, but the patch embedding gives %d', grid * grid + ncls,
+        t.shape[2] + ncls))
     end
-    t = self.blocks(t + nn.parameter(self, 'pos_embed'))
-    return self.head(nn.mean_tokens(self.norm(t)))
+    if ncls > 1 then t = nn.cat_tokens(nn.parameter(self, 'dist_token'), t) end
+    if ncls > 0 then t = nn.cat_tokens(nn.parameter(self, 'cls_token'), t) end
+    t = self.norm(self.blocks(t + nn.parameter(self, 'pos_embed')))
+    if ncls == 0 then return self.head(nn.mean_tokens(t)) end
+    if ncls == 2 then
+      return nn.mul(self.head(nn.select_token(t, 0)) + self.head_dist(nn.select_token(t, 1)), 0.5)
+    end
+    return self.head(nn.select_token(t, 0))
   end
   return m
 end
@@ -199,5 +213,17 @@ M.configs = {
   pit_s_distilled = pit_cfg(16, 8, 48, { 2, 6, 4 }, { 3, 6, 12 }, 2),
   pit_b_distilled = pit_cfg(14, 7, 64, { 3, 6, 4 }, { 4, 8, 16 }, 2),
 }
+
+-- timm ViT / DeiT (patch 16, 224x224; keys as timm's VisionTransformer / VisionTransformerDistilled).
+local function vit_cfg(dim, heads, ncls)
+  return { build = M.vit, img = 224, patch = 16, dim = dim, depth = 12, heads = heads, mlp_ratio = 4,
+           cls_tokens = ncls, input = { 1, 3, 224, 224 } }
+end
+M.configs.vit_tiny_patch16_224 = vit_cfg(192, 3, 1)
+M.configs.vit_small_patch16_224 = vit_cfg(384, 6, 1)
+M.configs.vit_base_patch16_224 = vit_cfg(768, 12, 1)
+M.configs.deit_tiny_distilled_patch16_224 = vit_cfg(192, 3, 2)
+M.configs.deit_small_distilled_patch16_224 = vit_cfg(384, 6, 2)
+M.configs.deit_base_distilled_patch16_224 = vit_cfg(768, 12, 2)
 
 return M

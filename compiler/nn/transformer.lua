@@ -14,6 +14,7 @@
 --   nn.select_token(t, i)           t[:, i] -> [1, D]
 --   nn.mean_tokens(t)               t.mean(dim=1) -> [1, D]
 --   nn.mul(x, s)                    x * s for a number s
+--   nn.DropPath(p)                  stochastic depth: the identity at inference (as nn.Dropout)
 -- Bad shapes fail at trace time with the module path and the description line.
 return function(nn)
   local record, positive_int, fail = nn.record, nn.positive_int, nn.fail
@@ -104,6 +105,8 @@ return function(nn)
   function nn.mean_tokens(t)
     return record(nn.caller_where(), nil, 'token_mean', { t })
   end
+
+  nn.DropPath = nn.stateless('DropPath', function(_, _, x) return x end)
 
   function nn.mul(x, s)
     if type(s) ~= 'number' then fail(nn.caller_where(), 'nn.mul: the factor must be a number') end

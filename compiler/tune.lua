@@ -8,7 +8,9 @@
 --   * Validation: the generator's default schedule is the reference (itself checked against a
 --     naive C reference by tests/kernels); a candidate whose output differs by more than `tol`
 --     (relative to the largest output) is rejected before it is timed (compiler/tune_harness.c).
---   * Timing: candidates of a batch run interleaved, round by round, best time per call; at the
+--   * Timing: cold, as in a model, where each layer's weights come from DRAM (the harness flushes
+--     them from the caches before every timed call; opts.cold = false times hot repeated calls);
+--     candidates of a batch run interleaved, round by round, best time per call; at the
 --     end the default and the leading candidates run once more side by side (a run-off), and a
 --     candidate replaces the default only if it is faster there by more than 1%.
 --   * Budget: --minutes for the whole model, shared evenly by the kernels still to do.
@@ -99,6 +101,11 @@ function tune.space(generator, p, target)
           if cb < cpg and cpg % cb == 0 then with({ ci_block = cb }) end
         end
         if cpg > 4 then with({ ci_block = cpg }) end
+      end
+      -- software prefetch of the weights (they stream from DRAM in the model: tuned cold)
+      local wbytes = 4 * cout * cpg * num(p, 'kw', 1) * num(p, 'kh', 1)
+      if not depthwise and wbytes >= 256 * 1024 then
+        for _, pf in ipairs({ -1, 16, 32, 64 }) do with({ prefetch = pf }) end
       end
       if num(p, 'pad_x', 0) > 0 or num(p, 'pad_y', 0) > 0 then
         with({ pad_mode = 1 })
@@ -231,7 +238,7 @@ local function measure(k, cands, target, opts)
     error(err, 0)
   end
   local out = sys.run_quiet({ exe, tostring(opts.threads or 1), tostring(opts.rounds or 5), tostring(opts.batch_ms or 15),
-    tostring(opts.tol or 1e-5) }, 'running the tuning harness')
+    tostring(opts.tol or 1e-5), opts.cold == false and '0' or '1' }, 'running the tuning harness')
   sys.rm_rf(work)
   local got = {}
   for i, e2, us in out:gmatch('cand (%d+) err (%S+) us (%S+)') do
@@ -357,7 +364,8 @@ function tune.run(list, opts)
     for j = 1, math.min(3, #ranked) do finals[j] = schedules.parse_params(ranked[j].key) end
     local best, best_us, def_us = {}, nil, nil
     if #finals > 0 then
-      local res = measure(k, finals, target, { threads = opts.threads, rounds = 7, batch_ms = opts.batch_ms, tol = opts.tol })
+      local res = measure(k, finals, target, { threads = opts.threads, rounds = 7, batch_ms = opts.batch_ms, tol = opts.tol,
+        cold = opts.cold })
       def_us = res[1].us
       best_us = def_us
       for j = 1, #finals do

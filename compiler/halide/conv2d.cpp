@@ -10,7 +10,9 @@
 //
 // Buffers (all dense, min 0, channels innermost):
 //   input    (cin, in_w, in_h)
-//   weights  (co, ci, kx, ky) = (cout, cin/groups, kw, kh), i.e. HWIO memory
+//   weights  (co, ci, kx, ky) = (cout, cin/groups, kw, kh), i.e. HWIO memory;
+//            with w_block = B: (co % B, ci, kx, ky + kh * (co / B)), i.e. blocks of
+//            B output channels, each a contiguous [kh][kw][ci][B] run
 //   bias     (cout)
 //   residual (cout, out_w, out_h)   -- only when residual=true (added in
 //                                      configure(), so it comes after bias)
@@ -66,6 +68,21 @@
 //   ci_block       input channels per reduction chunk (default: see above;
 //                  = cin/groups means no chunking)
 //   pad_mode       0 auto, 1 inline boundary condition, 2 padded copy
+//   w_block        weights layout (see Buffers; set by the lowering, not a
+//                  schedule choice): 0 HWIO, 16 blocked by 16 channels.
+//                  Deep layers read their weights from DRAM once per run; in
+//                  HWIO a tile's weights are 256-byte pieces cout*4 bytes
+//                  apart, blocked they are a few sequential streams that the
+//                  hardware prefetcher follows (resnet50 layer4 in the
+//                  model: 70-77% -> 75-85% of peak).
+//   min_tasks      parallel tasks to aim for (default 8: balanced on 2 and 4
+//                  threads): few channel tiles -> rows split too, few row
+//                  blocks -> channel tiles in parallel too
+//   prefetch       software prefetch of the weights: -1 off, 1 the next ci
+//                  chunk at the top of each chunk, N >= 2 N input channels
+//                  ahead in the innermost reduction loop (default: 32 when
+//                  the weights are >= 2 MB, i.e. stream from DRAM, else off;
+//                  on small weights it only costs issue slots)
 
 #include "foldc_common.h"
 
@@ -104,6 +121,10 @@ public:
     GeneratorParam<int> rows_per_task{"rows_per_task", 0};
     GeneratorParam<int> ci_block{"ci_block", 0};
     GeneratorParam<int> pad_mode{"pad_mode", 0};
+    // weights layout: 0 = (co, ci, kx, ky); B > 0 = blocked by B output channels
+    GeneratorParam<int> w_block{"w_block", 0};
+    GeneratorParam<int> prefetch{"prefetch", 0};
+    GeneratorParam<int> min_tasks{"min_tasks", 0};
 
     Input<Buffer<float, 3>> input{"input"};
     Input<Buffer<float, 4>> weights{"weights"};
@@ -178,7 +199,14 @@ public:
 
         // Pin shapes / strides.
         pin_dense(input, {CIN, IW, IH});
-        pin_dense(weights, {COUT, CPG, KW, KH});
+        const int WB = w_block;
+        if (WB < 0 || (WB > 0 && COUT % WB != 0)) {
+            fprintf(stderr, "conv2d: w_block must divide cout\n");
+            abort();
+        }
+        const std::vector<int> wshape = WB > 0 ? std::vector<int>{WB, CPG, KW, KH * (COUT / WB)}
+                                               : std::vector<int>{COUT, CPG, KW, KH};
+        pin_dense(weights, wshape);
         pin_dense(bias, {COUT});
         if (res_in) pin_dense(*res_in, {COUT, OW, OH});
 
@@ -235,7 +263,8 @@ public:
 
         Func acc("acc");
         acc(c, x, y) = bias(c);
-        acc(c, x, y) += weights(c, r.x, r.y, r.z) *
+        Expr wv = WB > 0 ? weights(c % WB, r.x, r.y, r.z + KH * (c / WB)) : weights(c, r.x, r.y, r.z);
+        acc(c, x, y) += wv *
                         src(ci, x * SX - PX + r.y * DX, y * SY - PY + r.z * DY);
 
         Expr v = acc(c, x, y);
@@ -274,6 +303,8 @@ public:
         }
         cib = std::max(1, std::min(cib, CPG));
         const bool chunked = cib < CPG;
+        int PF = prefetch;
+        if (PF == 0) PF = wbytes >= 2 * 1024 * 1024 ? 32 : -1;
 
         // Accumulator block (chunked case): T channels x bx pixels x by rows,
         // at most 16 KB.  Unchunked: the accumulator is the register tile and
@@ -322,6 +353,22 @@ public:
                 bx = best;
             }
         }
+        // Parallel tasks: at least min_tasks (default 8) where the shape allows, so that two (or
+        // four) threads get balanced work. Channel tiles outer with few tiles (the stem: one;
+        // 128-256 channels: two to four) also split the rows, into blocks that divide out_h
+        // (no recomputed tail); rows outer with few row blocks (7x7 maps: seven) also run the
+        // channel tiles in parallel (the two loops are fused).
+        const int n_co = (COUT + T - 1) / T;
+        const int MT = min_tasks > 0 ? (int)min_tasks : 8;
+        if (order == 2 && n_co < MT && OH > 1) {
+            const int want_y = (MT + n_co - 1) / n_co;
+            const int cap = std::max(1, OH / want_y);
+            if (by > cap) {
+                const int d = largest_divisor_in(OH, std::max(1, cap / 2), cap);
+                if (d) by = d;
+            }
+        }
+        const int n_y = (OH + by - 1) / by;
         const int blk_in_w = (bx - 1) * SX + (KW - 1) * DX + 1;
 
         Var co("co"), cv("cv"), cl("cl"), xoo("xoo"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
@@ -333,10 +380,21 @@ public:
             .vectorize(cl)
             .unroll(cv)
             .unroll(xi);
+        Var task("task");
         if (order == 1) {
-            output.reorder(cl, cv, xi, xo, yi, xoo, co, yo).parallel(yo);
+            output.reorder(cl, cv, xi, xo, yi, xoo, co, yo);
+            if (n_y < MT && n_co > 1) {
+                output.fuse(co, yo, task).parallel(task);
+            } else {
+                output.parallel(yo);
+            }
         } else {
-            output.reorder(cl, cv, xi, xo, yi, xoo, yo, co).parallel(co);
+            output.reorder(cl, cv, xi, xo, yi, xoo, yo, co);
+            if (n_y > 1) {
+                output.fuse(yo, co, task).parallel(task);
+            } else {
+                output.parallel(co);
+            }
         }
 
         Var pc("pc"), pl("pl");
@@ -351,6 +409,9 @@ public:
             Stage u = acc.update();
             RVar rci = r.x, rkx = r.y, rky = r.z;
             u.split(c, cv, cl, VW).reorder(cl, cv, x, rci, rkx, rky, y).vectorize(cl).unroll(cv).unroll(x);
+            if (PF >= 2) {
+                u.prefetch(weights, rci, rci, PF, PrefetchBoundStrategy::NonFaulting);
+            }
             if (CPG <= 4) {
                 u.unroll(rci);
                 if (CPG * KW <= 8) u.unroll(rkx);
@@ -382,6 +443,11 @@ public:
                 .vectorize(cl)
                 .unroll(cv)
                 .unroll(uxi);
+            if (PF == 1) {
+                u.prefetch(weights, rco, rco, 1, PrefetchBoundStrategy::GuardWithIf);
+            } else if (PF >= 2) {
+                u.prefetch(weights, rci, rci, PF, PrefetchBoundStrategy::NonFaulting);
+            }
             if (cib <= 4) {
                 u.unroll(rci);
                 if (CPG * KW <= 8) u.unroll(rkx);
@@ -401,7 +467,7 @@ public:
 
         // Estimates (for autoschedulers; not used by the hand schedule).
         estimate_dense(input, {CIN, IW, IH});
-        estimate_dense(weights, {COUT, CPG, KW, KH});
+        estimate_dense(weights, wshape);
         estimate_dense(bias, {COUT});
         if (res_in) estimate_dense(*res_in, {COUT, OW, OH});
         estimate_dense(output, {COUT, OW, OH});

@@ -93,19 +93,28 @@ function conv2d.lower(node, L)
   -- geometry from the attributes: RepMLP's partition FC keeps its [O*h*w, C*h*w/g, 1, 1] weight,
   -- the same memory as the [O*h*w, C/g, h, w] kernel it runs as (nn/repmlp.lua)
   local cout, cig, kh, kw = a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2]
+  -- Dense convs get their weights blocked by 16 output channels (w_block, halide/conv2d.cpp):
+  -- [kh * cout/16][kw][cig][16], so a register tile's weights stream from memory as a few
+  -- sequential runs that the hardware prefetcher follows, instead of 64-256 byte pieces cout*4
+  -- bytes apart (deep layers read their weights from DRAM once per run). Otherwise HWIO.
+  local wb = (a.groups == 1 and cout % 16 == 0) and 16 or 0
   local packed = tensor.new({ kh, kw, cig, cout })
   for co = 0, cout - 1 do
+    local base = wb > 0 and (math.floor(co / wb) * kh * kw * cig * wb + co % wb) or co
+    local step = wb > 0 and wb or cout
     for ci = 0, cig - 1 do
       for ky = 0, kh - 1 do
         for kx = 0, kw - 1 do
-          packed.data[((ky * kw + kx) * cig + ci) * cout + co] = W.data[((co * cig + ci) * kh + ky) * kw + kx]
+          packed.data[base + ((ky * kw + kx) * cig + ci) * step] = W.data[((co * cig + ci) * kh + ky) * kw + kx]
         end
       end
     end
   end
+  local wdims = { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }
+  if wb > 0 then wdims = { { wb, 1 }, { cig, wb }, { kw, wb * cig }, { kh * cout / wb, wb * cig * kw } } end
   local args = {
     L:act(x, lower.act_dims(x.shape)),
-    L:weight(node.params.weight .. '@hwio', packed, { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }),
+    L:weight(node.params.weight .. (wb > 0 and '@hwio16' or '@hwio'), packed, wdims),
     L:bias(node, cout),
   }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
@@ -115,6 +124,7 @@ function conv2d.lower(node, L)
     kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
     pad_x = a.padding[2], pad_y = a.padding[1], dil_x = a.dilation[2], dil_y = a.dilation[1],
     groups = a.groups, relu = a.relu and true or false, residual = node.inputs[2] ~= nil,
+    w_block = wb > 0 and wb or nil,
   }, args
 end
 

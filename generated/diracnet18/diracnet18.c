@@ -9,25 +9,25 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-#include "kernels/foldc_006078abd310fd35.h"
-#include "kernels/foldc_0cf613057f5ab266.h"
-#include "kernels/foldc_38178731a092de40.h"
-#include "kernels/foldc_3b0244ea9ed16b62.h"
+#include "kernels/foldc_1680812f2f01f13f.h"
+#include "kernels/foldc_3da79a68dde23609.h"
 #include "kernels/foldc_47782e6e6ffe518a.h"
-#include "kernels/foldc_54a4500e9ad01d14.h"
 #include "kernels/foldc_5b3556a6c4738145.h"
-#include "kernels/foldc_6a4b8a18055943b1.h"
-#include "kernels/foldc_87509dae22bd3ce2.h"
+#include "kernels/foldc_7d9c0c718488f4f7.h"
+#include "kernels/foldc_859d211ae580307a.h"
+#include "kernels/foldc_8b06e41c5dc2d956.h"
 #include "kernels/foldc_8bc47a04a163b22d.h"
-#include "kernels/foldc_9372cebfec2e5183.h"
-#include "kernels/foldc_b20908bc22191fda.h"
+#include "kernels/foldc_92c1aa6687e56c5d.h"
+#include "kernels/foldc_ca525a7af520435e.h"
 #include "kernels/foldc_cd90064c605f55d2.h"
 #include "kernels/foldc_d8823151aaa7e7f1.h"
-#include "kernels/foldc_e85a60d9ed5fee81.h"
-#include "kernels/foldc_f2517beaf12cc39d.h"
+#include "kernels/foldc_ddec82ae227f14ca.h"
+#include "kernels/foldc_e12a384a8526f1bf.h"
+#include "kernels/foldc_e9fbf1634267b6dc.h"
 #include "kernels/foldc_f2abbf11862aa23d.h"
+#include "kernels/foldc_fdeee1dc6d8eb05b.h"
 
-#define MODEL_ID UINT64_C(0xf689de3c41a34d16)
+#define MODEL_ID UINT64_C(0xa7b906b7802d4beb)
 #define NUM_WEIGHTS 36
 #define NUM_VIEWS 82
 
@@ -45,82 +45,82 @@ typedef struct {
 } view_desc;
 
 static const view_desc views[NUM_VIEWS] = {
-  {0, 3211264, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_87509dae22bd3ce2 */
-  {1, 640, 4, {64, 3, 7, 7}, {1, 64, 192, 1344}}, /* features.conv.weight@hwio, foldc_87509dae22bd3ce2 */
-  {1, 38272, 1, {64}, {1}}, /* features.conv.bias, foldc_87509dae22bd3ce2 */
-  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_87509dae22bd3ce2 */
+  {0, 3211264, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_e12a384a8526f1bf */
+  {1, 640, 4, {16, 3, 7, 28}, {1, 16, 48, 336}}, /* features.conv.weight@hwio16, foldc_e12a384a8526f1bf */
+  {1, 38272, 1, {64}, {1}}, /* features.conv.bias, foldc_e12a384a8526f1bf */
+  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_e12a384a8526f1bf */
   {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_47782e6e6ffe518a */
   {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_47782e6e6ffe518a */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_38178731a092de40 */
-  {1, 38528, 4, {64, 64, 3, 3}, {1, 64, 4096, 12288}}, /* features.group0.block0.conv.weight@hwio, foldc_38178731a092de40 */
-  {1, 185984, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_38178731a092de40 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_38178731a092de40 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_38178731a092de40 */
-  {1, 186240, 4, {64, 64, 3, 3}, {1, 64, 4096, 12288}}, /* features.group0.block1.conv.weight@hwio, foldc_38178731a092de40 */
-  {1, 333696, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_38178731a092de40 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_38178731a092de40 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_38178731a092de40 */
-  {1, 333952, 4, {64, 64, 3, 3}, {1, 64, 4096, 12288}}, /* features.group0.block2.conv.weight@hwio, foldc_38178731a092de40 */
-  {1, 481408, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_38178731a092de40 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_38178731a092de40 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_006078abd310fd35 */
-  {1, 481664, 4, {64, 64, 3, 3}, {1, 64, 4096, 12288}}, /* features.group0.block3.conv.weight@hwio, foldc_006078abd310fd35 */
-  {1, 629120, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_006078abd310fd35 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_006078abd310fd35 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
+  {1, 38528, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block0.conv.weight@hwio16, foldc_92c1aa6687e56c5d */
+  {1, 185984, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_92c1aa6687e56c5d */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
+  {1, 186240, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block1.conv.weight@hwio16, foldc_92c1aa6687e56c5d */
+  {1, 333696, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_92c1aa6687e56c5d */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
+  {1, 333952, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block2.conv.weight@hwio16, foldc_92c1aa6687e56c5d */
+  {1, 481408, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_92c1aa6687e56c5d */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_8b06e41c5dc2d956 */
+  {1, 481664, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block3.conv.weight@hwio16, foldc_8b06e41c5dc2d956 */
+  {1, 629120, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_8b06e41c5dc2d956 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_8b06e41c5dc2d956 */
   {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_cd90064c605f55d2 */
   {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_cd90064c605f55d2 */
-  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_f2517beaf12cc39d */
-  {1, 629376, 4, {128, 64, 3, 3}, {1, 128, 8192, 24576}}, /* features.group1.block0.conv.weight@hwio, foldc_f2517beaf12cc39d */
-  {1, 924288, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_f2517beaf12cc39d */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_f2517beaf12cc39d */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_54a4500e9ad01d14 */
-  {1, 924800, 4, {128, 128, 3, 3}, {1, 128, 16384, 49152}}, /* features.group1.block1.conv.weight@hwio, foldc_54a4500e9ad01d14 */
-  {1, 1514624, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_54a4500e9ad01d14 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_54a4500e9ad01d14 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_54a4500e9ad01d14 */
-  {1, 1515136, 4, {128, 128, 3, 3}, {1, 128, 16384, 49152}}, /* features.group1.block2.conv.weight@hwio, foldc_54a4500e9ad01d14 */
-  {1, 2104960, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_54a4500e9ad01d14 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_54a4500e9ad01d14 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_e85a60d9ed5fee81 */
-  {1, 2105472, 4, {128, 128, 3, 3}, {1, 128, 16384, 49152}}, /* features.group1.block3.conv.weight@hwio, foldc_e85a60d9ed5fee81 */
-  {1, 2695296, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_e85a60d9ed5fee81 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_e85a60d9ed5fee81 */
+  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_ca525a7af520435e */
+  {1, 629376, 4, {16, 64, 3, 24}, {1, 16, 1024, 3072}}, /* features.group1.block0.conv.weight@hwio16, foldc_ca525a7af520435e */
+  {1, 924288, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_ca525a7af520435e */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_ca525a7af520435e */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
+  {1, 924800, 4, {16, 128, 3, 24}, {1, 16, 2048, 6144}}, /* features.group1.block1.conv.weight@hwio16, foldc_3da79a68dde23609 */
+  {1, 1514624, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_3da79a68dde23609 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
+  {1, 1515136, 4, {16, 128, 3, 24}, {1, 16, 2048, 6144}}, /* features.group1.block2.conv.weight@hwio16, foldc_3da79a68dde23609 */
+  {1, 2104960, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_3da79a68dde23609 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_ddec82ae227f14ca */
+  {1, 2105472, 4, {16, 128, 3, 24}, {1, 16, 2048, 6144}}, /* features.group1.block3.conv.weight@hwio16, foldc_ddec82ae227f14ca */
+  {1, 2695296, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_ddec82ae227f14ca */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_ddec82ae227f14ca */
   {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_f2abbf11862aa23d */
   {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_f2abbf11862aa23d */
-  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_3b0244ea9ed16b62 */
-  {1, 2695808, 4, {256, 128, 3, 3}, {1, 256, 32768, 98304}}, /* features.group2.block0.conv.weight@hwio, foldc_3b0244ea9ed16b62 */
-  {1, 3875456, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_3b0244ea9ed16b62 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_3b0244ea9ed16b62 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_0cf613057f5ab266 */
-  {1, 3876480, 4, {256, 256, 3, 3}, {1, 256, 65536, 196608}}, /* features.group2.block1.conv.weight@hwio, foldc_0cf613057f5ab266 */
-  {1, 6235776, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_0cf613057f5ab266 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_0cf613057f5ab266 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_0cf613057f5ab266 */
-  {1, 6236800, 4, {256, 256, 3, 3}, {1, 256, 65536, 196608}}, /* features.group2.block2.conv.weight@hwio, foldc_0cf613057f5ab266 */
-  {1, 8596096, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_0cf613057f5ab266 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_0cf613057f5ab266 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_9372cebfec2e5183 */
-  {1, 8597120, 4, {256, 256, 3, 3}, {1, 256, 65536, 196608}}, /* features.group2.block3.conv.weight@hwio, foldc_9372cebfec2e5183 */
-  {1, 10956416, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_9372cebfec2e5183 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_9372cebfec2e5183 */
+  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_1680812f2f01f13f */
+  {1, 2695808, 4, {16, 128, 3, 48}, {1, 16, 2048, 6144}}, /* features.group2.block0.conv.weight@hwio16, foldc_1680812f2f01f13f */
+  {1, 3875456, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_1680812f2f01f13f */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_1680812f2f01f13f */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
+  {1, 3876480, 4, {16, 256, 3, 48}, {1, 16, 4096, 12288}}, /* features.group2.block1.conv.weight@hwio16, foldc_fdeee1dc6d8eb05b */
+  {1, 6235776, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_fdeee1dc6d8eb05b */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
+  {1, 6236800, 4, {16, 256, 3, 48}, {1, 16, 4096, 12288}}, /* features.group2.block2.conv.weight@hwio16, foldc_fdeee1dc6d8eb05b */
+  {1, 8596096, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_fdeee1dc6d8eb05b */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_e9fbf1634267b6dc */
+  {1, 8597120, 4, {16, 256, 3, 48}, {1, 16, 4096, 12288}}, /* features.group2.block3.conv.weight@hwio16, foldc_e9fbf1634267b6dc */
+  {1, 10956416, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_e9fbf1634267b6dc */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_e9fbf1634267b6dc */
   {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d8823151aaa7e7f1 */
   {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_d8823151aaa7e7f1 */
-  {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_6a4b8a18055943b1 */
-  {1, 10957440, 4, {512, 256, 3, 3}, {1, 512, 131072, 393216}}, /* features.group3.block0.conv.weight@hwio, foldc_6a4b8a18055943b1 */
-  {1, 15676032, 1, {512}, {1}}, /* features.group3.block0.conv.bias, foldc_6a4b8a18055943b1 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_6a4b8a18055943b1 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_b20908bc22191fda */
-  {1, 15678080, 4, {512, 512, 3, 3}, {1, 512, 262144, 786432}}, /* features.group3.block1.conv.weight@hwio, foldc_b20908bc22191fda */
-  {1, 25115264, 1, {512}, {1}}, /* features.group3.block1.conv.bias, foldc_b20908bc22191fda */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_b20908bc22191fda */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_b20908bc22191fda */
-  {1, 25117312, 4, {512, 512, 3, 3}, {1, 512, 262144, 786432}}, /* features.group3.block2.conv.weight@hwio, foldc_b20908bc22191fda */
-  {1, 34554496, 1, {512}, {1}}, /* features.group3.block2.conv.bias, foldc_b20908bc22191fda */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_b20908bc22191fda */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_b20908bc22191fda */
-  {1, 34556544, 4, {512, 512, 3, 3}, {1, 512, 262144, 786432}}, /* features.group3.block3.conv.weight@hwio, foldc_b20908bc22191fda */
-  {1, 43993728, 1, {512}, {1}}, /* features.group3.block3.conv.bias, foldc_b20908bc22191fda */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_b20908bc22191fda */
+  {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_859d211ae580307a */
+  {1, 10957440, 4, {16, 256, 3, 96}, {1, 16, 4096, 12288}}, /* features.group3.block0.conv.weight@hwio16, foldc_859d211ae580307a */
+  {1, 15676032, 1, {512}, {1}}, /* features.group3.block0.conv.bias, foldc_859d211ae580307a */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_859d211ae580307a */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
+  {1, 15678080, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block1.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
+  {1, 25115264, 1, {512}, {1}}, /* features.group3.block1.conv.bias, foldc_7d9c0c718488f4f7 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
+  {1, 25117312, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block2.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
+  {1, 34554496, 1, {512}, {1}}, /* features.group3.block2.conv.bias, foldc_7d9c0c718488f4f7 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
+  {1, 34556544, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block3.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
+  {1, 43993728, 1, {512}, {1}}, /* features.group3.block3.conv.bias, foldc_7d9c0c718488f4f7 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
   {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_8bc47a04a163b22d */
   {0, 4032, 3, {512, 1, 1}, {1, 512, 512}}, /* activation, foldc_8bc47a04a163b22d */
   {0, 4032, 2, {512, 1}, {1, 512}}, /* activation, foldc_5b3556a6c4738145 */
@@ -288,47 +288,47 @@ static int run_layer(diracnet18_ctx *ctx, int i) {
   (void)a;
   switch (i) {
   case 0: /* features.conv */
-    return foldc_87509dae22bd3ce2(ctx, &b[0], &b[1], &b[2], &b[3]);
+    return foldc_e12a384a8526f1bf(ctx, &b[0], &b[1], &b[2], &b[3]);
   case 1: /* features.max_pool0 */
     return foldc_47782e6e6ffe518a(ctx, &b[4], &b[5]);
   case 2: /* features.group0.block0.conv */
-    return foldc_38178731a092de40(ctx, &b[6], &b[7], &b[8], &b[9]);
+    return foldc_92c1aa6687e56c5d(ctx, &b[6], &b[7], &b[8], &b[9]);
   case 3: /* features.group0.block1.conv */
-    return foldc_38178731a092de40(ctx, &b[10], &b[11], &b[12], &b[13]);
+    return foldc_92c1aa6687e56c5d(ctx, &b[10], &b[11], &b[12], &b[13]);
   case 4: /* features.group0.block2.conv */
-    return foldc_38178731a092de40(ctx, &b[14], &b[15], &b[16], &b[17]);
+    return foldc_92c1aa6687e56c5d(ctx, &b[14], &b[15], &b[16], &b[17]);
   case 5: /* features.group0.block3.conv */
-    return foldc_006078abd310fd35(ctx, &b[18], &b[19], &b[20], &b[21]);
+    return foldc_8b06e41c5dc2d956(ctx, &b[18], &b[19], &b[20], &b[21]);
   case 6: /* features.max_pool1 */
     return foldc_cd90064c605f55d2(ctx, &b[22], &b[23]);
   case 7: /* features.group1.block0.conv */
-    return foldc_f2517beaf12cc39d(ctx, &b[24], &b[25], &b[26], &b[27]);
+    return foldc_ca525a7af520435e(ctx, &b[24], &b[25], &b[26], &b[27]);
   case 8: /* features.group1.block1.conv */
-    return foldc_54a4500e9ad01d14(ctx, &b[28], &b[29], &b[30], &b[31]);
+    return foldc_3da79a68dde23609(ctx, &b[28], &b[29], &b[30], &b[31]);
   case 9: /* features.group1.block2.conv */
-    return foldc_54a4500e9ad01d14(ctx, &b[32], &b[33], &b[34], &b[35]);
+    return foldc_3da79a68dde23609(ctx, &b[32], &b[33], &b[34], &b[35]);
   case 10: /* features.group1.block3.conv */
-    return foldc_e85a60d9ed5fee81(ctx, &b[36], &b[37], &b[38], &b[39]);
+    return foldc_ddec82ae227f14ca(ctx, &b[36], &b[37], &b[38], &b[39]);
   case 11: /* features.max_pool2 */
     return foldc_f2abbf11862aa23d(ctx, &b[40], &b[41]);
   case 12: /* features.group2.block0.conv */
-    return foldc_3b0244ea9ed16b62(ctx, &b[42], &b[43], &b[44], &b[45]);
+    return foldc_1680812f2f01f13f(ctx, &b[42], &b[43], &b[44], &b[45]);
   case 13: /* features.group2.block1.conv */
-    return foldc_0cf613057f5ab266(ctx, &b[46], &b[47], &b[48], &b[49]);
+    return foldc_fdeee1dc6d8eb05b(ctx, &b[46], &b[47], &b[48], &b[49]);
   case 14: /* features.group2.block2.conv */
-    return foldc_0cf613057f5ab266(ctx, &b[50], &b[51], &b[52], &b[53]);
+    return foldc_fdeee1dc6d8eb05b(ctx, &b[50], &b[51], &b[52], &b[53]);
   case 15: /* features.group2.block3.conv */
-    return foldc_9372cebfec2e5183(ctx, &b[54], &b[55], &b[56], &b[57]);
+    return foldc_e9fbf1634267b6dc(ctx, &b[54], &b[55], &b[56], &b[57]);
   case 16: /* features.max_pool3 */
     return foldc_d8823151aaa7e7f1(ctx, &b[58], &b[59]);
   case 17: /* features.group3.block0.conv */
-    return foldc_6a4b8a18055943b1(ctx, &b[60], &b[61], &b[62], &b[63]);
+    return foldc_859d211ae580307a(ctx, &b[60], &b[61], &b[62], &b[63]);
   case 18: /* features.group3.block1.conv */
-    return foldc_b20908bc22191fda(ctx, &b[64], &b[65], &b[66], &b[67]);
+    return foldc_7d9c0c718488f4f7(ctx, &b[64], &b[65], &b[66], &b[67]);
   case 19: /* features.group3.block2.conv */
-    return foldc_b20908bc22191fda(ctx, &b[68], &b[69], &b[70], &b[71]);
+    return foldc_7d9c0c718488f4f7(ctx, &b[68], &b[69], &b[70], &b[71]);
   case 20: /* features.group3.block3.conv */
-    return foldc_b20908bc22191fda(ctx, &b[72], &b[73], &b[74], &b[75]);
+    return foldc_7d9c0c718488f4f7(ctx, &b[72], &b[73], &b[74], &b[75]);
   case 21: /* features.avg_pool */
     return foldc_8bc47a04a163b22d(ctx, &b[76], &b[77]);
   case 22: /* fc */

@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_f2517beaf12cc39d_h
-#define HALIDE_foldc_f2517beaf12cc39d_h
+#ifndef HALIDE_foldc_92c1aa6687e56c5d_h
+#define HALIDE_foldc_92c1aa6687e56c5d_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,15 +41,15 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_f2517beaf12cc39d_par_for_output_s0_c_co(void *__user_context, int32_t _output_s0_c_co, uint8_t *_closure_arg);
+int foldc_92c1aa6687e56c5d_par_for_output_s0_y_yo(void *__user_context, int32_t _output_s0_y_yo, uint8_t *_closure_arg);
 HALIDE_FUNCTION_ATTRS
-int foldc_f2517beaf12cc39d(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
+int foldc_92c1aa6687e56c5d(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_f2517beaf12cc39d_argv(void **args);
+int foldc_92c1aa6687e56c5d_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_f2517beaf12cc39d_metadata();
+const struct halide_filter_metadata_t *foldc_92c1aa6687e56c5d_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

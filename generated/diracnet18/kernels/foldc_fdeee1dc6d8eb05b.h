@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_6a4b8a18055943b1_h
-#define HALIDE_foldc_6a4b8a18055943b1_h
+#ifndef HALIDE_foldc_fdeee1dc6d8eb05b_h
+#define HALIDE_foldc_fdeee1dc6d8eb05b_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,15 +41,15 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_6a4b8a18055943b1_par_for_output_s0_c_co(void *__user_context, int32_t _output_s0_c_co, uint8_t *_closure_arg);
+int foldc_fdeee1dc6d8eb05b_par_for_output_s0_y_yo_task(void *__user_context, int32_t _output_s0_y_yo_task, uint8_t *_closure_arg);
 HALIDE_FUNCTION_ATTRS
-int foldc_6a4b8a18055943b1(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
+int foldc_fdeee1dc6d8eb05b(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_6a4b8a18055943b1_argv(void **args);
+int foldc_fdeee1dc6d8eb05b_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_6a4b8a18055943b1_metadata();
+const struct halide_filter_metadata_t *foldc_fdeee1dc6d8eb05b_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_b20908bc22191fda_h
-#define HALIDE_foldc_b20908bc22191fda_h
+#ifndef HALIDE_foldc_e12a384a8526f1bf_h
+#define HALIDE_foldc_e12a384a8526f1bf_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,15 +41,15 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_b20908bc22191fda_par_for_output_s0_c_co(void *__user_context, int32_t _output_s0_c_co, uint8_t *_closure_arg);
+int foldc_e12a384a8526f1bf_par_for_output_s0_y_yo(void *__user_context, int32_t _output_s0_y_yo, uint8_t *_closure_arg);
 HALIDE_FUNCTION_ATTRS
-int foldc_b20908bc22191fda(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
+int foldc_e12a384a8526f1bf(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_b20908bc22191fda_argv(void **args);
+int foldc_e12a384a8526f1bf_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_b20908bc22191fda_metadata();
+const struct halide_filter_metadata_t *foldc_e12a384a8526f1bf_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_87509dae22bd3ce2_h
-#define HALIDE_foldc_87509dae22bd3ce2_h
+#ifndef HALIDE_foldc_7d9c0c718488f4f7_h
+#define HALIDE_foldc_7d9c0c718488f4f7_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,15 +41,15 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_87509dae22bd3ce2_par_for_output_s0_y_yo(void *__user_context, int32_t _output_s0_y_yo, uint8_t *_closure_arg);
+int foldc_7d9c0c718488f4f7_par_for_output_s0_c_co(void *__user_context, int32_t _output_s0_c_co, uint8_t *_closure_arg);
 HALIDE_FUNCTION_ATTRS
-int foldc_87509dae22bd3ce2(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
+int foldc_7d9c0c718488f4f7(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_87509dae22bd3ce2_argv(void **args);
+int foldc_7d9c0c718488f4f7_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_87509dae22bd3ce2_metadata();
+const struct halide_filter_metadata_t *foldc_7d9c0c718488f4f7_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_54a4500e9ad01d14_h
-#define HALIDE_foldc_54a4500e9ad01d14_h
+#ifndef HALIDE_foldc_859d211ae580307a_h
+#define HALIDE_foldc_859d211ae580307a_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,15 +41,15 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_54a4500e9ad01d14_par_for_output_s0_c_co(void *__user_context, int32_t _output_s0_c_co, uint8_t *_closure_arg);
+int foldc_859d211ae580307a_par_for_output_s0_c_co(void *__user_context, int32_t _output_s0_c_co, uint8_t *_closure_arg);
 HALIDE_FUNCTION_ATTRS
-int foldc_54a4500e9ad01d14(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
+int foldc_859d211ae580307a(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_54a4500e9ad01d14_argv(void **args);
+int foldc_859d211ae580307a_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_54a4500e9ad01d14_metadata();
+const struct halide_filter_metadata_t *foldc_859d211ae580307a_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

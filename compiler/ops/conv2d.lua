@@ -6,6 +6,7 @@ local ffi = require 'ffi'
 local ops = require 'ops'
 local tensor = require 'tensor'
 local lower = require 'lower'
+local winograd = require 'winograd'
 
 local conv2d = {}
 
@@ -87,6 +88,9 @@ end
 
 -- Backend: the kernel and the argument views (see lower.lua).
 function conv2d.lower(node, L)
+  -- stride-1 3x3 dense convs where Winograd pays (winograd.lua)
+  local wino_m = winograd.choose(node)
+  if wino_m then return winograd.lower(node, L, wino_m, lower) end
   local a = node.attrs
   local x, y = node.inputs[1], node.outputs[1]
   local W = L.params[node.params.weight]

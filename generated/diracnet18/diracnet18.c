@@ -9,31 +9,31 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-#include "kernels/foldc_1680812f2f01f13f.h"
-#include "kernels/foldc_3da79a68dde23609.h"
+#include "kernels/foldc_07a39eba216d4a49.h"
+#include "kernels/foldc_0d3c499cb55d936a.h"
+#include "kernels/foldc_2e14782bfc8a9208.h"
+#include "kernels/foldc_326b7a72828eb614.h"
+#include "kernels/foldc_35958f57bae01615.h"
 #include "kernels/foldc_47782e6e6ffe518a.h"
 #include "kernels/foldc_5b3556a6c4738145.h"
+#include "kernels/foldc_66380bf0154126b9.h"
+#include "kernels/foldc_6ed6b879c3b0dd44.h"
 #include "kernels/foldc_7d9c0c718488f4f7.h"
 #include "kernels/foldc_859d211ae580307a.h"
-#include "kernels/foldc_8b06e41c5dc2d956.h"
 #include "kernels/foldc_8bc47a04a163b22d.h"
-#include "kernels/foldc_92c1aa6687e56c5d.h"
-#include "kernels/foldc_ca525a7af520435e.h"
+#include "kernels/foldc_c2f52ef73cce17b5.h"
 #include "kernels/foldc_cd90064c605f55d2.h"
 #include "kernels/foldc_d8823151aaa7e7f1.h"
-#include "kernels/foldc_ddec82ae227f14ca.h"
 #include "kernels/foldc_e12a384a8526f1bf.h"
-#include "kernels/foldc_e9fbf1634267b6dc.h"
 #include "kernels/foldc_f2abbf11862aa23d.h"
-#include "kernels/foldc_fdeee1dc6d8eb05b.h"
 
-#define MODEL_ID UINT64_C(0xa7b906b7802d4beb)
+#define MODEL_ID UINT64_C(0x8c3f7347a8975d9f)
 #define NUM_WEIGHTS 36
 #define NUM_VIEWS 82
 
 /* Weights tensors: offset and size in bytes inside the blob. */
-static const uint64_t weight_offsets[NUM_WEIGHTS] = {640u, 38272u, 38528u, 185984u, 186240u, 333696u, 333952u, 481408u, 481664u, 629120u, 629376u, 924288u, 924800u, 1514624u, 1515136u, 2104960u, 2105472u, 2695296u, 2695808u, 3875456u, 3876480u, 6235776u, 6236800u, 8596096u, 8597120u, 10956416u, 10957440u, 15676032u, 15678080u, 25115264u, 25117312u, 34554496u, 34556544u, 43993728u, 43995776u, 46043776u};
-static const uint64_t weight_sizes[NUM_WEIGHTS] = {37632u, 256u, 147456u, 256u, 147456u, 256u, 147456u, 256u, 147456u, 256u, 294912u, 512u, 589824u, 512u, 589824u, 512u, 589824u, 512u, 1179648u, 1024u, 2359296u, 1024u, 2359296u, 1024u, 2359296u, 1024u, 4718592u, 2048u, 9437184u, 2048u, 9437184u, 2048u, 9437184u, 2048u, 2048000u, 4000u};
+static const uint64_t weight_offsets[NUM_WEIGHTS] = {640u, 38272u, 38528u, 628352u, 628608u, 1218432u, 1218688u, 1808512u, 1808768u, 2398592u, 2398848u, 3578496u, 3579008u, 5938304u, 5938816u, 8298112u, 8298624u, 10657920u, 10658432u, 12755584u, 12756608u, 16950912u, 16951936u, 21146240u, 21147264u, 25341568u, 25342592u, 30061184u, 30063232u, 39500416u, 39502464u, 48939648u, 48941696u, 58378880u, 58380928u, 60428928u};
+static const uint64_t weight_sizes[NUM_WEIGHTS] = {37632u, 256u, 589824u, 256u, 589824u, 256u, 589824u, 256u, 589824u, 256u, 1179648u, 512u, 2359296u, 512u, 2359296u, 512u, 2359296u, 512u, 2097152u, 1024u, 4194304u, 1024u, 4194304u, 1024u, 4194304u, 1024u, 4718592u, 2048u, 9437184u, 2048u, 9437184u, 2048u, 9437184u, 2048u, 2048000u, 4000u};
 
 /* Buffer views the kernels see: storage (0 arena, 1 weights), byte offset, rank, dims. */
 typedef struct {
@@ -51,81 +51,81 @@ static const view_desc views[NUM_VIEWS] = {
   {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_e12a384a8526f1bf */
   {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_47782e6e6ffe518a */
   {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_47782e6e6ffe518a */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
-  {1, 38528, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block0.conv.weight@hwio16, foldc_92c1aa6687e56c5d */
-  {1, 185984, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_92c1aa6687e56c5d */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
-  {1, 186240, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block1.conv.weight@hwio16, foldc_92c1aa6687e56c5d */
-  {1, 333696, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_92c1aa6687e56c5d */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
-  {1, 333952, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block2.conv.weight@hwio16, foldc_92c1aa6687e56c5d */
-  {1, 481408, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_92c1aa6687e56c5d */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_92c1aa6687e56c5d */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_8b06e41c5dc2d956 */
-  {1, 481664, 4, {16, 64, 3, 12}, {1, 16, 1024, 3072}}, /* features.group0.block3.conv.weight@hwio16, foldc_8b06e41c5dc2d956 */
-  {1, 629120, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_8b06e41c5dc2d956 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_8b06e41c5dc2d956 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
+  {1, 38528, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block0.conv.weight@winograd4, foldc_c2f52ef73cce17b5 */
+  {1, 628352, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_c2f52ef73cce17b5 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
+  {1, 628608, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block1.conv.weight@winograd4, foldc_c2f52ef73cce17b5 */
+  {1, 1218432, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_c2f52ef73cce17b5 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
+  {1, 1218688, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block2.conv.weight@winograd4, foldc_c2f52ef73cce17b5 */
+  {1, 1808512, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_c2f52ef73cce17b5 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_2e14782bfc8a9208 */
+  {1, 1808768, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block3.conv.weight@winograd4, foldc_2e14782bfc8a9208 */
+  {1, 2398592, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_2e14782bfc8a9208 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_2e14782bfc8a9208 */
   {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_cd90064c605f55d2 */
   {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_cd90064c605f55d2 */
-  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_ca525a7af520435e */
-  {1, 629376, 4, {16, 64, 3, 24}, {1, 16, 1024, 3072}}, /* features.group1.block0.conv.weight@hwio16, foldc_ca525a7af520435e */
-  {1, 924288, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_ca525a7af520435e */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_ca525a7af520435e */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
-  {1, 924800, 4, {16, 128, 3, 24}, {1, 16, 2048, 6144}}, /* features.group1.block1.conv.weight@hwio16, foldc_3da79a68dde23609 */
-  {1, 1514624, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_3da79a68dde23609 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
-  {1, 1515136, 4, {16, 128, 3, 24}, {1, 16, 2048, 6144}}, /* features.group1.block2.conv.weight@hwio16, foldc_3da79a68dde23609 */
-  {1, 2104960, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_3da79a68dde23609 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3da79a68dde23609 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_ddec82ae227f14ca */
-  {1, 2105472, 4, {16, 128, 3, 24}, {1, 16, 2048, 6144}}, /* features.group1.block3.conv.weight@hwio16, foldc_ddec82ae227f14ca */
-  {1, 2695296, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_ddec82ae227f14ca */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_ddec82ae227f14ca */
+  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_0d3c499cb55d936a */
+  {1, 2398848, 4, {128, 64, 6, 6}, {1, 128, 8192, 49152}}, /* features.group1.block0.conv.weight@winograd4, foldc_0d3c499cb55d936a */
+  {1, 3578496, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_0d3c499cb55d936a */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_0d3c499cb55d936a */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
+  {1, 3579008, 4, {128, 128, 6, 6}, {1, 128, 16384, 98304}}, /* features.group1.block1.conv.weight@winograd4, foldc_66380bf0154126b9 */
+  {1, 5938304, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_66380bf0154126b9 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
+  {1, 5938816, 4, {128, 128, 6, 6}, {1, 128, 16384, 98304}}, /* features.group1.block2.conv.weight@winograd4, foldc_66380bf0154126b9 */
+  {1, 8298112, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_66380bf0154126b9 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_326b7a72828eb614 */
+  {1, 8298624, 4, {128, 128, 6, 6}, {1, 128, 16384, 98304}}, /* features.group1.block3.conv.weight@winograd4, foldc_326b7a72828eb614 */
+  {1, 10657920, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_326b7a72828eb614 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_326b7a72828eb614 */
   {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_f2abbf11862aa23d */
   {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_f2abbf11862aa23d */
-  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_1680812f2f01f13f */
-  {1, 2695808, 4, {16, 128, 3, 48}, {1, 16, 2048, 6144}}, /* features.group2.block0.conv.weight@hwio16, foldc_1680812f2f01f13f */
-  {1, 3875456, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_1680812f2f01f13f */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_1680812f2f01f13f */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
-  {1, 3876480, 4, {16, 256, 3, 48}, {1, 16, 4096, 12288}}, /* features.group2.block1.conv.weight@hwio16, foldc_fdeee1dc6d8eb05b */
-  {1, 6235776, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_fdeee1dc6d8eb05b */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
-  {1, 6236800, 4, {16, 256, 3, 48}, {1, 16, 4096, 12288}}, /* features.group2.block2.conv.weight@hwio16, foldc_fdeee1dc6d8eb05b */
-  {1, 8596096, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_fdeee1dc6d8eb05b */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_fdeee1dc6d8eb05b */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_e9fbf1634267b6dc */
-  {1, 8597120, 4, {16, 256, 3, 48}, {1, 16, 4096, 12288}}, /* features.group2.block3.conv.weight@hwio16, foldc_e9fbf1634267b6dc */
-  {1, 10956416, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_e9fbf1634267b6dc */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_e9fbf1634267b6dc */
+  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_35958f57bae01615 */
+  {1, 10658432, 4, {256, 128, 4, 4}, {1, 256, 32768, 131072}}, /* features.group2.block0.conv.weight@winograd2, foldc_35958f57bae01615 */
+  {1, 12755584, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_35958f57bae01615 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_35958f57bae01615 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
+  {1, 12756608, 4, {256, 256, 4, 4}, {1, 256, 65536, 262144}}, /* features.group2.block1.conv.weight@winograd2, foldc_07a39eba216d4a49 */
+  {1, 16950912, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_07a39eba216d4a49 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
+  {1, 16951936, 4, {256, 256, 4, 4}, {1, 256, 65536, 262144}}, /* features.group2.block2.conv.weight@winograd2, foldc_07a39eba216d4a49 */
+  {1, 21146240, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_07a39eba216d4a49 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_6ed6b879c3b0dd44 */
+  {1, 21147264, 4, {256, 256, 4, 4}, {1, 256, 65536, 262144}}, /* features.group2.block3.conv.weight@winograd2, foldc_6ed6b879c3b0dd44 */
+  {1, 25341568, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_6ed6b879c3b0dd44 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_6ed6b879c3b0dd44 */
   {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d8823151aaa7e7f1 */
   {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_d8823151aaa7e7f1 */
   {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_859d211ae580307a */
-  {1, 10957440, 4, {16, 256, 3, 96}, {1, 16, 4096, 12288}}, /* features.group3.block0.conv.weight@hwio16, foldc_859d211ae580307a */
-  {1, 15676032, 1, {512}, {1}}, /* features.group3.block0.conv.bias, foldc_859d211ae580307a */
+  {1, 25342592, 4, {16, 256, 3, 96}, {1, 16, 4096, 12288}}, /* features.group3.block0.conv.weight@hwio16, foldc_859d211ae580307a */
+  {1, 30061184, 1, {512}, {1}}, /* features.group3.block0.conv.bias, foldc_859d211ae580307a */
   {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_859d211ae580307a */
   {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
-  {1, 15678080, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block1.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
-  {1, 25115264, 1, {512}, {1}}, /* features.group3.block1.conv.bias, foldc_7d9c0c718488f4f7 */
+  {1, 30063232, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block1.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
+  {1, 39500416, 1, {512}, {1}}, /* features.group3.block1.conv.bias, foldc_7d9c0c718488f4f7 */
   {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
   {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
-  {1, 25117312, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block2.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
-  {1, 34554496, 1, {512}, {1}}, /* features.group3.block2.conv.bias, foldc_7d9c0c718488f4f7 */
+  {1, 39502464, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block2.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
+  {1, 48939648, 1, {512}, {1}}, /* features.group3.block2.conv.bias, foldc_7d9c0c718488f4f7 */
   {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
   {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
-  {1, 34556544, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block3.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
-  {1, 43993728, 1, {512}, {1}}, /* features.group3.block3.conv.bias, foldc_7d9c0c718488f4f7 */
+  {1, 48941696, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block3.conv.weight@hwio16, foldc_7d9c0c718488f4f7 */
+  {1, 58378880, 1, {512}, {1}}, /* features.group3.block3.conv.bias, foldc_7d9c0c718488f4f7 */
   {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_7d9c0c718488f4f7 */
   {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_8bc47a04a163b22d */
   {0, 4032, 3, {512, 1, 1}, {1, 512, 512}}, /* activation, foldc_8bc47a04a163b22d */
   {0, 4032, 2, {512, 1}, {1, 512}}, /* activation, foldc_5b3556a6c4738145 */
-  {1, 43995776, 2, {1000, 512}, {1, 1000}}, /* fc.weight@t, foldc_5b3556a6c4738145 */
-  {1, 46043776, 1, {1000}, {1}}, /* fc.bias, foldc_5b3556a6c4738145 */
+  {1, 58380928, 2, {1000, 512}, {1, 1000}}, /* fc.weight@t, foldc_5b3556a6c4738145 */
+  {1, 60428928, 1, {1000}, {1}}, /* fc.bias, foldc_5b3556a6c4738145 */
   {0, 0, 2, {1000, 1}, {1, 1000}}, /* activation, foldc_5b3556a6c4738145 */
 };
 
@@ -292,33 +292,33 @@ static int run_layer(diracnet18_ctx *ctx, int i) {
   case 1: /* features.max_pool0 */
     return foldc_47782e6e6ffe518a(ctx, &b[4], &b[5]);
   case 2: /* features.group0.block0.conv */
-    return foldc_92c1aa6687e56c5d(ctx, &b[6], &b[7], &b[8], &b[9]);
+    return foldc_c2f52ef73cce17b5(ctx, &b[6], &b[7], &b[8], &b[9]);
   case 3: /* features.group0.block1.conv */
-    return foldc_92c1aa6687e56c5d(ctx, &b[10], &b[11], &b[12], &b[13]);
+    return foldc_c2f52ef73cce17b5(ctx, &b[10], &b[11], &b[12], &b[13]);
   case 4: /* features.group0.block2.conv */
-    return foldc_92c1aa6687e56c5d(ctx, &b[14], &b[15], &b[16], &b[17]);
+    return foldc_c2f52ef73cce17b5(ctx, &b[14], &b[15], &b[16], &b[17]);
   case 5: /* features.group0.block3.conv */
-    return foldc_8b06e41c5dc2d956(ctx, &b[18], &b[19], &b[20], &b[21]);
+    return foldc_2e14782bfc8a9208(ctx, &b[18], &b[19], &b[20], &b[21]);
   case 6: /* features.max_pool1 */
     return foldc_cd90064c605f55d2(ctx, &b[22], &b[23]);
   case 7: /* features.group1.block0.conv */
-    return foldc_ca525a7af520435e(ctx, &b[24], &b[25], &b[26], &b[27]);
+    return foldc_0d3c499cb55d936a(ctx, &b[24], &b[25], &b[26], &b[27]);
   case 8: /* features.group1.block1.conv */
-    return foldc_3da79a68dde23609(ctx, &b[28], &b[29], &b[30], &b[31]);
+    return foldc_66380bf0154126b9(ctx, &b[28], &b[29], &b[30], &b[31]);
   case 9: /* features.group1.block2.conv */
-    return foldc_3da79a68dde23609(ctx, &b[32], &b[33], &b[34], &b[35]);
+    return foldc_66380bf0154126b9(ctx, &b[32], &b[33], &b[34], &b[35]);
   case 10: /* features.group1.block3.conv */
-    return foldc_ddec82ae227f14ca(ctx, &b[36], &b[37], &b[38], &b[39]);
+    return foldc_326b7a72828eb614(ctx, &b[36], &b[37], &b[38], &b[39]);
   case 11: /* features.max_pool2 */
     return foldc_f2abbf11862aa23d(ctx, &b[40], &b[41]);
   case 12: /* features.group2.block0.conv */
-    return foldc_1680812f2f01f13f(ctx, &b[42], &b[43], &b[44], &b[45]);
+    return foldc_35958f57bae01615(ctx, &b[42], &b[43], &b[44], &b[45]);
   case 13: /* features.group2.block1.conv */
-    return foldc_fdeee1dc6d8eb05b(ctx, &b[46], &b[47], &b[48], &b[49]);
+    return foldc_07a39eba216d4a49(ctx, &b[46], &b[47], &b[48], &b[49]);
   case 14: /* features.group2.block2.conv */
-    return foldc_fdeee1dc6d8eb05b(ctx, &b[50], &b[51], &b[52], &b[53]);
+    return foldc_07a39eba216d4a49(ctx, &b[50], &b[51], &b[52], &b[53]);
   case 15: /* features.group2.block3.conv */
-    return foldc_e9fbf1634267b6dc(ctx, &b[54], &b[55], &b[56], &b[57]);
+    return foldc_6ed6b879c3b0dd44(ctx, &b[54], &b[55], &b[56], &b[57]);
   case 16: /* features.max_pool3 */
     return foldc_d8823151aaa7e7f1(ctx, &b[58], &b[59]);
   case 17: /* features.group3.block0.conv */

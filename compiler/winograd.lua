@@ -1,0 +1,177 @@
+-- Winograd F(m x m, 3 x 3) for stride-1 3x3 dense convolutions (Lavin & Gray 2016): the lowering
+-- side of halide/winograd.cpp (generator conv2d_winograd). ops/conv2d.lua asks winograd.choose(node)
+-- and, when it says so, lowers the conv here instead of to the direct kernel.
+--
+-- Maths: per m x m output tile, Y = A^T [ (G g G^T) (.) (B^T d B) ] A, summed over input channels in
+-- the transformed domain (a = m + 2 points per side). The matrices come from Toom-Cook on a - 1
+-- finite points p_j and infinity; the weights' transform is done here, once, in double, and
+-- rounded once to float:
+--   G[j][k] = p_j^k / prod_{l != j} (p_j - p_l)   (j < a - 1),   G[a-1] = (0, 0, 1)
+--   U[ey][ex] = sum_{ky,kx} G[ey][ky] g[ky][kx] G[ex][kx],   packed (co, ci, ex, ey), co innermost.
+-- The generator builds A^T and B^T from the same points (winograd.POINTS, its default_points()).
+--
+-- Choice (winograd.choose): groups 1, 3x3, stride 1, dilation 1, at least 16 input and output
+-- channels, and the cheapest of direct, F(2x2) and F(4x4) by winograd.cost (Winograd only when
+-- it is estimated at least 10% faster). FOLDC_CONV_ALGO overrides it (testing): `direct`,
+-- `winograd` (F(4x4) for every eligible conv), `winograd2` / `winograd4` / `winograd6` (that
+-- F(m x m) for every eligible conv), `auto` (the default).
+local tensor = require 'tensor'
+
+local winograd = {}
+
+-- Interpolation points per m (keep in step with default_points() in halide/winograd.cpp). For
+-- F(4x4) 1/2 instead of 2 halves the transform's rounding error (measured: 2.1e-6 vs 5.4e-6
+-- relative, 64 channels).
+winograd.POINTS = {
+  [2] = { 0, 1, -1 },
+  [4] = { 0, 1, -1, 0.5, -2 },
+  [6] = { 0, 1, -1, 2, -2, 0.5, -0.5 },
+}
+
+-- G (a x 3, a Lua array of rows, doubles) for F(m, 3) on the given points.
+function winograd.G(m, points)
+  points = points or winograd.POINTS[m]
+  local a = m + 2
+  assert(points and #points == a - 1, 'winograd: no points for m=' .. tostring(m))
+  local G = {}
+  for j = 1, a - 1 do
+    local f = 1
+    for l = 1, a - 1 do
+      if l ~= j then f = f * (points[j] - points[l]) end
+    end
+    G[j] = { 1 / f, points[j] / f, points[j] * points[j] / f }
+  end
+  G[a] = { 0, 0, 1 }
+  return G
+end
+
+-- A^T (m x a), G (a x 3) and B^T (a x a) for F(m, 3), as halide/winograd.cpp builds them (Lua
+-- arrays of rows): A^T[i][j] = p_j^i, A^T[i][a] = [i == m]; B^T[j] = ascending coefficients of
+-- prod_{l != j} (x - p_l), B^T[a] = those of prod_l (x - p_l). For the tests.
+function winograd.matrices(m, points)
+  points = points or winograd.POINTS[m]
+  local a = m + 2
+  local AT, BT = {}, {}
+  for i = 1, m do
+    AT[i] = {}
+    for j = 1, a - 1 do AT[i][j] = points[j] ^ (i - 1) end
+    AT[i][a] = (i == m) and 1 or 0
+  end
+  for j = 1, a do
+    local poly = { 1 } -- ascending coefficients
+    for l = 1, a - 1 do
+      if l ~= j then
+        local nxt = {}
+        for k = 1, #poly + 1 do nxt[k] = 0 end
+        for k = 1, #poly do
+          nxt[k + 1] = nxt[k + 1] + poly[k]
+          nxt[k] = nxt[k] - points[l] * poly[k]
+        end
+        poly = nxt
+      end
+    end
+    BT[j] = {}
+    for k = 1, a do BT[j][k] = poly[k] or 0 end
+  end
+  return AT, winograd.G(m, points), BT
+end
+
+-- U = G g G^T for every (co, ci): W is the OIHW [cout, cin, 3, 3] weight; returns the packed tensor
+-- [a][a][cin][cout] (dims (co, ci, ex, ey)).
+function winograd.transform_weights(W, cout, cin, m)
+  local a = m + 2
+  local G = winograd.G(m)
+  local U = tensor.new({ a, a, cin, cout })
+  local wd, ud = W.data, U.data
+  local g, t = {}, {}
+  for co = 0, cout - 1 do
+    for ci = 0, cin - 1 do
+      local base = (co * cin + ci) * 9
+      for k = 0, 8 do g[k] = wd[base + k] end -- g[ky*3 + kx]
+      for ey = 1, a do -- t = G g (a x 3)
+        local r = G[ey]
+        for kx = 0, 2 do
+          t[(ey - 1) * 3 + kx] = r[1] * g[kx] + r[2] * g[3 + kx] + r[3] * g[6 + kx]
+        end
+      end
+      for ey = 1, a do -- U = t G^T
+        local t0, t1, t2 = t[(ey - 1) * 3], t[(ey - 1) * 3 + 1], t[(ey - 1) * 3 + 2]
+        for ex = 1, a do
+          local r = G[ex]
+          ud[(((ey - 1) * a + (ex - 1)) * cin + ci) * cout + co] = t0 * r[1] + t1 * r[2] + t2 * r[3]
+        end
+      end
+    end
+  end
+  return U
+end
+
+-- Estimated seconds of a cin -> cout 3x3 conv over an ow x oh map on one core: direct (m = nil)
+-- or F(m x m). Compute at a fraction of the FMA peak (direct 95%, F(2x2) 75%, F(4x4) 60%: the
+-- transforms' share grows with m) plus the weights' stream from DRAM (a model's layers find their
+-- weights cold; F(m x m) reads (m+2)^2/9 times the direct bytes). Calibrated on resnet50's layers
+-- (AVX-512, 1 thread): 56x56x64 and 28x28x128 go to F(4x4), 14x14x256 to F(2x2), 7x7x512 stays
+-- direct (its transformed weights, 17-38 MB, cost more than the multiplies saved).
+local PEAK, DRAM = 230e9, 20e9
+local EFF = { [2] = 0.75, [4] = 0.6, [6] = 0.5 }
+function winograd.cost(cin, cout, ow, oh, m)
+  if not m then return 2 * 9 * cin * cout * ow * oh / (PEAK * 0.95) + 4 * 9 * cin * cout / DRAM end
+  local a, tiles = m + 2, math.ceil(ow / m) * math.ceil(oh / m)
+  return 2 * a * a * cin * cout * tiles / (PEAK * EFF[m]) + 4 * a * a * cin * cout / DRAM
+end
+
+local function eligible(node)
+  local a = node.attrs
+  return a.groups == 1 and a.kernel[1] == 3 and a.kernel[2] == 3 and a.stride[1] == 1 and a.stride[2] == 1
+    and a.dilation[1] == 1 and a.dilation[2] == 1 and a.cin >= 16 and a.cout >= 16
+    and #node.inputs[1].shape == 4
+    -- RepMLP's partition FC runs as a conv whose weight is not [cout, cin, 3, 3]
+    and node.outputs[1].shape[3] + 2 == node.inputs[1].shape[3] + 2 * a.padding[1]
+    and node.outputs[1].shape[4] + 2 == node.inputs[1].shape[4] + 2 * a.padding[2]
+end
+
+-- The tile size m to run this conv with, or nil for the direct kernel.
+function winograd.choose(node, mode)
+  if not eligible(node) then return nil end
+  mode = mode or os.getenv('FOLDC_CONV_ALGO') or 'auto'
+  if mode == '' or mode == 'auto' then
+    local y = node.outputs[1].shape
+    local best, best_t = nil, 0.9 * winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], nil)
+    for _, m in ipairs({ 2, 4 }) do
+      local t = winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], m)
+      if t < best_t then best, best_t = m, t end
+    end
+    return best
+  elseif mode == 'direct' then
+    return nil
+  elseif mode == 'winograd' then
+    return 4
+  end
+  local m = tonumber(mode:match('^winograd(%d)$'))
+  if m and winograd.POINTS[m] then return m end
+  error('FOLDC_CONV_ALGO=' .. mode .. ': expected auto, direct, winograd, winograd2, winograd4 or winograd6', 0)
+end
+
+-- Lower a conv chosen by winograd.choose: the generator, its parameters and the argument views.
+function winograd.lower(node, L, m, lower)
+  local a = node.attrs
+  local x, y = node.inputs[1], node.outputs[1]
+  local W = L.params[node.params.weight]
+  local cout, cin, al = a.cout, a.cin, m + 2
+  local U = winograd.transform_weights(W, cout, cin, m)
+  local args = {
+    L:act(x, lower.act_dims(x.shape)),
+    L:weight(node.params.weight .. '@winograd' .. m, U,
+      { { cout, 1 }, { cin, cout }, { al, cout * cin }, { al, cout * cin * al } }),
+    L:bias(node, cout),
+  }
+  if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
+  args[#args + 1] = L:act(y, lower.act_dims(y.shape))
+  return 'conv2d_winograd', {
+    cin = cin, cout = cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
+    pad_x = a.padding[2], pad_y = a.padding[1], relu = a.relu and true or false,
+    residual = node.inputs[2] ~= nil, m = m,
+  }, args
+end
+
+return winograd

@@ -13,6 +13,9 @@
 --     candidates of a batch run interleaved, round by round, best time per call; at the
 --     end the default and the leading candidates run once more side by side (a run-off), and a
 --     candidate replaces the default only if it is faster there by more than 1%.
+--   * Run-off in the model (tune.model_runoff, after the kernels): the model is built with the
+--     new records and with the defaults, both profiled interleaved, and a record whose layers
+--     are not faster in the model is turned back to `default`.
 --   * Budget: --minutes for the whole model, shared evenly by the kernels still to do.
 --   * Resume: every measured candidate is appended to a log in the cache (tune/<target>/<key>.tsv)
 --     and every finished kernel is saved to schedules/<target>/ at once, so an interrupted run
@@ -398,6 +401,97 @@ function tune.run(list, opts)
   out:write(string.format('foldc tune: done in %s; records in %s\n', fmt_time(clock() - t_start),
     schedules.path(target) or '(none)'))
   return results
+end
+
+-- The run-off in the model: a kernel timed alone (even cold) does not see the cache state it
+-- meets inside the model (which activations, residuals and output lines are still cached after
+-- the layers before it), so a record that won alone can lose there (resnet50's 64->256 1x1
+-- +residual on 56x56: 107% of peak with the default, 68% with the schedule that won alone).
+-- Build the model twice, with the records of `sigs` and with the default schedules for them,
+-- run both bundles' per-layer profiles interleaved (`rounds` x `runs`, min per layer), and turn
+-- back to `default` every record whose layers are not faster in the model by more than 1%.
+-- graph: the deploy graph; sigs: { [signature] = true } (the kernels just tuned).
+-- Returns { kept = n, reverted = n, lines = { ... } }.
+function tune.model_runoff(graph, sigs, opts)
+  local backend = require 'backend'
+  local lower = require 'lower'
+  local dkjson = require 'dkjson'
+  local target = opts.target
+  local out = opts.out or io.stderr
+  local db = schedules.load(target)
+  local cand = {}
+  for sig in pairs(sigs) do
+    local r = db[sig]
+    if r and next(r.params) then cand[sig] = r end
+  end
+  if not next(cand) then return { kept = 0, reverted = 0 } end
+  -- layer name -> kernel signature
+  local sig_of = {}
+  for _, step in ipairs(lower.lower(graph).steps) do
+    if step.kind == 'kernel' then
+      sig_of[step.name] = schedules.signature(step.generator, kernels.param_list(step.gparams))
+    end
+  end
+  local dir = sys.tmpdir('foldc-runoff')
+  local real_load = schedules.load
+  local function build(name, without)
+    if without then
+      schedules.load = function(t)
+        local d = real_load(t)
+        for sig in pairs(cand) do d[sig] = nil end
+        return d
+      end
+    end
+    local ok, info = pcall(backend.build, graph, dir .. '/' .. name, { target = target, weights = true })
+    schedules.load = real_load
+    if not ok then error(info, 0) end
+    sys.run_quiet({ 'make', '-s', '-C', info.dir }, 'compiling the bundle')
+    return info
+  end
+  local ok, err = pcall(function()
+    local bundles = { build('tuned', false), build('default', true) }
+    local best = { {}, {} }
+    for _ = 1, opts.rounds or 4 do
+      for b, info in ipairs(bundles) do
+        local text = sys.capture({ info.dir .. '/' .. info.name .. '_main', '--weights',
+          info.dir .. '/' .. info.name .. '.weights', '--runs', tostring(opts.runs or 10), '--threads',
+          tostring(opts.threads or 1), '--profile', '--json' })
+        local res = dkjson.decode(text:match('(%b{})%s*$'))
+        for _, l in ipairs(res.layers) do
+          if not best[b][l.name] or l.ms < best[b][l.name] then best[b][l.name] = l.ms end
+        end
+      end
+    end
+    local t_tuned, t_def = {}, {}
+    for name, sig in pairs(sig_of) do
+      if cand[sig] and best[1][name] and best[2][name] then
+        t_tuned[sig] = (t_tuned[sig] or 0) + best[1][name]
+        t_def[sig] = (t_def[sig] or 0) + best[2][name]
+      end
+    end
+    local kept, reverted = 0, 0
+    db = schedules.load(target)
+    for sig, r in pairs(cand) do
+      if t_tuned[sig] and t_def[sig] then
+        local note = string.format('; in the model %.3f vs %.3f ms default', t_tuned[sig], t_def[sig])
+        if t_tuned[sig] < t_def[sig] * 0.99 then
+          kept = kept + 1
+          db[sig] = { params = r.params, comment = (r.comment or '#') .. note }
+        else
+          reverted = reverted + 1
+          db[sig] = { params = {}, comment = (r.comment or '#') .. note .. ': default kept (' ..
+            schedules.format_params(r.params) .. ' lost in the model)' }
+        end
+      end
+    end
+    if not opts.dry_run then schedules.save(target, db) end
+    out:write(string.format('foldc tune: run-off in the model: %d record(s) kept, %d turned back to default\n', kept, reverted))
+    return { kept = kept, reverted = reverted }
+  end)
+  schedules.load = real_load
+  sys.rm_rf(dir)
+  if not ok then error(err, 0) end
+  return err
 end
 
 return tune

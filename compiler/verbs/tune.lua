@@ -10,6 +10,7 @@ return {
     c:option('--minutes', 'Time budget for the whole model.', '15'):convert(tonumber)
     c:option('--threads', 'Threads the kernels are timed with.', '1'):convert(tonumber)
     c:flag('--force', 'Re-tune kernels that already have a record (and forget logged measurements).')
+    c:flag('--no-runoff', 'Skip the run-off in the model (records must also beat the defaults inside the whole model).')
   end,
   run = function(a)
     local pipeline = require 'pipeline'
@@ -19,6 +20,13 @@ return {
     local deploy = pipeline.deploy_graph(a.model, a.weights or 'random')
     local program = lower.lower(deploy)
     local target = kernels.resolve_target(a.target)
-    tune.run(tune.kernels_of(program), { target = target, minutes = a.minutes, threads = a.threads, force = a.force })
+    local results = tune.run(tune.kernels_of(program), { target = target, minutes = a.minutes, threads = a.threads,
+      force = a.force })
+    -- records that won alone must also win inside the model (tune.model_runoff)
+    local sigs = {}
+    for sig in pairs(results) do sigs[sig] = true end
+    if next(sigs) and not a.no_runoff then
+      tune.model_runoff(deploy, sigs, { target = target, threads = a.threads })
+    end
   end,
 }

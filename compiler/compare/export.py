@@ -44,6 +44,19 @@ def read_safetensors(path):
     return out
 
 
+def load_exact(model, sd):
+    """load_state_dict, by copying into the module's own tensors: the DiracNet mirror keeps dotted
+    child names in _modules (as the reference does), which load_state_dict reports as unexpected
+    keys. The key sets must be equal."""
+    own = model.state_dict()
+    if set(own) != set(sd):
+        sys.exit('export.py: state_dict keys differ: missing %s, extra %s' % (
+            sorted(set(own) - set(sd))[:5], sorted(set(sd) - set(own))[:5]))
+    with torch.no_grad():
+        for k, v in sd.items():
+            own[k].copy_(v)
+
+
 def to_deploy(model):
     for m in list(model.modules()):
         for name in ('switch_to_deploy', 'reparameterize'):
@@ -69,7 +82,7 @@ def main():
                     '--seed', str(a.seed)], check=True, stdout=sys.stderr)
     base = os.path.join(a.outdir, a.model)
     model = torch_reference.MODELS[a.model]()
-    model.load_state_dict(read_safetensors(base + '.safetensors'))
+    load_exact(model, read_safetensors(base + '.safetensors'))
     model = to_deploy(model.eval()).eval()
     x = torch.from_numpy(np.load(base + '.input.npy'))
     with torch.no_grad():

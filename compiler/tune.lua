@@ -472,6 +472,7 @@ function tune.model_runoff(graph, sigs, opts)
     local kept, reverted = 0, 0
     db = schedules.load(target)
     for sig, r in pairs(cand) do
+      r.comment = r.comment and r.comment:gsub('; in the model .*$', '')  -- an earlier run-off's note
       if t_tuned[sig] and t_def[sig] then
         local note = string.format('; in the model %.3f vs %.3f ms default', t_tuned[sig], t_def[sig])
         if t_tuned[sig] < t_def[sig] * 0.99 then

@@ -77,14 +77,19 @@ function winograd.matrices(m, points)
 end
 
 -- U = G g G^T for every (co, ci): W is the OIHW [cout, cin, 3, 3] weight; returns the packed tensor
--- [a][a][cin][cout] (dims (co, ci, ex, ey)).
-function winograd.transform_weights(W, cout, cin, m)
+-- [a][a][cin][cout] (dims (co, ci, ex, ey)), or with ub > 0 blocked by ub output channels,
+-- [cout/ub][a][a][cin][ub] (dims (co % ub, ci, ex, ey + a * (co / ub))).
+function winograd.transform_weights(W, cout, cin, m, ub)
   local a = m + 2
   local G = winograd.G(m)
-  local U = tensor.new({ a, a, cin, cout })
+  ub = ub or 0
+  local U = ub > 0 and tensor.new({ cout / ub, a, a, cin, ub }) or tensor.new({ a, a, cin, cout })
   local wd, ud = W.data, U.data
   local g, t = {}, {}
   for co = 0, cout - 1 do
+    -- U[ey][ex][ci] of this co at ((ey * a + ex) * cin + ci) * step + off
+    local off = ub > 0 and (math.floor(co / ub) * a * a * cin * ub + co % ub) or co
+    local step = ub > 0 and ub or cout
     for ci = 0, cin - 1 do
       local base = (co * cin + ci) * 9
       for k = 0, 8 do g[k] = wd[base + k] end -- g[ky*3 + kx]
@@ -98,7 +103,7 @@ function winograd.transform_weights(W, cout, cin, m)
         local t0, t1, t2 = t[(ey - 1) * 3], t[(ey - 1) * 3 + 1], t[(ey - 1) * 3 + 2]
         for ex = 1, a do
           local r = G[ex]
-          ud[(((ey - 1) * a + (ex - 1)) * cin + ci) * cout + co] = t0 * r[1] + t1 * r[2] + t2 * r[3]
+          ud[(((ey - 1) * a + (ex - 1)) * cin + ci) * step + off] = t0 * r[1] + t1 * r[2] + t2 * r[3]
         end
       end
     end
@@ -158,11 +163,15 @@ function winograd.lower(node, L, m, lower)
   local x, y = node.inputs[1], node.outputs[1]
   local W = L.params[node.params.weight]
   local cout, cin, al = a.cout, a.cin, m + 2
-  local U = winograd.transform_weights(W, cout, cin, m)
+  -- U blocked by 16 output channels when they allow (u_block, halide/winograd.cpp): a co tile's
+  -- weights stream from DRAM as a few sequential runs
+  local ub = cout % 16 == 0 and 16 or 0
+  local U = winograd.transform_weights(W, cout, cin, m, ub)
+  local dims = { { cout, 1 }, { cin, cout }, { al, cout * cin }, { al, cout * cin * al } }
+  if ub > 0 then dims = { { ub, 1 }, { cin, ub }, { al, ub * cin }, { al * cout / ub, ub * cin * al } } end
   local args = {
     L:act(x, lower.act_dims(x.shape)),
-    L:weight(node.params.weight .. '@winograd' .. m, U,
-      { { cout, 1 }, { cin, cout }, { al, cout * cin }, { al, cout * cin * al } }),
+    L:weight(node.params.weight .. '@winograd' .. m .. (ub > 0 and 'b' .. ub or ''), U, dims),
     L:bias(node, cout),
   }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
@@ -170,7 +179,7 @@ function winograd.lower(node, L, m, lower)
   return 'conv2d_winograd', {
     cin = cin, cout = cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
     pad_x = a.padding[2], pad_y = a.padding[1], relu = a.relu and true or false,
-    residual = node.inputs[2] ~= nil, m = m,
+    residual = node.inputs[2] ~= nil, m = m, u_block = ub > 0 and ub or nil,
   }, args
 end
 

@@ -31,9 +31,10 @@
 //
 // Schedule (everything fused per block of tiles, no intermediate > 16 KB,
 // so Halide 14 keeps them all on the stack: no heap allocation per call):
-//   * output loops: co tile (T = tile_co vectors) > tile row ty (parallel) >
-//     tile block of tile_t tiles along x (ShiftInwards: the last block
-//     overlaps the previous one) > tile > m x m pixels (unrolled) > co vectors.
+//   * output loops: co tile (T = tile_co vectors) > block of tile_rows tile
+//     rows (parallel) > block of tile_t tiles along x (blocks that do not
+//     divide the map overlap the previous one: ShiftInwards) > tile row >
+//     tile > m x m pixels (unrolled) > co vectors.
 //     A map size that m does not divide gets partial edge tiles: the input
 //     outside the map reads as zero and the stores past the edge are guarded
 //     (the guard is on unrolled pixels, the channel vectors stay whole).
@@ -51,9 +52,13 @@
 //
 // Schedule GeneratorParams (0 = heuristic default):
 //   tile_co   output channels per tile in vectors (default: 4 on AVX-512, within cout)
-//   tile_t    tiles per block (register tile width; default: the largest divisor
-//             of the tile count that fits the registers and the 16 KB limit)
+//   tile_t    tiles per block along x (register tile width; default: the largest
+//             divisor of the tile count that fits the registers and the 16 KB limit)
+//   tile_rows tile rows per block (default 1; each block streams all of U once,
+//             so taller blocks read it fewer times, within the 16 KB limit on M_i)
 //   ci_block  input channels per reduction chunk (default: as many as fit 16 KB)
+//   u_block   0: weights (co, ci, ex, ey); B: blocked by B output channels,
+//             (co % B, ci, ex, ey + a * (co / B)) (set by the lowering: 16 when cout % 16 == 0)
 // Algorithm GeneratorParams:
 //   m         output tile side: 2, 4 or 6 (alpha = m + 2)
 //   points    the a - 1 finite interpolation points, comma-separated
@@ -170,7 +175,9 @@ public:
     // schedule knobs
     GeneratorParam<int> tile_co{"tile_co", 0};
     GeneratorParam<int> tile_t{"tile_t", 0};
+    GeneratorParam<int> tile_rows{"tile_rows", 0};
     GeneratorParam<int> ci_block{"ci_block", 0};
+    GeneratorParam<int> u_block{"u_block", 0};
 
     Input<Buffer<float, 3>> input{"input"};
     Input<Buffer<float, 4>> weights{"weights"};
@@ -225,10 +232,16 @@ public:
             if (nt == 0) nt = std::min(cap, TX);
         }
         nt = std::max(1, std::min(nt, TX));
+        // Tile rows per block: each block reads all of U (a*a*cin*cout floats), so taller
+        // blocks read it fewer times, as far as M_i (T x a x nt x rb) stays within 16 KB. Not
+        // measurably faster on resnet/repvgg layers, so 1 unless asked.
+        int rb = tile_rows;
+        if (rb <= 0) rb = 1;
+        rb = std::max(1, std::min({rb, TY, (int)std::max(1LL, kStackFloats / ((long long)T * A * nt))}));
         int cib = ci_block;
         if (cib <= 0) {
-            long long cap = std::max(1LL, kStackFloats / ((long long)A * nt));
-            cap = std::min(cap, std::max(1LL, kStackFloats / (long long)(MM * nt + 2)));
+            long long cap = std::max(1LL, kStackFloats / ((long long)A * nt * rb));
+            cap = std::min(cap, std::max(1LL, kStackFloats / ((long long)(MM * nt + 2) * rb)));
             if (CIN <= cap) {
                 cib = CIN;
             } else {
@@ -240,7 +253,18 @@ public:
         const bool chunked = cib < CIN;
 
         pin_dense(input, {CIN, IW, IH});
-        pin_dense(weights, {COUT, CIN, A, A});
+        // u_block = B: U blocked by B output channels, dims (co % B, ci, ex, ey + a * (co / B)),
+        // so a co tile's U is a few sequential streams (cold weights come from DRAM).
+        const int UB = u_block;
+        if (UB > 0 && (COUT % UB != 0 || UB % VW != 0)) {
+            fprintf(stderr, "conv2d_winograd: u_block=%d must divide cout=%d and be a multiple of %d\n", UB, COUT, VW);
+            abort();
+        }
+        if (UB > 0) {
+            pin_dense(weights, {UB, CIN, A, A * (COUT / UB)});
+        } else {
+            pin_dense(weights, {COUT, CIN, A, A});
+        }
         pin_dense(bias, {COUT});
         if (res_in) pin_dense(*res_in, {COUT, OW, OH});
 
@@ -260,7 +284,8 @@ public:
             }
             vf(c, j, tx, ty) = mux(j, vj);
             mf(c, j, tx, ty) = 0.0f;
-            mf(c, j, tx, ty) += weights(c, rc, j, ii) * vf(rc, j, tx, ty);
+            Expr u = UB > 0 ? weights(c % UB, rc, j, ii + A * (c / UB)) : weights(c, rc, j, ii);
+            mf(c, j, tx, ty) += u * vf(rc, j, tx, ty);
             tmp.push_back(tf);
             Vt.push_back(vf);
             Mt.push_back(mf);
@@ -289,7 +314,7 @@ public:
         pin_dense(output, {COUT, OW, OH});
 
         // ---- schedule -------------------------------------------------------
-        Var ct("ct"), cv("cv"), cl("cl"), xt("xt"), tb("tb"), tt("tt"), yt("yt");
+        Var ct("ct"), cv("cv"), cl("cl"), xt("xt"), tb("tb"), tt("tt"), yt("yt"), yb("yb"), yr("yr");
         const TailStrategy tx_tail = (OW % MM) ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
         const TailStrategy ty_tail = (OH % MM) ? TailStrategy::GuardWithIf : TailStrategy::RoundUp;
         output.split(c, ct, c, T, TailStrategy::ShiftInwards)
@@ -297,12 +322,13 @@ public:
             .split(x, xt, q, MM, tx_tail)
             .split(y, yt, p, MM, ty_tail)
             .split(xt, tb, tt, nt, TailStrategy::ShiftInwards)
-            .reorder(cl, cv, q, p, tt, tb, yt, ct)
+            .split(yt, yb, yr, rb, TailStrategy::ShiftInwards)
+            .reorder(cl, cv, q, p, tt, yr, tb, yb, ct)
             .vectorize(cl)
             .unroll(cv)
             .unroll(q)
             .unroll(p)
-            .parallel(yt);
+            .parallel(yb);
 
         Y.compute_at(output, tt).split(c, cv, cl, VW).reorder(cl, cv, q, p).vectorize(cl).unroll(cv).unroll(q).unroll(p);
         O1.compute_at(output, tt).split(c, cv, cl, VW).reorder(cl, cv, q, i).vectorize(cl).unroll(cv).unroll(q).unroll(i);
@@ -310,30 +336,34 @@ public:
         const int VC = vec_for(cib, V);
         for (int ii = 0; ii < A; ii++) {
             Func mf = Mt[ii], vf = Vt[ii], tf = tmp[ii];
-            mf.compute_at(output, tb).split(c, cv, cl, VW).reorder(cl, cv, tx, j).vectorize(cl).unroll(cv).unroll(tx);
+            mf.compute_at(output, tb).split(c, cv, cl, VW).reorder(cl, cv, tx, ty, j).vectorize(cl).unroll(cv).unroll(tx);
             Stage u = mf.update();
             if (chunked) {
                 RVar rco("rco"), rci("rci");
                 u.split(rc.x, rco, rci, cib, TailStrategy::GuardWithIf)
                     .split(c, cv, cl, VW)
-                    .reorder(cl, cv, tx, rci, j, rco, ty)
+                    .reorder(cl, cv, tx, rci, ty, j, rco)
                     .vectorize(cl)
                     .unroll(cv)
                     .unroll(tx);
                 vf.compute_at(mf, rco);
                 tf.compute_at(mf, rco);
             } else {
-                u.split(c, cv, cl, VW).reorder(cl, cv, tx, rc.x, j, ty).vectorize(cl).unroll(cv).unroll(tx);
+                u.split(c, cv, cl, VW).reorder(cl, cv, tx, rc.x, ty, j).vectorize(cl).unroll(cv).unroll(tx);
                 vf.compute_at(output, tb);
                 tf.compute_at(output, tb);
             }
             Var vo("vo"), vi("vi");
-            vf.split(c, vo, vi, VC, TailStrategy::ShiftInwards).reorder(vi, j, vo, tx).vectorize(vi).unroll(j);
-            tf.split(c, vo, vi, VC, TailStrategy::ShiftInwards).reorder(vi, vo, x).vectorize(vi);
+            vf.split(c, vo, vi, VC, TailStrategy::ShiftInwards).reorder(vi, j, vo, tx, ty).vectorize(vi).unroll(j);
+            tf.split(c, vo, vi, VC, TailStrategy::ShiftInwards).reorder(vi, vo, x, ty).vectorize(vi);
         }
 
         estimate_dense(input, {CIN, IW, IH});
-        estimate_dense(weights, {COUT, CIN, A, A});
+        if (UB > 0) {
+            estimate_dense(weights, {UB, CIN, A, A * (COUT / UB)});
+        } else {
+            estimate_dense(weights, {COUT, CIN, A, A});
+        }
         estimate_dense(bias, {COUT});
         if (res_in) estimate_dense(*res_in, {COUT, OW, OH});
         estimate_dense(output, {COUT, OW, OH});

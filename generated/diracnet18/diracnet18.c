@@ -9,25 +9,25 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-#include "kernels/foldc_07a39eba216d4a49.h"
-#include "kernels/foldc_0d3c499cb55d936a.h"
-#include "kernels/foldc_2e14782bfc8a9208.h"
-#include "kernels/foldc_326b7a72828eb614.h"
-#include "kernels/foldc_35958f57bae01615.h"
+#include "kernels/foldc_1bf21ae168283b29.h"
 #include "kernels/foldc_47782e6e6ffe518a.h"
+#include "kernels/foldc_48e5b7af4ca81cd7.h"
 #include "kernels/foldc_5b3556a6c4738145.h"
-#include "kernels/foldc_66380bf0154126b9.h"
-#include "kernels/foldc_6ed6b879c3b0dd44.h"
 #include "kernels/foldc_7d9c0c718488f4f7.h"
+#include "kernels/foldc_81469251a327e093.h"
 #include "kernels/foldc_859d211ae580307a.h"
 #include "kernels/foldc_8bc47a04a163b22d.h"
-#include "kernels/foldc_c2f52ef73cce17b5.h"
+#include "kernels/foldc_b34bade13e1246ac.h"
+#include "kernels/foldc_becd85fde8ff0be7.h"
 #include "kernels/foldc_cd90064c605f55d2.h"
+#include "kernels/foldc_d2d969df80da04dc.h"
 #include "kernels/foldc_d8823151aaa7e7f1.h"
 #include "kernels/foldc_e12a384a8526f1bf.h"
+#include "kernels/foldc_e4cc068208538a90.h"
 #include "kernels/foldc_f2abbf11862aa23d.h"
+#include "kernels/foldc_f9e9998687cbe1b0.h"
 
-#define MODEL_ID UINT64_C(0x8c3f7347a8975d9f)
+#define MODEL_ID UINT64_C(0x6a822dc556beffe3)
 #define NUM_WEIGHTS 36
 #define NUM_VIEWS 82
 
@@ -51,58 +51,58 @@ static const view_desc views[NUM_VIEWS] = {
   {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_e12a384a8526f1bf */
   {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_47782e6e6ffe518a */
   {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_47782e6e6ffe518a */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
-  {1, 38528, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block0.conv.weight@winograd4, foldc_c2f52ef73cce17b5 */
-  {1, 628352, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_c2f52ef73cce17b5 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
-  {1, 628608, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block1.conv.weight@winograd4, foldc_c2f52ef73cce17b5 */
-  {1, 1218432, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_c2f52ef73cce17b5 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
-  {1, 1218688, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block2.conv.weight@winograd4, foldc_c2f52ef73cce17b5 */
-  {1, 1808512, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_c2f52ef73cce17b5 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_c2f52ef73cce17b5 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_2e14782bfc8a9208 */
-  {1, 1808768, 4, {64, 64, 6, 6}, {1, 64, 4096, 24576}}, /* features.group0.block3.conv.weight@winograd4, foldc_2e14782bfc8a9208 */
-  {1, 2398592, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_2e14782bfc8a9208 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_2e14782bfc8a9208 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e4cc068208538a90 */
+  {1, 38528, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block0.conv.weight@winograd4b16, foldc_e4cc068208538a90 */
+  {1, 628352, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_e4cc068208538a90 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e4cc068208538a90 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e4cc068208538a90 */
+  {1, 628608, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block1.conv.weight@winograd4b16, foldc_e4cc068208538a90 */
+  {1, 1218432, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_e4cc068208538a90 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e4cc068208538a90 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e4cc068208538a90 */
+  {1, 1218688, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block2.conv.weight@winograd4b16, foldc_e4cc068208538a90 */
+  {1, 1808512, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_e4cc068208538a90 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e4cc068208538a90 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_81469251a327e093 */
+  {1, 1808768, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block3.conv.weight@winograd4b16, foldc_81469251a327e093 */
+  {1, 2398592, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_81469251a327e093 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_81469251a327e093 */
   {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_cd90064c605f55d2 */
   {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_cd90064c605f55d2 */
-  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_0d3c499cb55d936a */
-  {1, 2398848, 4, {128, 64, 6, 6}, {1, 128, 8192, 49152}}, /* features.group1.block0.conv.weight@winograd4, foldc_0d3c499cb55d936a */
-  {1, 3578496, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_0d3c499cb55d936a */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_0d3c499cb55d936a */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
-  {1, 3579008, 4, {128, 128, 6, 6}, {1, 128, 16384, 98304}}, /* features.group1.block1.conv.weight@winograd4, foldc_66380bf0154126b9 */
-  {1, 5938304, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_66380bf0154126b9 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
-  {1, 5938816, 4, {128, 128, 6, 6}, {1, 128, 16384, 98304}}, /* features.group1.block2.conv.weight@winograd4, foldc_66380bf0154126b9 */
-  {1, 8298112, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_66380bf0154126b9 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_66380bf0154126b9 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_326b7a72828eb614 */
-  {1, 8298624, 4, {128, 128, 6, 6}, {1, 128, 16384, 98304}}, /* features.group1.block3.conv.weight@winograd4, foldc_326b7a72828eb614 */
-  {1, 10657920, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_326b7a72828eb614 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_326b7a72828eb614 */
+  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_1bf21ae168283b29 */
+  {1, 2398848, 4, {16, 64, 6, 48}, {1, 16, 1024, 6144}}, /* features.group1.block0.conv.weight@winograd4b16, foldc_1bf21ae168283b29 */
+  {1, 3578496, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_1bf21ae168283b29 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_1bf21ae168283b29 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_d2d969df80da04dc */
+  {1, 3579008, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block1.conv.weight@winograd4b16, foldc_d2d969df80da04dc */
+  {1, 5938304, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_d2d969df80da04dc */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_d2d969df80da04dc */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_d2d969df80da04dc */
+  {1, 5938816, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block2.conv.weight@winograd4b16, foldc_d2d969df80da04dc */
+  {1, 8298112, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_d2d969df80da04dc */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_d2d969df80da04dc */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_becd85fde8ff0be7 */
+  {1, 8298624, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block3.conv.weight@winograd4b16, foldc_becd85fde8ff0be7 */
+  {1, 10657920, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_becd85fde8ff0be7 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_becd85fde8ff0be7 */
   {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_f2abbf11862aa23d */
   {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_f2abbf11862aa23d */
-  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_35958f57bae01615 */
-  {1, 10658432, 4, {256, 128, 4, 4}, {1, 256, 32768, 131072}}, /* features.group2.block0.conv.weight@winograd2, foldc_35958f57bae01615 */
-  {1, 12755584, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_35958f57bae01615 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_35958f57bae01615 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
-  {1, 12756608, 4, {256, 256, 4, 4}, {1, 256, 65536, 262144}}, /* features.group2.block1.conv.weight@winograd2, foldc_07a39eba216d4a49 */
-  {1, 16950912, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_07a39eba216d4a49 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
-  {1, 16951936, 4, {256, 256, 4, 4}, {1, 256, 65536, 262144}}, /* features.group2.block2.conv.weight@winograd2, foldc_07a39eba216d4a49 */
-  {1, 21146240, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_07a39eba216d4a49 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_07a39eba216d4a49 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_6ed6b879c3b0dd44 */
-  {1, 21147264, 4, {256, 256, 4, 4}, {1, 256, 65536, 262144}}, /* features.group2.block3.conv.weight@winograd2, foldc_6ed6b879c3b0dd44 */
-  {1, 25341568, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_6ed6b879c3b0dd44 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_6ed6b879c3b0dd44 */
+  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_f9e9998687cbe1b0 */
+  {1, 10658432, 4, {16, 128, 4, 64}, {1, 16, 2048, 8192}}, /* features.group2.block0.conv.weight@winograd2b16, foldc_f9e9998687cbe1b0 */
+  {1, 12755584, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_f9e9998687cbe1b0 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_f9e9998687cbe1b0 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_b34bade13e1246ac */
+  {1, 12756608, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block1.conv.weight@winograd2b16, foldc_b34bade13e1246ac */
+  {1, 16950912, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_b34bade13e1246ac */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_b34bade13e1246ac */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_b34bade13e1246ac */
+  {1, 16951936, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block2.conv.weight@winograd2b16, foldc_b34bade13e1246ac */
+  {1, 21146240, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_b34bade13e1246ac */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_b34bade13e1246ac */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_48e5b7af4ca81cd7 */
+  {1, 21147264, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block3.conv.weight@winograd2b16, foldc_48e5b7af4ca81cd7 */
+  {1, 25341568, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_48e5b7af4ca81cd7 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_48e5b7af4ca81cd7 */
   {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d8823151aaa7e7f1 */
   {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_d8823151aaa7e7f1 */
   {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_859d211ae580307a */
@@ -292,33 +292,33 @@ static int run_layer(diracnet18_ctx *ctx, int i) {
   case 1: /* features.max_pool0 */
     return foldc_47782e6e6ffe518a(ctx, &b[4], &b[5]);
   case 2: /* features.group0.block0.conv */
-    return foldc_c2f52ef73cce17b5(ctx, &b[6], &b[7], &b[8], &b[9]);
+    return foldc_e4cc068208538a90(ctx, &b[6], &b[7], &b[8], &b[9]);
   case 3: /* features.group0.block1.conv */
-    return foldc_c2f52ef73cce17b5(ctx, &b[10], &b[11], &b[12], &b[13]);
+    return foldc_e4cc068208538a90(ctx, &b[10], &b[11], &b[12], &b[13]);
   case 4: /* features.group0.block2.conv */
-    return foldc_c2f52ef73cce17b5(ctx, &b[14], &b[15], &b[16], &b[17]);
+    return foldc_e4cc068208538a90(ctx, &b[14], &b[15], &b[16], &b[17]);
   case 5: /* features.group0.block3.conv */
-    return foldc_2e14782bfc8a9208(ctx, &b[18], &b[19], &b[20], &b[21]);
+    return foldc_81469251a327e093(ctx, &b[18], &b[19], &b[20], &b[21]);
   case 6: /* features.max_pool1 */
     return foldc_cd90064c605f55d2(ctx, &b[22], &b[23]);
   case 7: /* features.group1.block0.conv */
-    return foldc_0d3c499cb55d936a(ctx, &b[24], &b[25], &b[26], &b[27]);
+    return foldc_1bf21ae168283b29(ctx, &b[24], &b[25], &b[26], &b[27]);
   case 8: /* features.group1.block1.conv */
-    return foldc_66380bf0154126b9(ctx, &b[28], &b[29], &b[30], &b[31]);
+    return foldc_d2d969df80da04dc(ctx, &b[28], &b[29], &b[30], &b[31]);
   case 9: /* features.group1.block2.conv */
-    return foldc_66380bf0154126b9(ctx, &b[32], &b[33], &b[34], &b[35]);
+    return foldc_d2d969df80da04dc(ctx, &b[32], &b[33], &b[34], &b[35]);
   case 10: /* features.group1.block3.conv */
-    return foldc_326b7a72828eb614(ctx, &b[36], &b[37], &b[38], &b[39]);
+    return foldc_becd85fde8ff0be7(ctx, &b[36], &b[37], &b[38], &b[39]);
   case 11: /* features.max_pool2 */
     return foldc_f2abbf11862aa23d(ctx, &b[40], &b[41]);
   case 12: /* features.group2.block0.conv */
-    return foldc_35958f57bae01615(ctx, &b[42], &b[43], &b[44], &b[45]);
+    return foldc_f9e9998687cbe1b0(ctx, &b[42], &b[43], &b[44], &b[45]);
   case 13: /* features.group2.block1.conv */
-    return foldc_07a39eba216d4a49(ctx, &b[46], &b[47], &b[48], &b[49]);
+    return foldc_b34bade13e1246ac(ctx, &b[46], &b[47], &b[48], &b[49]);
   case 14: /* features.group2.block2.conv */
-    return foldc_07a39eba216d4a49(ctx, &b[50], &b[51], &b[52], &b[53]);
+    return foldc_b34bade13e1246ac(ctx, &b[50], &b[51], &b[52], &b[53]);
   case 15: /* features.group2.block3.conv */
-    return foldc_6ed6b879c3b0dd44(ctx, &b[54], &b[55], &b[56], &b[57]);
+    return foldc_48e5b7af4ca81cd7(ctx, &b[54], &b[55], &b[56], &b[57]);
   case 16: /* features.max_pool3 */
     return foldc_d8823151aaa7e7f1(ctx, &b[58], &b[59]);
   case 17: /* features.group3.block0.conv */

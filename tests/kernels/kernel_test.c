@@ -369,7 +369,7 @@ static int run_wino(const kcase *k) {
     int ow = get_param(P, "out_w", 56), oh = get_param(P, "out_h", 56);
     int px = get_param(P, "pad_x", 1), py = get_param(P, "pad_y", 1);
     int relu = get_param(P, "relu", 0), res = get_param(P, "residual", 0);
-    int m = get_param(P, "m", 4), a = m + 2;
+    int m = get_param(P, "m", 4), a = m + 2, ub = get_param(P, "u_block", 0);
     char spec[128];
     double pts[16], G[16][3], tol;
     int npts, e_in[3], e_u[4], e_b[1], e_o[3];
@@ -394,6 +394,10 @@ static int run_wino(const kcase *k) {
     G[a - 1][2] = 1.0;
     e_in[0] = cin; e_in[1] = iw; e_in[2] = ih;
     e_u[0] = cout; e_u[1] = cin; e_u[2] = a; e_u[3] = a;
+    if (ub > 0) { /* u_block=B: (co % B, ci, ex, ey + a * (co / B)) */
+        e_u[0] = ub;
+        e_u[3] = a * (cout / ub);
+    }
     e_b[0] = cout;
     e_o[0] = cout; e_o[1] = ow; e_o[2] = oh;
     tbuf_init(&in, 3, e_in);
@@ -419,7 +423,10 @@ static int run_wino(const kcase *k) {
                 for (ex = 0; ex < a; ex++) {
                     double s = 0;
                     for (kx = 0; kx < 3; kx++) s += tmp[ey][kx] * G[ex][kx];
-                    u.p[(((size_t)ey * a + ex) * cin + ci) * cout + co] = (float)s;
+                    if (ub > 0)
+                        u.p[((((size_t)ey + (size_t)a * (co / ub)) * a + ex) * cin + ci) * ub + co % ub] = (float)s;
+                    else
+                        u.p[(((size_t)ey * a + ex) * cin + ci) * cout + co] = (float)s;
                 }
         }
     args[nb++] = &in;

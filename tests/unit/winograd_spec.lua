@@ -52,6 +52,8 @@ describe('winograd', function()
     local G = winograd.G(m)
     local a = m + 2
     assert.same({ a, a, cin, cout }, U.shape)
+    local Ub = winograd.transform_weights(W, cout, cin, m, 1) -- blocked by 1: (co, ey, ex, ci)
+    assert.same({ cout, a, a, cin, 1 }, Ub.shape)
     for co = 0, cout - 1 do
       for ci = 0, cin - 1 do
         for ey = 1, a do
@@ -64,6 +66,7 @@ describe('winograd', function()
             end
             local got = U.data[(((ey - 1) * a + ex - 1) * cin + ci) * cout + co]
             assert.is_true(math.abs(got - want) <= 1e-6 * math.max(1, math.abs(want)))
+            assert.equal(got, Ub.data[((co * a + ey - 1) * a + ex - 1) * cin + ci])
           end
         end
       end

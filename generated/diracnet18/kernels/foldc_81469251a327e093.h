@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_66380bf0154126b9_h
-#define HALIDE_foldc_66380bf0154126b9_h
+#ifndef HALIDE_foldc_81469251a327e093_h
+#define HALIDE_foldc_81469251a327e093_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,15 +41,15 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_66380bf0154126b9_par_for_output_s0_y_yt(void *__user_context, int32_t _output_s0_y_yt, uint8_t *_closure_arg);
+int foldc_81469251a327e093_par_for_output_s0_y_yt_yb(void *__user_context, int32_t _output_s0_y_yt_yb, uint8_t *_closure_arg);
 HALIDE_FUNCTION_ATTRS
-int foldc_66380bf0154126b9(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
+int foldc_81469251a327e093(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_66380bf0154126b9_argv(void **args);
+int foldc_81469251a327e093_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_66380bf0154126b9_metadata();
+const struct halide_filter_metadata_t *foldc_81469251a327e093_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_07a39eba216d4a49_h
-#define HALIDE_foldc_07a39eba216d4a49_h
+#ifndef HALIDE_foldc_1bf21ae168283b29_h
+#define HALIDE_foldc_1bf21ae168283b29_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,15 +41,15 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_07a39eba216d4a49_par_for_output_s0_y_yt(void *__user_context, int32_t _output_s0_y_yt, uint8_t *_closure_arg);
+int foldc_1bf21ae168283b29_par_for_output_s0_y_yt_yb(void *__user_context, int32_t _output_s0_y_yt_yb, uint8_t *_closure_arg);
 HALIDE_FUNCTION_ATTRS
-int foldc_07a39eba216d4a49(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
+int foldc_1bf21ae168283b29(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_07a39eba216d4a49_argv(void **args);
+int foldc_1bf21ae168283b29_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_07a39eba216d4a49_metadata();
+const struct halide_filter_metadata_t *foldc_1bf21ae168283b29_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -49,11 +49,8 @@ function emit.write_weights(path, weights, total, model_id)
     ffi.copy(buf + w.offset, w.tensor.data, w.bytes)
   end
   put_u64(buf + 32, hash.words(buf + 64, total - 64))
-  local tmp = path .. '.tmp'
-  local f = assert(io.open(tmp, 'wb'))
-  f:write(ffi.string(buf, total))
-  f:close()
-  assert(os.rename(tmp, path))
+  local ok, err = sys.write_atomic(path, function(f) return f:write(ffi.string(buf, total)) end)
+  if not ok then error(path .. ': ' .. err, 0) end
 end
 
 local function shape_macros(shape)

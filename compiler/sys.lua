@@ -80,6 +80,28 @@ function sys.write_file(path, s)
   f:close()
 end
 
+-- Write path atomically: fill(f) writes through the open handle (returning what f:write returns)
+-- into path .. '.tmp', which then replaces path; on any failure nothing is left behind. Returns
+-- true, or nil and a reason: 'cannot write: ...', 'write failed: ...' or 'rename failed: ...'.
+function sys.write_atomic(path, fill)
+  local tmp = path .. '.tmp'
+  local f, oerr = io.open(tmp, 'wb')
+  if not f then return nil, 'cannot write: ' .. tostring(oerr) end
+  local called, ok, werr = pcall(fill, f)
+  if not called then ok, werr = nil, ok end
+  local cok, cerr = f:close()
+  if not ok or not cok then
+    os.remove(tmp)
+    return nil, 'write failed: ' .. tostring(werr or cerr)
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    return nil, 'rename failed: ' .. tostring(rerr)
+  end
+  return true
+end
+
 function sys.mkdir_p(path)
   local acc = path:sub(1, 1) == '/' and '' or '.'
   for part in path:gmatch('[^/]+') do

@@ -125,21 +125,12 @@ function M.write(path, t)
   h = h .. string.rep(' ', pad) .. '\n'
   if #h > 65535 then fail(path, 'shape too long for a v1.0 .npy header') end
 
-  local tmp = path .. '.tmp'
-  local f, oerr = io.open(tmp, 'wb')
-  if not f then fail(path, 'cannot write: ' .. tostring(oerr)) end
-  local ok, werr = f:write(MAGIC, '\1\0', string.char(#h % 256, math.floor(#h / 256)), h)
-  if ok and numel > 0 then ok, werr = f:write(ffi.string(t.data, numel * 4)) end
-  local cok, cerr = f:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    fail(path, 'write failed: ' .. tostring(werr or cerr))
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    fail(path, 'rename failed: ' .. tostring(rerr))
-  end
+  local ok, err = sys.write_atomic(path, function(f)
+    local wok, werr = f:write(MAGIC, '\1\0', string.char(#h % 256, math.floor(#h / 256)), h)
+    if wok and numel > 0 then wok, werr = f:write(ffi.string(t.data, numel * 4)) end
+    return wok, werr
+  end)
+  if not ok then fail(path, err) end
 end
 
 return M

@@ -278,27 +278,18 @@ function M.write(path, list, metadata)
   local header = '{' .. table.concat(parts, ',') .. '}'
   header = header .. string.rep(' ', (8 - #header % 8) % 8)
 
-  local tmp = path .. '.tmp'
-  local f, oerr = io.open(tmp, 'wb')
-  if not f then fail(path, 'cannot write: ' .. tostring(oerr)) end
-  local ok, werr = f:write(u64_le(#header), header)
-  for _, item in ipairs(list) do
-    if not ok then break end
-    local t = item.tensor
-    local n = 1
-    for d = 1, #t.shape do n = n * t.shape[d] end
-    if n > 0 then ok, werr = f:write(ffi.string(t.data, n * 4)) end
-  end
-  local cok, cerr = f:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    fail(path, 'write failed: ' .. tostring(werr or cerr))
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    fail(path, 'rename failed: ' .. tostring(rerr))
-  end
+  local ok, err = sys.write_atomic(path, function(f)
+    local wok, werr = f:write(u64_le(#header), header)
+    for _, item in ipairs(list) do
+      if not wok then break end
+      local t = item.tensor
+      local n = 1
+      for d = 1, #t.shape do n = n * t.shape[d] end
+      if n > 0 then wok, werr = f:write(ffi.string(t.data, n * 4)) end
+    end
+    return wok, werr
+  end)
+  if not ok then fail(path, err) end
 end
 
 return M

@@ -2,60 +2,24 @@
 -- bound training-time graph and the deploy graph (after the passes), run on the fixture's input,
 -- match the float64 PyTorch eval() output (tests/fixtures/data/NAME.output.npy, written by
 -- tests/fixtures/make_fixtures.py) within 1e-4 of its largest magnitude.
-local zoo = require 'zoo'
-local pipeline = require 'pipeline'
-local passes = require 'passes'
-local interpreter = require 'interpreter'
-local npy = require 'weights.npy'
-local tensor = require 'tensor'
+local cases = require 'tests.unit.fixture_cases'
+local sys = require 'sys'
 
-local root = os.getenv('FOLDC_ROOT') or '.'
-local file = root .. '/tests/fixtures/fixtures.lua'
-local data = root .. '/tests/fixtures/data/'
-local TOL = 1e-4
-
-local function exists(path)
-  local f = io.open(path, 'rb')
-  if f then f:close() end
-  return f ~= nil
-end
-
-local names = {}
-for name in pairs(zoo.load_file(file).configs) do names[#names + 1] = name end
-table.sort(names)
-
-local function check(what, got, want)
-  assert.are.equal(tensor.shape_str(want.shape), tensor.shape_str(got.shape), what .. ' output shape')
-  for i = 0, got.numel - 1 do
-    local v = got.data[i]
-    assert.is_true(v == v and math.abs(v) < math.huge, what .. ': non-finite output at ' .. i)
-  end
-  local rel, maxdiff, maxref = interpreter.rel_diff(got, want)
-  assert.is_true(rel <= TOL, string.format('%s: max |got - want| = %.3g, max |want| = %.3g, relative %.3g > %g',
-    what, maxdiff, maxref, rel, TOL))
-end
+local file = cases.description('fixtures')
+local names = cases.names(file)
 
 describe('fixtures vs PyTorch (reference interpreter)', function()
   it('every fixture config has its data', function()
     local missing = {}
     for _, name in ipairs(names) do
-      if not exists(data .. name .. '.safetensors') then missing[#missing + 1] = name end
+      if not sys.exists(cases.data .. name .. '.safetensors') then missing[#missing + 1] = name end
     end
     assert.are.same({}, missing, 'run /usr/bin/python3 tests/fixtures/make_fixtures.py')
   end)
 
   for _, name in ipairs(names) do
-    local base = data .. name
-    if exists(base .. '.safetensors') then
-      it(name, function()
-        local graph = pipeline.bound_graph(file .. ':' .. name, base .. '.safetensors')
-        local x = npy.read(base .. '.input.npy')
-        local want = npy.read(base .. '.output.npy')
-        assert.are.equal(tensor.shape_str(graph.input.shape), tensor.shape_str(x.shape), 'input shape')
-        check(name .. ' (training-time graph)', interpreter.run(graph, x)[1], want)
-        local deploy = passes.run(graph:clone())
-        check(name .. ' (deploy graph)', interpreter.run(deploy, x)[1], want)
-      end)
+    if sys.exists(cases.data .. name .. '.safetensors') then
+      it(name, function() cases.check_interpreter(file, name) end)
     end
   end
 end)

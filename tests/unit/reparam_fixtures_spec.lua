@@ -4,41 +4,20 @@
 -- deploy-form weights (NAME_deploy, the reference's own conversion) load into the deploy form and
 -- give the same output, and the weights `foldc fold` writes equal the reference conversion's
 -- within 1e-5 relative, tensor by tensor, with exactly its key set.
-local zoo = require 'zoo'
-local pipeline = require 'pipeline'
-local passes = require 'passes'
-local interpreter = require 'interpreter'
-local npy = require 'weights.npy'
+local cases = require 'tests.unit.fixture_cases'
 local weights = require 'weights'
-local tensor = require 'tensor'
 local sys = require 'sys'
 
-local root = os.getenv('FOLDC_ROOT') or '.'
-local file = root .. '/tests/fixtures/reparam.lua'
-local data = root .. '/tests/fixtures/data/'
-
-local names = {}
-for name in pairs(zoo.load_file(file).configs) do names[#names + 1] = name end
-table.sort(names)
-
-local function within(what, got, want, tol)
-  assert.are.equal(tensor.shape_str(want.shape), tensor.shape_str(got.shape), what .. ' shape')
-  local rel, maxdiff, maxref = interpreter.rel_diff(got, want)
-  assert.is_true(rel <= tol, string.format('%s: max |got - want| = %.3g, max |want| = %.3g, relative %.3g > %g',
-    what, maxdiff, maxref, rel, tol))
-end
+local file = cases.description('reparam')
+local data = cases.data
 
 describe('re-parameterisation fixtures vs PyTorch', function()
-  for _, name in ipairs(names) do
+  for _, name in ipairs(cases.names(file)) do
     local base = data .. name
     it(name .. ' (interpreter, training-time and deploy graphs)', function()
       assert.is_true(sys.exists(base .. '.safetensors'), 'run /usr/bin/python3 tests/fixtures/make_reparam_fixtures.py')
-      local graph = pipeline.bound_graph(file .. ':' .. name, base .. '.safetensors')
+      local graph = cases.check_interpreter(file, name)
       assert.are.equal(name:match('_deploy$') and 'deploy' or nil, graph.form)
-      local x = npy.read(base .. '.input.npy')
-      local want = npy.read(base .. '.output.npy')
-      within(name .. ' as given', interpreter.run(graph, x)[1], want, 1e-4)
-      within(name .. ' folded', interpreter.run(passes.run(graph:clone()), x)[1], want, 1e-4)
     end)
     if sys.exists(data .. name .. '_deploy.safetensors') then
       it(name .. ': foldc fold equals the reference conversion', function()
@@ -55,7 +34,7 @@ describe('re-parameterisation fixtures vs PyTorch', function()
           local got_keys = { unpack(got.names) }
           table.sort(got_keys)
           assert.are.same(want_keys, got_keys)
-          for _, key in ipairs(want_keys) do within(key, got.tensors[key], want.tensors[key], 1e-5) end
+          for _, key in ipairs(want_keys) do cases.within(key, got.tensors[key], want.tensors[key], 1e-5) end
         end)
         os.remove(out)
         assert(ok, err)

@@ -5,8 +5,12 @@
 //   out(co,x,y) = act( bias(co)
 //       + sum_{ci<cpg, kx<kw, ky<kh} w(co,ci,kx,ky)
 //             * in(g*cpg+ci, x*stride_x - pad_x + kx*dil_x, y*stride_y - pad_y + ky*dil_y)
+//       [+ sum_{cp<proj_cin} pw(co,cp) * proj_input(cp, x*proj_stride, y*proj_stride)]
 //       [+ residual(co,x,y)] )
 //   zero padding outside the input; act = relu (after the residual add) or id.
+//   The optional projection term is a second, 1x1 convolution of another input on the same output
+//   grid (the strided 1x1 shortcut of a ResNet block fused with the block's last conv:
+//   passes/fuse_projection.lua); the bias is then the sum of both convs' biases.
 //
 // Buffers (all dense, min 0, channels innermost):
 //   input    (cin, in_w, in_h)
@@ -14,6 +18,8 @@
 //            with w_block = B: (co % B, ci, kx, ky + kh * (co / B)), i.e. blocks of
 //            B output channels, each a contiguous [kh][kw][ci][B] run
 //   bias     (cout)
+//   proj_input   (proj_cin, proj_in_w, proj_in_h)  -- only when proj_cin > 0
+//   proj_weights (co, cp, 1, 1), or blocked like weights: (co % B, cp, 0, co / B)
 //   residual (cout, out_w, out_h)   -- only when residual=true (added in
 //                                      configure(), so it comes after bias)
 //   output   (cout, out_w, out_h)
@@ -83,6 +89,9 @@
 //                  ahead in the innermost reduction loop (default: 32 when
 //                  the weights are >= 2 MB, i.e. stream from DRAM, else off;
 //                  on small weights it only costs issue slots)
+//   The projection's reduction is a second update of the same accumulator,
+//   scheduled like the first (its own ci chunks when chunked), so both sums
+//   stay in the register tile and the output is written once.
 
 #include "foldc_common.h"
 
@@ -114,6 +123,11 @@ public:
     GeneratorParam<int> groups{"groups", 1};
     GeneratorParam<bool> relu{"relu", false};
     GeneratorParam<bool> residual{"residual", false};
+    // projection input (0 = none): proj_cin channels, proj_in_w x proj_in_h, read at proj_stride
+    GeneratorParam<int> proj_cin{"proj_cin", 0};
+    GeneratorParam<int> proj_in_w{"proj_in_w", 0};
+    GeneratorParam<int> proj_in_h{"proj_in_h", 0};
+    GeneratorParam<int> proj_stride{"proj_stride", 1};
     // schedule knobs
     GeneratorParam<int> tile_co{"tile_co", 0};
     GeneratorParam<int> tile_x{"tile_x", 0};
@@ -129,10 +143,16 @@ public:
     Input<Buffer<float, 3>> input{"input"};
     Input<Buffer<float, 4>> weights{"weights"};
     Input<Buffer<float, 1>> bias{"bias"};
+    Input<Buffer<float, 3>> *proj_in = nullptr;
+    Input<Buffer<float, 4>> *proj_w = nullptr;
     Input<Buffer<float, 3>> *res_in = nullptr;
     Output<Buffer<float, 3>> output{"output"};
 
     void configure() {
+        if (proj_cin > 0) {
+            proj_in = add_input<Buffer<float, 3>>("proj_input");
+            proj_w = add_input<Buffer<float, 4>>("proj_weights");
+        }
         if (residual) {
             res_in = add_input<Buffer<float, 3>>("residual");
         }
@@ -151,6 +171,11 @@ public:
             abort();
         }
         const int CPG = CIN / G, OPG = COUT / G;
+        const int PCIN = proj_cin, PIW = proj_in_w, PIH = proj_in_h, PS = proj_stride;
+        if (PCIN > 0 && !(PS > 0 && (OW - 1) * PS < PIW && (OH - 1) * PS < PIH)) {
+            fprintf(stderr, "conv2d: the projection input does not cover the output grid\n");
+            abort();
+        }
         const bool depthwise = (G > 1 && CPG == 1 && OPG == 1);
 
         const Target t = get_target();
@@ -209,6 +234,12 @@ public:
         pin_dense(weights, wshape);
         pin_dense(bias, {COUT});
         if (res_in) pin_dense(*res_in, {COUT, OW, OH});
+        const std::vector<int> pwshape = WB > 0 ? std::vector<int>{WB, PCIN, 1, COUT / WB}
+                                                : std::vector<int>{COUT, PCIN, 1, 1};
+        if (proj_in) {
+            pin_dense(*proj_in, {PCIN, PIW, PIH});
+            pin_dense(*proj_w, pwshape);
+        }
 
         // ---- algorithm ------------------------------------------------------
         Var c("c"), x("x"), y("y");
@@ -266,6 +297,11 @@ public:
         Expr wv = WB > 0 ? weights(c % WB, r.x, r.y, r.z + KH * (c / WB)) : weights(c, r.x, r.y, r.z);
         acc(c, x, y) += wv *
                         src(ci, x * SX - PX + r.y * DX, y * SY - PY + r.z * DY);
+        RDom rp(0, std::max(1, PCIN), "rp");
+        if (proj_in) {
+            Expr pw = WB > 0 ? (*proj_w)(c % WB, rp, 0, c / WB) : (*proj_w)(c, rp, 0, 0);
+            acc(c, x, y) += pw * (*proj_in)(rp, x * PS, y * PS);
+        }
 
         Expr v = acc(c, x, y);
         if (res_in) v += (*res_in)(c, x, y);
@@ -280,8 +316,8 @@ public:
         // kernels free of per-call heap allocation.
         const long long kStackBytes = 16 * 1024;
         const long long kL1Bytes = 80 * 1024;
-        const long long wbytes = 4LL * COUT * CPG * KW * KH;
-        const long long ibytes = 4LL * CIN * IW * IH;
+        const long long wbytes = 4LL * COUT * (CPG * KW * KH + PCIN);
+        const long long ibytes = 4LL * (CIN * IW * IH + PCIN * PIW * PIH);
         int order = loop_order;
         if (order != 1 && order != 2) order = (wbytes > ibytes) ? 2 : 1;
 
@@ -416,6 +452,11 @@ public:
                 u.unroll(rci);
                 if (CPG * KW <= 8) u.unroll(rkx);
             }
+            if (proj_in) {
+                Stage up = acc.update(1);
+                up.split(c, cv, cl, VW).reorder(cl, cv, x, rp.x, y).vectorize(cl).unroll(cv).unroll(x);
+                if (PF >= 2) up.prefetch(*proj_w, rp.x, rp.x, PF, PrefetchBoundStrategy::NonFaulting);
+            }
             if (flat_pad) {
                 Var fi = in_flat.args()[0], fo("fo"), fl("fl");
                 in_flat.compute_at(output, yi)
@@ -452,6 +493,30 @@ public:
                 u.unroll(rci);
                 if (CPG * KW <= 8) u.unroll(rkx);
             }
+            if (proj_in) {
+                // the projection in chunks of the same weight footprint (T x cibp floats)
+                const int pcap = (int)std::max(1LL, kL1Bytes / (4LL * T));
+                int cibp = PCIN;
+                if (PCIN > pcap) {
+                    cibp = largest_divisor_in(PCIN, std::max(1, pcap / 2), pcap);
+                    if (cibp == 0) cibp = pcap;
+                }
+                Stage up = acc.update(1);
+                RVar rpo("rpo"), rpi("rpi");
+                Var pxo("pxo"), pxi("pxi");
+                up.split(rp.x, rpo, rpi, cibp, TailStrategy::GuardWithIf)
+                    .split(c, cv, cl, VW)
+                    .split(x, pxo, pxi, tx, TailStrategy::GuardWithIf)
+                    .reorder(cl, cv, pxi, rpi, pxo, y, rpo)
+                    .vectorize(cl)
+                    .unroll(cv)
+                    .unroll(pxi);
+                if (PF == 1) {
+                    up.prefetch(*proj_w, rpo, rpo, 1, PrefetchBoundStrategy::GuardWithIf);
+                } else if (PF >= 2) {
+                    up.prefetch(*proj_w, rpi, rpi, PF, PrefetchBoundStrategy::NonFaulting);
+                }
+            }
             if (flat_pad) {
                 Var fi = in_flat.args()[0], fo("fo"), fl("fl");
                 in_flat.compute_at(acc, uxo)
@@ -470,6 +535,10 @@ public:
         estimate_dense(weights, wshape);
         estimate_dense(bias, {COUT});
         if (res_in) estimate_dense(*res_in, {COUT, OW, OH});
+        if (proj_in) {
+            estimate_dense(*proj_in, {PCIN, PIW, PIH});
+            estimate_dense(*proj_w, pwshape);
+        }
         estimate_dense(output, {COUT, OW, OH});
     }
 };

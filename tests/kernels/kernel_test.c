@@ -38,6 +38,10 @@ typedef int (*fn3_t)(halide_buffer_t *, halide_buffer_t *, halide_buffer_t *);
 typedef int (*fn4_t)(halide_buffer_t *, halide_buffer_t *, halide_buffer_t *, halide_buffer_t *);
 typedef int (*fn5_t)(halide_buffer_t *, halide_buffer_t *, halide_buffer_t *, halide_buffer_t *,
                      halide_buffer_t *);
+typedef int (*fn6_t)(halide_buffer_t *, halide_buffer_t *, halide_buffer_t *, halide_buffer_t *,
+                     halide_buffer_t *, halide_buffer_t *);
+typedef int (*fn7_t)(halide_buffer_t *, halide_buffer_t *, halide_buffer_t *, halide_buffer_t *,
+                     halide_buffer_t *, halide_buffer_t *, halide_buffer_t *);
 
 typedef struct {
     const char *gen;
@@ -170,6 +174,9 @@ static int call_kernel(const kcase *k, tbuf **b, int nb) {
     case 3: return ((fn3_t)k->fn)(&b[0]->b, &b[1]->b, &b[2]->b);
     case 4: return ((fn4_t)k->fn)(&b[0]->b, &b[1]->b, &b[2]->b, &b[3]->b);
     case 5: return ((fn5_t)k->fn)(&b[0]->b, &b[1]->b, &b[2]->b, &b[3]->b, &b[4]->b);
+    case 6: return ((fn6_t)k->fn)(&b[0]->b, &b[1]->b, &b[2]->b, &b[3]->b, &b[4]->b, &b[5]->b);
+    case 7:
+        return ((fn7_t)k->fn)(&b[0]->b, &b[1]->b, &b[2]->b, &b[3]->b, &b[4]->b, &b[5]->b, &b[6]->b);
     }
     return -1;
 }
@@ -260,10 +267,14 @@ static int run_conv(const kcase *k) {
     int dx = get_param(P, "dil_x", 1), dy = get_param(P, "dil_y", 1);
     int g = get_param(P, "groups", 1), relu = get_param(P, "relu", 0), res = get_param(P, "residual", 0);
     int wb = get_param(P, "w_block", 0);
+    /* optional projection: + sum_cp pw(co, cp) * pin(cp, x * ps, y * ps) */
+    int pcin = get_param(P, "proj_cin", 0), piw = get_param(P, "proj_in_w", 0);
+    int pih = get_param(P, "proj_in_h", 0), ps = get_param(P, "proj_stride", 1);
     int cpg = cin / g, opg = cout / g;
     int e_in[3] = {cin, iw, ih}, e_w[4] = {cout, cpg, kw, kh}, e_b[1] = {cout}, e_o[3] = {cout, ow, oh};
-    tbuf in, w, wk, bias, resb, out;
-    tbuf *args[5];
+    int e_pin[3] = {pcin, piw, pih}, e_pw[4] = {cout, pcin, 1, 1};
+    tbuf in, w, wk, bias, resb, out, pin, pw, pwk;
+    tbuf *args[7];
     int nb = 0, rc, co, x, y, ci, kx, ky, ok;
     double *ref, err, t;
     int nonfinite;
@@ -290,6 +301,26 @@ static int run_conv(const kcase *k) {
         args[nb++] = &w;
     }
     args[nb++] = &bias;
+    if (pcin > 0) {
+        tbuf_init(&pin, 3, e_pin);
+        tbuf_init(&pw, 4, e_pw);
+        tbuf_rand(&pin, 1.0f);
+        tbuf_rand(&pw, 1.0f / sqrtf((float)pcin));
+        args[nb++] = &pin;
+        if (wb > 0) {
+            /* blocked like the weights: (co % B, cp, 0, co / B) */
+            int e_pwk[4] = {wb, pcin, 1, cout / wb};
+            size_t q;
+            tbuf_init(&pwk, 4, e_pwk);
+            for (q = 0; q < pw.n; q++) {
+                size_t co_ = q % cout, cp_ = q / cout;
+                pwk.p[((co_ / wb) * pcin + cp_) * wb + co_ % wb] = pw.p[q];
+            }
+            args[nb++] = &pwk;
+        } else {
+            args[nb++] = &pw;
+        }
+    }
     if (res) {
         tbuf_init(&resb, 3, e_o);
         tbuf_rand(&resb, 1.0f);
@@ -319,13 +350,16 @@ static int run_conv(const kcase *k) {
                                  in.p[((size_t)iy * iw + ix) * cin + gi * cpg + ci];
                     }
                 }
+                for (ci = 0; ci < pcin; ci++)
+                    s += (double)pw.p[(size_t)ci * cout + co] *
+                         pin.p[((size_t)y * ps * piw + (size_t)x * ps) * pcin + ci];
                 if (res) s += resb.p[((size_t)y * ow + x) * cout + co];
                 if (relu && s < 0) s = 0;
                 ref[((size_t)y * ow + x) * cout + co] = s;
             }
     err = rel_err(out.p, ref, out.n, &nonfinite);
     t = time_kernel(k, args, nb);
-    ok = report(k, err, nonfinite, t, 2.0 * cout * ow * oh * (double)cpg * kw * kh, 0);
+    ok = report(k, err, nonfinite, t, 2.0 * cout * ow * oh * ((double)cpg * kw * kh + pcin), 0);
     free(ref);
     tbuf_free(&in);
     tbuf_free(&w);
@@ -333,6 +367,11 @@ static int run_conv(const kcase *k) {
     tbuf_free(&bias);
     tbuf_free(&out);
     if (res) tbuf_free(&resb);
+    if (pcin > 0) {
+        tbuf_free(&pin);
+        tbuf_free(&pw);
+        if (wb > 0) tbuf_free(&pwk);
+    }
     return ok;
 }
 

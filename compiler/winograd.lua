@@ -125,7 +125,8 @@ function winograd.cost(cin, cout, ow, oh, m)
   return 2 * a * a * cin * cout * tiles / (PEAK * EFF[m]) + 4 * a * a * cin * cout / DRAM
 end
 
-local function eligible(node)
+-- Winograd applies to this conv at all (target-independent; the choice is winograd.choose).
+function winograd.eligible(node)
   local a = node.attrs
   return a.groups == 1 and a.kernel[1] == 3 and a.kernel[2] == 3 and a.stride[1] == 1 and a.stride[2] == 1
     and a.dilation[1] == 1 and a.dilation[2] == 1 and a.cin >= 16 and a.cout >= 16
@@ -137,7 +138,7 @@ end
 
 -- The tile size m to run this conv with, or nil for the direct kernel.
 function winograd.choose(node, mode)
-  if not eligible(node) then return nil end
+  if not winograd.eligible(node) then return nil end
   mode = mode or os.getenv('FOLDC_CONV_ALGO') or 'auto'
   if mode == '' or mode == 'auto' then
     local y = node.outputs[1].shape

@@ -86,22 +86,17 @@ function conv2d.eval(node, inputs, params)
   return y
 end
 
--- Backend: the kernel and the argument views (see lower.lua).
-function conv2d.lower(node, L)
-  -- stride-1 3x3 dense convs where Winograd pays (winograd.lua)
-  local wino_m = winograd.choose(node)
-  if wino_m then return winograd.lower(node, L, wino_m, lower) end
-  local a = node.attrs
-  local x, y = node.inputs[1], node.outputs[1]
-  local W = L.params[node.params.weight]
-  -- geometry from the attributes: RepMLP's partition FC keeps its [O*h*w, C*h*w/g, 1, 1] weight,
-  -- the same memory as the [O*h*w, C/g, h, w] kernel it runs as (nn/repmlp.lua)
-  local cout, cig, kh, kw = a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2]
-  -- Dense convs get their weights blocked by 16 output channels (w_block, halide/conv2d.cpp):
-  -- [kh * cout/16][kw][cig][16], so a register tile's weights stream from memory as a few
-  -- sequential runs that the hardware prefetcher follows, instead of 64-256 byte pieces cout*4
-  -- bytes apart (deep layers read their weights from DRAM once per run). Otherwise HWIO.
-  local wb = (a.groups == 1 and cout % 16 == 0) and 16 or 0
+-- Dense convs get their weights blocked by 16 output channels (w_block, halide/conv2d.cpp):
+-- [kh * cout/16][kw][cig][16], so a register tile's weights stream from memory as a few sequential
+-- runs that the hardware prefetcher follows, instead of 64-256 byte pieces cout*4 bytes apart (deep
+-- layers read their weights from DRAM once per run). Otherwise HWIO. Returns the block (0 = HWIO).
+function conv2d.weight_block(a)
+  return (a.groups == 1 and a.cout % 16 == 0) and 16 or 0
+end
+
+-- A [cout, cig, kh, kw] weight as the kernel reads it: a weights view named key@hwio[16].
+function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb)
+  local W = L.params[key]
   local packed = tensor.new({ kh, kw, cig, cout })
   for co = 0, cout - 1 do
     local base = wb > 0 and (math.floor(co / wb) * kh * kw * cig * wb + co % wb) or co
@@ -116,20 +111,39 @@ function conv2d.lower(node, L)
   end
   local wdims = { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }
   if wb > 0 then wdims = { { wb, 1 }, { cig, wb }, { kw, wb * cig }, { kh * cout / wb, wb * cig * kw } } end
-  local args = {
-    L:act(x, lower.act_dims(x.shape)),
-    L:weight(node.params.weight .. (wb > 0 and '@hwio16' or '@hwio'), packed, wdims),
-    L:bias(node, cout),
-  }
-  if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
-  args[#args + 1] = L:act(y, lower.act_dims(y.shape))
-  return 'conv2d', {
+  return L:weight(key .. (wb > 0 and '@hwio16' or '@hwio'), packed, wdims)
+end
+
+-- The direct kernel's shape parameters for a conv node (x: its input, y: its output).
+function conv2d.gparams(a, x, y, wb)
+  return {
     cin = a.cin, cout = a.cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
     kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
     pad_x = a.padding[2], pad_y = a.padding[1], dil_x = a.dilation[2], dil_y = a.dilation[1],
-    groups = a.groups, relu = a.relu and true or false, residual = node.inputs[2] ~= nil,
-    w_block = wb > 0 and wb or nil,
-  }, args
+    groups = a.groups, relu = a.relu and true or false, w_block = wb > 0 and wb or nil,
+  }
+end
+
+-- Backend: the kernel and the argument views (see lower.lua).
+function conv2d.lower(node, L)
+  -- stride-1 3x3 dense convs where Winograd pays (winograd.lua)
+  local wino_m = winograd.choose(node)
+  if wino_m then return winograd.lower(node, L, wino_m, lower) end
+  local a = node.attrs
+  local x, y = node.inputs[1], node.outputs[1]
+  -- geometry from the attributes: RepMLP's partition FC keeps its [O*h*w, C*h*w/g, 1, 1] weight,
+  -- the same memory as the [O*h*w, C/g, h, w] kernel it runs as (nn/repmlp.lua)
+  local wb = conv2d.weight_block(a)
+  local args = {
+    L:act(x, lower.act_dims(x.shape)),
+    conv2d.packed_weight(L, node.params.weight, a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2], wb),
+    L:bias(node, a.cout),
+  }
+  if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
+  args[#args + 1] = L:act(y, lower.act_dims(y.shape))
+  local gp = conv2d.gparams(a, x, y, wb)
+  gp.residual = node.inputs[2] ~= nil
+  return 'conv2d', gp, args
 end
 
 return conv2d

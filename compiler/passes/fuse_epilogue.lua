@@ -2,11 +2,11 @@
 -- extra pass over memory:
 --   add(conv(x), r)  -> conv(x) with residual r   (the conv takes the add's place in the order, so
 --                                                   r is computed before it)
---   relu(conv | linear | pool | add)  -> the producer with relu = true (applied last)
+--   relu(conv | conv2d_proj | linear | pool | add)  -> the producer with relu = true (applied last)
 -- A producer is fused only when the tensor has no other consumer and is not a graph output.
 local fuse_epilogue = {}
 
-local relu_producers = { conv2d = true, linear = true, pool2d = true, add = true }
+local relu_producers = { conv2d = true, conv2d_proj = true, linear = true, pool2d = true, add = true }
 
 local function single_use(uses, t)
   local u = uses[t.id]

@@ -31,7 +31,7 @@ local function weight_list(deploy, entry)
   else
     local seen = {}
     for _, node in ipairs(deploy.nodes) do
-      for _, role in ipairs({ 'weight', 'bias' }) do
+      for _, role in ipairs({ 'weight', 'bias', 'proj_weight', 'proj_bias' }) do
         local key = node.params[role]
         if key and not seen[key] then
           seen[key] = true

@@ -2,28 +2,11 @@
 -- reference interpreter on random inputs with random BN statistics, agree to fp32 rounding, across
 -- kernel sizes, strides, groups (1, 2, depthwise), paddings, dilations and channel counts.
 local nn = require 'nn'
-local bind = require 'bind'
-local tensor = require 'tensor'
-local interpreter = require 'interpreter'
+local cases = require 'tests.unit.reparam_cases'
 local fold_bn = require 'passes.fold_bn'
 local fuse_epilogue = require 'passes.fuse_epilogue'
 
-local function before_after(model, input_shape, seed, passes)
-  local g = nn.trace(model, input_shape, 'case')
-  bind.bind(g, bind.random_weights(g, seed), 'random')
-  local x = tensor.random(input_shape, tensor.rng(seed + 100), 1)
-  local want = interpreter.run(g, x)[1]
-  local after = g:clone()
-  for _, p in ipairs(passes) do after = p.run(after, {}) end
-  local got = interpreter.run(after, x)[1]
-  return interpreter.rel_diff(got, want), after
-end
-
-local function count(g, op)
-  local n = 0
-  for _, node in ipairs(g.nodes) do if node.op == op then n = n + 1 end end
-  return n
-end
+local before_after, count = cases.before_after, cases.count
 
 describe('fold_bn', function()
   local seed = 1

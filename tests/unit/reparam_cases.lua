@@ -1,4 +1,4 @@
--- Helpers of the structural fold specs (not a spec itself): trace a model, bind seeded random
+-- Helpers of the fold and fusion specs (not a spec itself): trace a model, bind seeded random
 -- weights (random BN affine and running statistics), run it in the reference interpreter before and
 -- after the given passes on a random input.
 local nn = require 'nn'

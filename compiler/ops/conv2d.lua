@@ -1,12 +1,15 @@
 -- conv2d: y[co,oy,ox] = act( b[co] + sum_{ci,ky,kx} W[co,ci,ky,kx] * x[g*Cg+ci, oy*sy-py+ky*dy, ox*sx-px+kx*dx]
 --                            (+ r[co,oy,ox]) ),  g = co / (Cout/groups), Cg = Cin/groups, zero padding.
 -- (PyTorch Conv2d semantics.) The fused epilogue -- bias, residual input r (inputs[2]) and ReLU --
--- is added by passes/fuse_epilogue.lua.
+-- is added by passes/fuse_epilogue.lua. Lowered to the direct kernel (halide/conv2d.cpp), or to
+-- Winograd where winograd.choose says so (a conv's algorithm record is keyed by conv2d.algo_key).
 local ffi = require 'ffi'
 local ops = require 'ops'
 local tensor = require 'tensor'
 local lower = require 'lower'
 local winograd = require 'winograd'
+local schedules = require 'schedules'
+local kernels = require 'kernels'
 
 local conv2d = {}
 
@@ -86,22 +89,40 @@ function conv2d.eval(node, inputs, params)
   return y
 end
 
+-- The direct kernel's generator parameters (geometry from the attributes: RepMLP's partition FC
+-- keeps its [O*h*w, C*h*w/g, 1, 1] weight, the same memory as the [O*h*w, C/g, h, w] kernel it runs
+-- as, nn/repmlp.lua). Dense convs get their weights blocked by 16 output channels (w_block,
+-- halide/conv2d.cpp): [kh * cout/16][kw][cig][16], so a register tile's weights stream from memory
+-- as a few sequential runs that the hardware prefetcher follows, instead of 64-256 byte pieces
+-- cout*4 bytes apart (deep layers read their weights from DRAM once per run). Otherwise HWIO.
+function conv2d.direct_params(node)
+  local a = node.attrs
+  local x, y = node.inputs[1], node.outputs[1]
+  return {
+    cin = a.cin, cout = a.cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
+    kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
+    pad_x = a.padding[2], pad_y = a.padding[1], dil_x = a.dilation[2], dil_y = a.dilation[1],
+    groups = a.groups, relu = a.relu and true or false, residual = node.inputs[2] ~= nil,
+    w_block = (a.groups == 1 and a.cout % 16 == 0) and 16 or nil,
+  }
+end
+
+-- The key of this conv's algorithm record in schedules/<target>/ (winograd.choose): "algo " and
+-- the signature of its direct kernel.
+function conv2d.algo_key(node)
+  return schedules.algo_key(kernels.param_list(conv2d.direct_params(node)))
+end
+
 -- Backend: the kernel and the argument views (see lower.lua).
 function conv2d.lower(node, L)
   -- stride-1 3x3 dense convs where Winograd pays (winograd.lua)
-  local wino_m = winograd.choose(node)
+  local wino_m = winograd.choose(node, { mode = L.conv_algo, target = L.target, key = conv2d.algo_key(node) })
   if wino_m then return winograd.lower(node, L, wino_m, lower) end
-  local a = node.attrs
+  local gparams = conv2d.direct_params(node)
   local x, y = node.inputs[1], node.outputs[1]
   local W = L.params[node.params.weight]
-  -- geometry from the attributes: RepMLP's partition FC keeps its [O*h*w, C*h*w/g, 1, 1] weight,
-  -- the same memory as the [O*h*w, C/g, h, w] kernel it runs as (nn/repmlp.lua)
-  local cout, cig, kh, kw = a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2]
-  -- Dense convs get their weights blocked by 16 output channels (w_block, halide/conv2d.cpp):
-  -- [kh * cout/16][kw][cig][16], so a register tile's weights stream from memory as a few
-  -- sequential runs that the hardware prefetcher follows, instead of 64-256 byte pieces cout*4
-  -- bytes apart (deep layers read their weights from DRAM once per run). Otherwise HWIO.
-  local wb = (a.groups == 1 and cout % 16 == 0) and 16 or 0
+  local cout, cig, kh, kw = gparams.cout, gparams.cin / gparams.groups, gparams.kh, gparams.kw
+  local wb = gparams.w_block or 0
   local packed = tensor.new({ kh, kw, cig, cout })
   for co = 0, cout - 1 do
     local base = wb > 0 and (math.floor(co / wb) * kh * kw * cig * wb + co % wb) or co
@@ -123,13 +144,7 @@ function conv2d.lower(node, L)
   }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
   args[#args + 1] = L:act(y, lower.act_dims(y.shape))
-  return 'conv2d', {
-    cin = a.cin, cout = a.cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
-    kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
-    pad_x = a.padding[2], pad_y = a.padding[1], dil_x = a.dilation[2], dil_y = a.dilation[1],
-    groups = a.groups, relu = a.relu and true or false, residual = node.inputs[2] ~= nil,
-    w_block = wb > 0 and wb or nil,
-  }, args
+  return 'conv2d', gparams, args
 end
 
 return conv2d

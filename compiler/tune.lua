@@ -618,7 +618,7 @@ function tune.algo_runoff(graph, opts)
     db[c.key] = { algo = win, comment = string.format('# %s in the model (%d layer%s, min of %d x %d runs), %d threads, %s',
       table.concat(parts, ', '), #c.layers, #c.layers > 1 and 's' or '', prof.rounds, runs, opts.threads or 1,
       os.date('!%Y-%m-%d')) }
-    out:write(string.format('[%d/%d] %-38s %-9s %s\n', j, #todo,
+    out:write(string.format('[%d/%d] %-46s %-9s %s\n', j, #todo,
       describe_kernel({ generator = 'conv2d', gparams = c.gparams }) .. (#c.layers > 1 and (' (x' .. #c.layers .. ')') or ''),
       win, table.concat(parts, ', ')))
   end

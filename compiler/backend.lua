@@ -11,13 +11,14 @@ local backend = {}
 
 -- Build a bundle into out_dir (created; an existing bundle there is replaced). Nothing is left
 -- behind on failure: everything is written into a temporary sibling and renamed at the end.
--- opts: target, weights (write the weights blob), source (description text for the README).
+-- opts: target, weights (write the weights blob), source (description text for the README),
+-- conv_algo (force one convolution algorithm: lower.lower).
 function backend.build(graph, out_dir, opts)
   opts = opts or {}
-  local program = lower.lower(graph)
+  local target = kernels.resolve_target(opts.target)
+  local program = lower.lower(graph, { target = target, conv_algo = opts.conv_algo })
   local arena, bound = memory_plan.plan(program.acts)
   local weights_total = emit.layout_weights(program.weights)
-  local target = kernels.resolve_target(opts.target)
   local distinct, runtime = kernels.compile(program, target)
   out_dir = out_dir:gsub('/+$', '')
   if sys.exists(out_dir) and not sys.exists(out_dir .. '/' .. emit.c_name(program.name) .. '.json')

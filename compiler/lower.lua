@@ -7,6 +7,9 @@
 --   * each kernel step names its generator, its shape-specialising parameters and its arguments,
 --     each argument a view (dims as {extent, stride}) of an activation or a weights tensor;
 --   * step 0 converts the NCHW input into the arena, the last step writes the NCHW output.
+-- opts.target (the build's resolved target) reaches the ops' lowerings as L.target: a conv's
+-- algorithm record is per target (winograd.choose); opts.conv_algo (L.conv_algo) forces one
+-- algorithm for every eligible conv (the tuner's algorithm run-off).
 local tensor = require 'tensor'
 local ops = require 'ops'
 local ir = require 'ir'
@@ -99,10 +102,11 @@ function Lowering:bias(node, n)
   return self:weight((key or (node.params.weight .. '#zero_bias')), t, { { n, 1 } })
 end
 
--- program = { input, output, steps, acts (arena tensors), weights }
-function lower.lower(graph)
+-- program = { input, output, steps, acts (arena tensors), weights }; opts: target, conv_algo (above).
+function lower.lower(graph, opts)
+  opts = opts or {}
   local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
-                          step = 0 }, Lowering)
+                          step = 0, target = opts.target, conv_algo = opts.conv_algo }, Lowering)
   local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, graph = graph }
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
   local x = graph.input

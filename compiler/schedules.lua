@@ -6,6 +6,10 @@
 -- e.g.
 --   conv2d cin=64 cout=64 ... stride_y=1	tile_co=4 tile_x=14 loop_order=1	# 221.3 GFLOP/s vs 208.0 default, ...
 -- "default" means the generator's heuristics won (the kernel was tuned; nothing to add).
+-- A convolution's algorithm record (winograd.choose) is a line keyed by "algo " and the signature of
+-- its direct conv2d kernel (the one conv2d.lower builds when the conv runs direct), whose value is
+-- the algorithm that won in the model (direct, winograd2 or winograd4):
+--   algo conv2d cin=64 cout=64 ... w_block=16	winograd4	# direct 0.970 ms, winograd2 0.520 ms, ...
 -- FOLDC_SCHEDULES overrides the folder (tests); FOLDC_SCHEDULES=none disables the database.
 local sys = require 'sys'
 
@@ -30,6 +34,14 @@ function schedules.signature(generator, plist)
   return generator .. ' ' .. table.concat(plist, ' ')
 end
 
+-- The algorithms an algorithm record may name.
+schedules.ALGOS = { 'direct', 'winograd2', 'winograd4' }
+
+-- The key of a convolution's algorithm record: "algo " .. its direct conv2d kernel's signature.
+function schedules.algo_key(direct_plist)
+  return 'algo ' .. schedules.signature('conv2d', direct_plist)
+end
+
 -- "a=1 b=2" <-> { a = '1', b = '2' }
 function schedules.parse_params(s)
   local t = {}
@@ -47,7 +59,8 @@ function schedules.format_params(t)
   return #out > 0 and table.concat(out, ' ') or 'default'
 end
 
--- { [signature] = { params = {k = v}, comment = '...' } } for a target ({} when none).
+-- { [signature] = { params = {k = v}, comment = '...' }, ["algo " .. signature] = { algo = 'direct',
+-- comment = '...' } } for a target ({} when none).
 function schedules.load(target)
   local path = schedules.path(target)
   local db = {}
@@ -56,9 +69,19 @@ function schedules.load(target)
   for line in io.lines(path) do
     n = n + 1
     if not line:match('^%s*#') and line:match('%S') then
-      local sig, sched, comment = line:match('^([^\t]+)\t([^\t]+)\t?(.*)$')
+      local sig, value, comment = line:match('^([^\t]+)\t([^\t]+)\t?(.*)$')
       if not sig then error(string.format('%s:%d: expected "signature<TAB>schedule<TAB>comment"', path, n), 0) end
-      db[sig] = { params = schedules.parse_params(sched), comment = comment }
+      if sig:match('^algo ') then
+        local known = false
+        for _, a in ipairs(schedules.ALGOS) do known = known or a == value end
+        if not known then
+          error(string.format('%s:%d: algorithm record "%s": expected %s, got "%s"', path, n, sig,
+            table.concat(schedules.ALGOS, ', '), value), 0)
+        end
+        db[sig] = { algo = value, comment = comment }
+      else
+        db[sig] = { params = schedules.parse_params(value), comment = comment }
+      end
     end
   end
   return db
@@ -73,10 +96,10 @@ function schedules.save(target, db)
   for sig in pairs(db) do sigs[#sigs + 1] = sig end
   table.sort(sigs)
   local lines = { '# foldc tune results for ' .. target .. ', Halide ' .. schedules.HALIDE_VERSION ..
-    ': signature <TAB> schedule <TAB> measurement. Read by foldc build; see schedules/README.md.' }
+    ': signature <TAB> schedule <TAB> measurement; "algo" lines: convolution algorithms. Read by foldc build; see schedules/README.md.' }
   for _, sig in ipairs(sigs) do
     local r = db[sig]
-    lines[#lines + 1] = sig .. '\t' .. schedules.format_params(r.params) .. '\t' .. (r.comment or '')
+    lines[#lines + 1] = sig .. '\t' .. (r.algo or schedules.format_params(r.params)) .. '\t' .. (r.comment or '')
   end
   local tmp = path .. '.tmp.' .. sys.pid()
   sys.write_file(tmp, table.concat(lines, '\n') .. '\n')

@@ -16,10 +16,16 @@
 --   * Run-off in the model (tune.model_runoff, after the kernels): the model is built with the
 --     new records and with the defaults, both profiled interleaved, and a record whose layers
 --     are not faster in the model is turned back to `default`.
---   * Budget: --minutes for the whole model, shared evenly by the kernels still to do.
+--   * Algorithm run-off in the model (tune.algo_runoff, after the kernels, with their records):
+--     per stride-1 3x3 conv signature, direct vs Winograd F(2x2) vs F(4x4), each forced in a build
+--     of the whole model, profiled interleaved; the fastest whose model output matches the direct
+--     variant's is recorded (`algo` lines, read by winograd.choose).
+--   * Budget: --minutes for the whole model (verbs/tune.lua: a fifth kept for the algorithm
+--     run-off when it has convs to choose), shared evenly by the kernels still to do.
 --   * Resume: every measured candidate is appended to a log in the cache (tune/<target>/<key>.tsv)
 --     and every finished kernel is saved to schedules/<target>/ at once, so an interrupted run
---     picks up where it stopped; finished kernels are skipped unless --force.
+--     picks up where it stopped; finished kernels, and convs with an algorithm record, are skipped
+--     unless --force.
 local kernels = require 'kernels'
 local schedules = require 'schedules'
 local hash = require 'hash'
@@ -38,6 +44,8 @@ local function monotonic()
   ffi.C.clock_gettime(1, ts)
   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
 end
+-- seconds on the monotonic clock (the budget's clock)
+tune.clock = monotonic
 
 local function pow2_at_most(n, cap)
   local v = 1
@@ -137,23 +145,27 @@ function tune.space(generator, p, target)
   return nil
 end
 
--- The distinct kernels of a lowered program: { sig, generator, gparams, plist, dims, macs, name, count }.
-function tune.kernels_of(program)
+-- The distinct kernels of lowered programs: { sig, generator, gparams, dims, macs, name, count }, in
+-- order of first use; count is the number of layers using it in the first program that has it.
+function tune.kernels_of(...)
   local list, by = {}, {}
-  for _, step in ipairs(program.steps) do
-    if step.kind == 'kernel' then
-      local plist = kernels.param_list(step.gparams)
-      local sig = schedules.signature(step.generator, plist)
-      local k = by[sig]
-      if not k then
-        local dims = {}
-        for i, a in ipairs(step.args) do dims[i] = a.dims end
-        k = { sig = sig, generator = step.generator, gparams = step.gparams, dims = dims, macs = step.macs,
-              name = step.name, count = 0 }
-        by[sig] = k
-        list[#list + 1] = k
+  for _, program in ipairs({ ... }) do
+    local mine = {}
+    for _, step in ipairs(program.steps) do
+      if step.kind == 'kernel' then
+        local sig = schedules.signature(step.generator, kernels.param_list(step.gparams))
+        local k = by[sig]
+        if not k then
+          local dims = {}
+          for i, a in ipairs(step.args) do dims[i] = a.dims end
+          k = { sig = sig, generator = step.generator, gparams = step.gparams, dims = dims, macs = step.macs,
+                name = step.name, count = 0 }
+          by[sig] = k
+          list[#list + 1] = k
+          mine[sig] = true
+        end
+        if mine[sig] then k.count = k.count + 1 end
       end
-      k.count = k.count + 1
     end
   end
   return list
@@ -258,8 +270,10 @@ end
 local function describe_kernel(k)
   local p = k.gparams
   if k.generator == 'conv2d' then
-    return string.format('conv2d %dx%d s%d %d->%d %dx%d%s%s%s', p.kh, p.kw, p.stride_x, p.cin, p.cout, p.out_w, p.out_h,
-      (p.groups or 1) > 1 and (' g' .. p.groups) or '', p.residual and ' +res' or '', p.relu and ' relu' or '')
+    local proj = p.proj_cin and string.format(' +proj %d s%d', p.proj_cin, p.proj_stride or 1) or ''
+    return string.format('conv2d %dx%d s%d %d->%d %dx%d%s%s%s%s', p.kh, p.kw, p.stride_x, p.cin, p.cout, p.out_w,
+      p.out_h, (p.groups or 1) > 1 and (' g' .. p.groups) or '', proj, p.residual and ' +res' or '',
+      p.relu and ' relu' or '')
   elseif k.generator == 'linear' then
     return string.format('linear %d->%d rows %d%s', p.cin, p.cout, p.rows or 1, p.relu and ' relu' or '')
   end
@@ -403,6 +417,64 @@ function tune.run(list, opts)
   return results
 end
 
+-- Build the model once per variant ({ name, conv_algo (lower.lower), drop = { [signature] = true }:
+-- schedule records left out }) and profile the bundles interleaved: up to `rounds` rounds, each
+-- running every variant's per-layer profile `runs` times in turn, min per layer over the rounds
+-- (after `min_rounds`, no new round starts past `deadline` on the clock `now`). With `outputs`, the
+-- first round also returns each variant's output for the example program's fixed input.
+-- Returns { best = { [variant] = { [layer] = ms } }, outputs = { [variant] = tensor }, rounds = n }.
+local function profile_variants(graph, variants, opts)
+  local backend = require 'backend'
+  local dkjson = require 'dkjson'
+  local npy = require 'weights.npy'
+  local clock = opts.now or monotonic
+  local dir = sys.tmpdir('foldc-runoff')
+  local real_load = schedules.load
+  local ok, res = pcall(function()
+    local infos = {}
+    for i, v in ipairs(variants) do
+      if v.drop then
+        schedules.load = function(t)
+          local d = real_load(t)
+          for sig in pairs(v.drop) do d[sig] = nil end
+          return d
+        end
+      end
+      local built, info = pcall(backend.build, graph, dir .. '/' .. v.name,
+        { target = opts.target, weights = true, conv_algo = v.conv_algo })
+      schedules.load = real_load
+      if not built then error(info, 0) end
+      sys.run_quiet({ 'make', '-s', '-C', info.dir }, 'compiling the bundle')
+      infos[i] = info
+    end
+    local best, outputs, rounds = {}, {}, 0
+    for i = 1, #variants do best[i] = {} end
+    for r = 1, opts.rounds or 4 do
+      if r > (opts.min_rounds or 1) and opts.deadline and clock() > opts.deadline then break end
+      for i, info in ipairs(infos) do
+        local argv = { info.dir .. '/' .. info.name .. '_main', '--weights', info.dir .. '/' .. info.name .. '.weights',
+          '--runs', tostring(opts.runs or 10), '--threads', tostring(opts.threads or 1), '--profile', '--json' }
+        if r == 1 and opts.outputs then
+          argv[#argv + 1] = '--output'
+          argv[#argv + 1] = dir .. '/' .. variants[i].name .. '.out.npy'
+        end
+        local text = sys.capture(argv)
+        local prof = dkjson.decode(text:match('(%b{})%s*$'))
+        for _, l in ipairs(prof.layers) do
+          if not best[i][l.name] or l.ms < best[i][l.name] then best[i][l.name] = l.ms end
+        end
+        if r == 1 and opts.outputs then outputs[i] = npy.read(dir .. '/' .. variants[i].name .. '.out.npy') end
+      end
+      rounds = r
+    end
+    return { best = best, outputs = outputs, rounds = rounds }
+  end)
+  schedules.load = real_load
+  sys.rm_rf(dir)
+  if not ok then error(res, 0) end
+  return res
+end
+
 -- The run-off in the model: a kernel timed alone (even cold) does not see the cache state it
 -- meets inside the model (which activations, residuals and output lines are still cached after
 -- the layers before it), so a record that won alone can lose there (resnet50's 64->256 1x1
@@ -411,11 +483,9 @@ end
 -- run both bundles' per-layer profiles interleaved (`rounds` x `runs`, min per layer), and turn
 -- back to `default` every record whose layers are not faster in the model by more than 1%.
 -- graph: the deploy graph; sigs: { [signature] = true } (the kernels just tuned).
--- Returns { kept = n, reverted = n, lines = { ... } }.
+-- Returns { kept = n, reverted = n }.
 function tune.model_runoff(graph, sigs, opts)
-  local backend = require 'backend'
   local lower = require 'lower'
-  local dkjson = require 'dkjson'
   local target = opts.target
   local out = opts.out or io.stderr
   local db = schedules.load(target)
@@ -427,72 +497,142 @@ function tune.model_runoff(graph, sigs, opts)
   if not next(cand) then return { kept = 0, reverted = 0 } end
   -- layer name -> kernel signature
   local sig_of = {}
-  for _, step in ipairs(lower.lower(graph).steps) do
+  for _, step in ipairs(lower.lower(graph, { target = target }).steps) do
     if step.kind == 'kernel' then
       sig_of[step.name] = schedules.signature(step.generator, kernels.param_list(step.gparams))
     end
   end
-  local dir = sys.tmpdir('foldc-runoff')
-  local real_load = schedules.load
-  local function build(name, without)
-    if without then
-      schedules.load = function(t)
-        local d = real_load(t)
-        for sig in pairs(cand) do d[sig] = nil end
-        return d
-      end
+  local best = profile_variants(graph, { { name = 'tuned' }, { name = 'default', drop = cand } },
+    { target = target, threads = opts.threads, rounds = opts.rounds or 4, runs = opts.runs }).best
+  local t_tuned, t_def = {}, {}
+  for name, sig in pairs(sig_of) do
+    if cand[sig] and best[1][name] and best[2][name] then
+      t_tuned[sig] = (t_tuned[sig] or 0) + best[1][name]
+      t_def[sig] = (t_def[sig] or 0) + best[2][name]
     end
-    local ok, info = pcall(backend.build, graph, dir .. '/' .. name, { target = target, weights = true })
-    schedules.load = real_load
-    if not ok then error(info, 0) end
-    sys.run_quiet({ 'make', '-s', '-C', info.dir }, 'compiling the bundle')
-    return info
   end
-  local ok, err = pcall(function()
-    local bundles = { build('tuned', false), build('default', true) }
-    local best = { {}, {} }
-    for _ = 1, opts.rounds or 4 do
-      for b, info in ipairs(bundles) do
-        local text = sys.capture({ info.dir .. '/' .. info.name .. '_main', '--weights',
-          info.dir .. '/' .. info.name .. '.weights', '--runs', tostring(opts.runs or 10), '--threads',
-          tostring(opts.threads or 1), '--profile', '--json' })
-        local res = dkjson.decode(text:match('(%b{})%s*$'))
-        for _, l in ipairs(res.layers) do
-          if not best[b][l.name] or l.ms < best[b][l.name] then best[b][l.name] = l.ms end
-        end
+  local kept, reverted = 0, 0
+  db = schedules.load(target)
+  for sig, r in pairs(cand) do
+    r.comment = r.comment and r.comment:gsub('; in the model .*$', '')  -- an earlier run-off's note
+    if t_tuned[sig] and t_def[sig] then
+      local note = string.format('; in the model %.3f vs %.3f ms default', t_tuned[sig], t_def[sig])
+      if t_tuned[sig] < t_def[sig] * 0.99 then
+        kept = kept + 1
+        db[sig] = { params = r.params, comment = (r.comment or '#') .. note }
+      else
+        reverted = reverted + 1
+        db[sig] = { params = {}, comment = (r.comment or '#') .. note .. ': default kept (' ..
+          schedules.format_params(r.params) .. ' lost in the model)' }
       end
     end
-    local t_tuned, t_def = {}, {}
-    for name, sig in pairs(sig_of) do
-      if cand[sig] and best[1][name] and best[2][name] then
-        t_tuned[sig] = (t_tuned[sig] or 0) + best[1][name]
-        t_def[sig] = (t_def[sig] or 0) + best[2][name]
+  end
+  if not opts.dry_run then schedules.save(target, db) end
+  out:write(string.format('foldc tune: run-off in the model: %d record(s) kept, %d turned back to default\n', kept, reverted))
+  return { kept = kept, reverted = reverted }
+end
+
+-- The convs of a deploy graph that can run as Winograd (winograd.eligible), one entry per algorithm
+-- record key (conv2d.algo_key: the direct kernel's signature), in graph order:
+-- { { key, gparams (the direct kernel's), layers = { layer names } } }; and those of them without
+-- an algorithm record for target (all with force): the algorithm run-off's work.
+function tune.algo_convs(graph, target, force)
+  local ir = require 'ir'
+  local winograd = require 'winograd'
+  local conv2d = require 'ops.conv2d'
+  local db = schedules.load(target)
+  local list, todo, by = {}, {}, {}
+  for _, node in ipairs(graph.nodes) do
+    if node.op == 'conv2d' and winograd.eligible(node) then
+      local key = conv2d.algo_key(node)
+      local c = by[key]
+      if not c then
+        c = { key = key, gparams = conv2d.direct_params(node), layers = {} }
+        by[key] = c
+        list[#list + 1] = c
+        if force or not db[key] then todo[#todo + 1] = c end
       end
+      c.layers[#c.layers + 1] = ir.node_name(node)
     end
-    local kept, reverted = 0, 0
-    db = schedules.load(target)
-    for sig, r in pairs(cand) do
-      r.comment = r.comment and r.comment:gsub('; in the model .*$', '')  -- an earlier run-off's note
-      if t_tuned[sig] and t_def[sig] then
-        local note = string.format('; in the model %.3f vs %.3f ms default', t_tuned[sig], t_def[sig])
-        if t_tuned[sig] < t_def[sig] * 0.99 then
-          kept = kept + 1
-          db[sig] = { params = r.params, comment = (r.comment or '#') .. note }
-        else
-          reverted = reverted + 1
-          db[sig] = { params = {}, comment = (r.comment or '#') .. note .. ': default kept (' ..
-            schedules.format_params(r.params) .. ' lost in the model)' }
-        end
+  end
+  return list, todo
+end
+
+-- The algorithm run-off in the model (after the kernels, with their records): the model is built
+-- once per algorithm of schedules.ALGOS (direct, winograd2, winograd4), each forced for every
+-- eligible conv (lower.lower's conv_algo), every kernel with its recorded or default schedule; the
+-- bundles' per-layer profiles run interleaved (profile_variants); a variant whose output differs
+-- from the direct variant's by more than `tol` (1e-4, relative to the largest output) may not win.
+-- Per conv signature still without an algorithm record (all with `force`), the algorithm with the
+-- lowest time summed over the layers sharing the signature is recorded, the times in the comment.
+-- opts: target, threads, force, rounds, runs, deadline (on the clock `now`: no new round after it,
+-- but at least 2), tol, out, dry_run. Returns { chosen = { [key] = algo }, ms = { [key] = { [algo]
+-- = ms } }, err = { [algo] = relative output difference }, rounds = n }.
+function tune.algo_runoff(graph, opts)
+  local interpreter = require 'interpreter'
+  local target = opts.target
+  local out = opts.out or io.stderr
+  local clock = opts.now or monotonic
+  local tol = opts.tol or 1e-4
+  local t0 = clock()
+  local convs, todo = tune.algo_convs(graph, target, opts.force)
+  local layers = 0
+  for _, c in ipairs(todo) do layers = layers + #c.layers end
+  local algos = schedules.ALGOS
+  out:write(string.format('foldc tune: algorithm run-off in the model: %d of %d eligible conv signatures to choose (%d layers; %d already recorded), variants %s\n',
+    #todo, #convs, layers, #convs - #todo, table.concat(algos, ', ')))
+  local result = { chosen = {}, ms = {}, err = {}, rounds = 0 }
+  if #todo == 0 then return result end
+  local variants = {}
+  for i, algo in ipairs(algos) do variants[i] = { name = algo, conv_algo = algo } end
+  local runs = opts.runs or 10
+  local prof = profile_variants(graph, variants, { target = target, threads = opts.threads, rounds = opts.rounds or 4,
+    min_rounds = 2, runs = runs, deadline = opts.deadline, now = clock, outputs = true })
+  result.rounds = prof.rounds
+  local valid = {}
+  for i, algo in ipairs(algos) do
+    local rel = interpreter.rel_diff(prof.outputs[i], prof.outputs[1])
+    result.err[algo] = rel
+    valid[i] = i == 1 or rel <= tol -- direct is the reference
+    if not valid[i] then
+      out:write(string.format('foldc tune: %s rejected: the model output differs from direct by %.2g (relative; tolerance %g)\n',
+        algo, rel, tol))
+    end
+  end
+  local db = schedules.load(target)
+  local counts = {}
+  for j, c in ipairs(todo) do
+    local ms, parts, win = {}, {}, nil
+    for i, algo in ipairs(algos) do
+      local t = 0
+      for _, name in ipairs(c.layers) do
+        local v = prof.best[i][name]
+        if not v then error('tune: layer ' .. name .. ' is missing from the profile of the ' .. algo .. ' variant', 0) end
+        t = t + v
       end
+      ms[algo] = t
+      parts[#parts + 1] = string.format(t < 0.1 and '%s %.4f ms' or '%s %.3f ms', algo, t) ..
+        (valid[i] and '' or string.format(' (rejected: output off by %.2g)', result.err[algo]))
+      if valid[i] and (not win or t < ms[win]) then win = algo end
     end
-    if not opts.dry_run then schedules.save(target, db) end
-    out:write(string.format('foldc tune: run-off in the model: %d record(s) kept, %d turned back to default\n', kept, reverted))
-    return { kept = kept, reverted = reverted }
-  end)
-  schedules.load = real_load
-  sys.rm_rf(dir)
-  if not ok then error(err, 0) end
-  return err
+    result.chosen[c.key], result.ms[c.key] = win, ms
+    counts[win] = (counts[win] or 0) + 1
+    db[c.key] = { algo = win, comment = string.format('# %s in the model (%d layer%s, min of %d x %d runs), %d threads, %s',
+      table.concat(parts, ', '), #c.layers, #c.layers > 1 and 's' or '', prof.rounds, runs, opts.threads or 1,
+      os.date('!%Y-%m-%d')) }
+    out:write(string.format('[%d/%d] %-46s %-9s %s\n', j, #todo,
+      describe_kernel({ generator = 'conv2d', gparams = c.gparams }) .. (#c.layers > 1 and (' (x' .. #c.layers .. ')') or ''),
+      win, table.concat(parts, ', ')))
+  end
+  if not opts.dry_run then schedules.save(target, db) end
+  local summary = {}
+  for _, algo in ipairs(algos) do
+    if counts[algo] then summary[#summary + 1] = counts[algo] .. ' ' .. algo end
+  end
+  out:write(string.format('foldc tune: algorithm run-off done in %s (%d rounds): %s; records in %s\n', fmt_time(clock() - t0),
+    prof.rounds, table.concat(summary, ', '), schedules.path(target) or '(none)'))
+  out:flush()
+  return result
 end
 
 return tune

@@ -10,12 +10,17 @@
 --   U[ey][ex] = sum_{ky,kx} G[ey][ky] g[ky][kx] G[ex][kx],   packed (co, ci, ex, ey), co innermost.
 -- The generator builds A^T and B^T from the same points (winograd.POINTS, its default_points()).
 --
--- Choice (winograd.choose): groups 1, 3x3, stride 1, dilation 1, at least 16 input and output
--- channels, and the cheapest of direct, F(2x2) and F(4x4) by winograd.cost (Winograd only when
--- it is estimated at least 10% faster). FOLDC_CONV_ALGO overrides it (testing): `direct`,
--- `winograd` (F(4x4) for every eligible conv), `winograd2` / `winograd4` / `winograd6` (that
--- F(m x m) for every eligible conv), `auto` (the default).
+-- Choice (winograd.choose), for eligible convs (groups 1, 3x3, stride 1, dilation 1, at least 16
+-- input and output channels), first of:
+--   1. FOLDC_CONV_ALGO when set and not `auto` (testing): `direct`, `winograd` (F(4x4)),
+--      `winograd2` / `winograd4` / `winograd6` (that F(m x m)) for every eligible conv;
+--   2. the conv's algorithm record for the build's target (`algo <direct conv2d signature>` in
+--      schedules/<target>/, written by foldc tune's algorithm run-off in the model: tune.lua);
+--   3. the cheapest of direct, F(2x2) and F(4x4) by winograd.cost (Winograd only when it is
+--      estimated at least 10% faster).
+-- The tuner forces one algorithm for its variants with the lowering's conv_algo, above them all.
 local tensor = require 'tensor'
+local schedules = require 'schedules'
 
 local winograd = {}
 
@@ -125,7 +130,7 @@ function winograd.cost(cin, cout, ow, oh, m)
   return 2 * a * a * cin * cout * tiles / (PEAK * EFF[m]) + 4 * a * a * cin * cout / DRAM
 end
 
--- Winograd applies to this conv at all (target-independent; the choice is winograd.choose).
+-- Whether a conv2d node can run as Winograd at all.
 function winograd.eligible(node)
   local a = node.attrs
   return a.groups == 1 and a.kernel[1] == 3 and a.kernel[2] == 3 and a.stride[1] == 1 and a.stride[2] == 1
@@ -136,26 +141,32 @@ function winograd.eligible(node)
     and node.outputs[1].shape[4] + 2 == node.inputs[1].shape[4] + 2 * a.padding[2]
 end
 
--- The tile size m to run this conv with, or nil for the direct kernel.
-function winograd.choose(node, mode)
-  if not winograd.eligible(node) then return nil end
-  mode = mode or os.getenv('FOLDC_CONV_ALGO') or 'auto'
-  if mode == '' or mode == 'auto' then
-    local y = node.outputs[1].shape
-    local best, best_t = nil, 0.9 * winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], nil)
-    for _, m in ipairs({ 2, 4 }) do
-      local t = winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], m)
-      if t < best_t then best, best_t = m, t end
-    end
-    return best
-  elseif mode == 'direct' then
-    return nil
-  elseif mode == 'winograd' then
-    return 4
-  end
-  local m = tonumber(mode:match('^winograd(%d)$'))
+-- An algorithm's name -> the tile size m (nil: direct). `where` names its source in the error.
+local function tile_of(algo, where)
+  if algo == 'direct' then return nil end
+  if algo == 'winograd' then return 4 end
+  local m = tonumber(algo:match('^winograd(%d)$'))
   if m and winograd.POINTS[m] then return m end
-  error('FOLDC_CONV_ALGO=' .. mode .. ': expected auto, direct, winograd, winograd2, winograd4 or winograd6', 0)
+  error(where .. algo .. ': expected auto, direct, winograd, winograd2, winograd4 or winograd6', 0)
+end
+
+-- The tile size m to run this conv with, or nil for the direct kernel. opts: mode (an algorithm
+-- name forces it, `auto` chooses; in place of FOLDC_CONV_ALGO: the lowering's conv_algo), target
+-- and key (the conv's algorithm record in schedules/<target>/: conv2d.algo_key).
+function winograd.choose(node, opts)
+  if not winograd.eligible(node) then return nil end
+  opts = opts or {}
+  local mode = opts.mode or os.getenv('FOLDC_CONV_ALGO')
+  if mode and mode ~= '' and mode ~= 'auto' then return tile_of(mode, opts.mode and 'conv_algo=' or 'FOLDC_CONV_ALGO=') end
+  local rec = opts.target and opts.key and schedules.load(opts.target)[opts.key]
+  if rec then return tile_of(rec.algo, schedules.path(opts.target) .. ': ' .. opts.key .. ': ') end
+  local y = node.outputs[1].shape
+  local best, best_t = nil, 0.9 * winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], nil)
+  for _, m in ipairs({ 2, 4 }) do
+    local t = winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], m)
+    if t < best_t then best, best_t = m, t end
+  end
+  return best
 end
 
 -- Lower a conv chosen by winograd.choose: the generator, its parameters and the argument views.

@@ -1,12 +1,15 @@
 -- conv2d: y[co,oy,ox] = act( b[co] + sum_{ci,ky,kx} W[co,ci,ky,kx] * x[g*Cg+ci, oy*sy-py+ky*dy, ox*sx-px+kx*dx]
 --                            (+ r[co,oy,ox]) ),  g = co / (Cout/groups), Cg = Cin/groups, zero padding.
 -- (PyTorch Conv2d semantics.) The fused epilogue -- bias, residual input r (inputs[2]) and ReLU --
--- is added by passes/fuse_epilogue.lua.
+-- is added by passes/fuse_epilogue.lua. Lowered to the direct kernel (halide/conv2d.cpp), or to
+-- Winograd where winograd.choose says so (a conv's algorithm record is keyed by conv2d.algo_key).
 local ffi = require 'ffi'
 local ops = require 'ops'
 local tensor = require 'tensor'
 local lower = require 'lower'
 local winograd = require 'winograd'
+local schedules = require 'schedules'
+local kernels = require 'kernels'
 
 local conv2d = {}
 
@@ -114,7 +117,9 @@ function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb)
   return L:weight(key .. (wb > 0 and '@hwio16' or '@hwio'), packed, wdims)
 end
 
--- The direct kernel's shape parameters for a conv node (x: its input, y: its output).
+-- The direct kernel's shape parameters (geometry from the attributes: RepMLP's partition FC keeps
+-- its [O*h*w, C*h*w/g, 1, 1] weight, the same memory as the [O*h*w, C/g, h, w] kernel it runs as,
+-- nn/repmlp.lua); x: the conv's input, y: its output.
 function conv2d.gparams(a, x, y, wb)
   return {
     cin = a.cin, cout = a.cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
@@ -124,25 +129,34 @@ function conv2d.gparams(a, x, y, wb)
   }
 end
 
+-- The direct kernel's generator parameters for a conv2d node.
+function conv2d.direct_params(node)
+  local gp = conv2d.gparams(node.attrs, node.inputs[1], node.outputs[1], conv2d.weight_block(node.attrs))
+  gp.residual = node.inputs[2] ~= nil
+  return gp
+end
+
+-- The key of this conv's algorithm record in schedules/<target>/ (winograd.choose): "algo " and
+-- the signature of its direct kernel.
+function conv2d.algo_key(node)
+  return schedules.algo_key(kernels.param_list(conv2d.direct_params(node)))
+end
+
 -- Backend: the kernel and the argument views (see lower.lua).
 function conv2d.lower(node, L)
   -- stride-1 3x3 dense convs where Winograd pays (winograd.lua)
-  local wino_m = winograd.choose(node)
+  local wino_m = winograd.choose(node, { mode = L.conv_algo, target = L.target, key = conv2d.algo_key(node) })
   if wino_m then return winograd.lower(node, L, wino_m, lower) end
   local a = node.attrs
   local x, y = node.inputs[1], node.outputs[1]
-  -- geometry from the attributes: RepMLP's partition FC keeps its [O*h*w, C*h*w/g, 1, 1] weight,
-  -- the same memory as the [O*h*w, C/g, h, w] kernel it runs as (nn/repmlp.lua)
-  local wb = conv2d.weight_block(a)
+  local gp = conv2d.direct_params(node)
   local args = {
     L:act(x, lower.act_dims(x.shape)),
-    conv2d.packed_weight(L, node.params.weight, a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2], wb),
+    conv2d.packed_weight(L, node.params.weight, a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2], gp.w_block or 0),
     L:bias(node, a.cout),
   }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
   args[#args + 1] = L:act(y, lower.act_dims(y.shape))
-  local gp = conv2d.gparams(a, x, y, wb)
-  gp.residual = node.inputs[2] ~= nil
   return 'conv2d', gp, args
 end
 

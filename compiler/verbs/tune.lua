@@ -1,32 +1,43 @@
 -- foldc tune: search schedules for every distinct kernel of a model by compiling and timing
--- candidates on this machine (compiler/tune.lua); results go to schedules/<target>/ and are used
--- by every later build for that target.
+-- candidates on this machine, then choose each stride-1 3x3 conv's algorithm (direct or Winograd)
+-- by timing them in the whole model (compiler/tune.lua); results go to schedules/<target>/ and are
+-- used by every later build for that target.
 local cli = require 'cli'
 
 return {
-  help = 'Search kernel schedules on this machine; record the best in schedules/<target>/.',
+  help = 'Search kernel schedules and convolution algorithms on this machine; record the best in schedules/<target>/.',
   define = function(c)
     cli.model_args(c)
     c:option('--minutes', 'Time budget for the whole model.', '15'):convert(tonumber)
     c:option('--threads', 'Threads the kernels are timed with.', '1'):convert(tonumber)
-    c:flag('--force', 'Re-tune kernels that already have a record (and forget logged measurements).')
+    c:flag('--force', 'Re-tune kernels and convolution algorithms that already have a record (and forget logged measurements).')
     c:flag('--no-runoff', 'Skip the run-off in the model (records must also beat the defaults inside the whole model).')
+    c:flag('--no-algo', 'Skip the algorithm run-off (direct vs Winograd F(2x2) vs F(4x4) per stride-1 3x3 conv, in the model).')
   end,
   run = function(a)
     local pipeline = require 'pipeline'
     local lower = require 'lower'
     local kernels = require 'kernels'
     local tune = require 'tune'
+    local t0 = tune.clock()
     local deploy = pipeline.deploy_graph(a.model, a.weights or 'random')
-    local program = lower.lower(deploy)
     local target = kernels.resolve_target(a.target)
-    local results = tune.run(tune.kernels_of(program), { target = target, minutes = a.minutes, threads = a.threads,
-      force = a.force })
+    -- the algorithm run-off, when some eligible conv still needs a record, gets a fifth of the
+    -- budget, and the kernels of the model as it is built now are joined by the direct kernels of
+    -- its eligible convs (so direct meets Winograd with a tuned schedule)
+    local algo = not a.no_algo and #select(2, tune.algo_convs(deploy, target, a.force)) > 0
+    local programs = { lower.lower(deploy, { target = target }) }
+    if algo then programs[2] = lower.lower(deploy, { target = target, conv_algo = 'direct' }) end
+    local results = tune.run(tune.kernels_of(unpack(programs)), { target = target,
+      minutes = a.minutes * (algo and 0.8 or 1), threads = a.threads, force = a.force })
     -- records that won alone must also win inside the model (tune.model_runoff)
     local sigs = {}
     for sig in pairs(results) do sigs[sig] = true end
     if next(sigs) and not a.no_runoff then
       tune.model_runoff(deploy, sigs, { target = target, threads = a.threads })
+    end
+    if not a.no_algo then
+      tune.algo_runoff(deploy, { target = target, threads = a.threads, force = a.force, deadline = t0 + a.minutes * 60 })
     end
   end,
 }

@@ -95,23 +95,44 @@ function backend.run_once(graph, input, opts)
   return out
 end
 
--- FMA peak of one core in GFLOP/s for a target: measured on this project's AVX-512 machines
--- (shared/BASELINES.md); FOLDC_PEAK_GFLOPS overrides it.
+-- FMA peak of one core in GFLOP/s, for "% of peak": measured on this machine by compiler/peak.c
+-- (independent vector FMA chains; built with clang for the target's widest vectors, cached per
+-- target in the kernel cache) when the target is x86 with AVX-512 or AVX2; FOLDC_PEAK_GFLOPS
+-- overrides it. 0 (no % column) when neither applies.
 function backend.peak_gflops(target)
   local env = tonumber(os.getenv('FOLDC_PEAK_GFLOPS') or '')
   if env then return env end
-  if target:match('avx512') then return 230 end
-  if target:match('avx2') then return 115 end
-  return 0
+  local flags = target:match('avx512') and { '-mavx512f', '-mfma' } or target:match('avx2') and { '-mavx2', '-mfma' }
+  if not flags or not target:match('^x86') then return 0 end
+  local dir = require('kernels').cache_dir() .. '/peak'
+  local exe = dir .. '/peak-' .. flags[1]:sub(3)
+  if not sys.exists(exe) then
+    sys.mkdir_p(dir)
+    local root = os.getenv('FOLDC_ROOT') or '.'
+    local tmp = exe .. '.tmp.' .. sys.pid()
+    sys.run_quiet({ 'clang', '-O2', '-std=c99', flags[1], flags[2], root .. '/compiler/peak.c', '-o', tmp },
+      'compiling compiler/peak.c')
+    assert(os.rename(tmp, exe))
+  end
+  local out = sys.capture({ exe })
+  local gflops = tonumber(out and out:match('^%s*([%d.]+)'))
+  if not gflops then error('compiler/peak.c: no measurement (got ' .. tostring(out) .. ')', 0) end
+  return gflops
 end
 
 -- Time the compiled model: min and median of `runs` runs, and a per-layer profile.
 function backend.bench(graph, opts)
   local dir, info = scratch_bundle(graph, opts)
   local threads = opts.threads or 1
+  local peak = backend.peak_gflops(info.target)
+  if peak > 0 and not opts.json then
+    print(string.format('%% peak: of %.1f GFLOP/s per core x %d thread(s) (%s)', peak, threads,
+      os.getenv('FOLDC_PEAK_GFLOPS') and 'FOLDC_PEAK_GFLOPS' or 'FMA peak measured now, compiler/peak.c'))
+    io.stdout:flush()
+  end
   local argv = { info.dir .. '/' .. info.name .. '_main', '--weights', info.dir .. '/' .. info.name .. '.weights',
     '--runs', tostring(opts.runs or 20), '--threads', tostring(threads), '--profile',
-    '--peak', tostring(backend.peak_gflops(info.target) * threads) }
+    '--peak', tostring(peak * threads) }
   if opts.json then argv[#argv + 1] = '--json' end
   local ok = sys.stream(argv)
   sys.rm_rf(dir)

@@ -102,10 +102,16 @@ def main():
     if 'ort' not in skip:
         runners.append(Server('ONNX Runtime', ['node', os.path.join(HERE, 'ort_server.js'), base + '.onnx', inp,
                                                str(a.threads)], env))
+    # PyTorch's GEMMs (its 1x1 convolutions) go to the system BLAS, OpenBLAS (bin/install-deps): as many
+    # threads as the others get, and on AVX-512 CPUs OpenBLAS 0.3.21 misdetects the Skylake-X kernels
+    # (shared/BASELINES.md), unless the caller says otherwise
+    torch_env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads))
+    if 'OPENBLAS_CORETYPE' not in os.environ and ' avx512f' in open('/proc/cpuinfo').read():
+        torch_env['OPENBLAS_CORETYPE'] = 'SkylakeX'
     for mode, label in (('script', 'PyTorch TorchScript'), ('eager', 'PyTorch eager')):
         if mode not in skip:
             runners.append(Server(label, [sys.executable, os.path.join(HERE, 'torch_server.py'), base + '.pt', inp,
-                                          str(a.threads), mode]))
+                                          str(a.threads), mode], torch_env))
     mins = {r.label: [] for r in runners}
     try:
         for rnd in range(a.rounds):

@@ -6,7 +6,9 @@
 --     linear transposed: dims (co, ci)), co innermost, so every kernel streams them with vector loads;
 --   * each kernel step names its generator, its shape-specialising parameters and its arguments,
 --     each argument a view (dims as {extent, stride}) of an activation or a weights tensor;
---   * step 0 converts the NCHW input into the arena, the last step writes the NCHW output.
+--   * step 0 converts the NCHW input into the arena, the last step writes the NCHW output;
+--   * a conv with a residual input writes its output over the residual when nothing reads it
+--     afterwards (Lowering:can_overwrite): one buffer less alive, its lines read and written once.
 -- opts.target (the build's resolved target) reaches the ops' lowerings as L.target: a conv's
 -- algorithm record is per target (winograd.choose); opts.conv_algo (L.conv_algo) forces one
 -- algorithm for every eligible conv (the tuner's algorithm run-off).
@@ -90,6 +92,19 @@ function Lowering:alias_view(out, src, elem_offset)
   self:use(src)
 end
 
+-- Whether the step being lowered may write its output over tensor t's buffer (an in-place residual
+-- add): t is an activation whose buffer (its own, or the one t is a view of) is read by nothing
+-- after this step, through t or any other view of it.
+function Lowering:can_overwrite(t)
+  local root = self.alias[t.id] or t.id
+  if self.alias_offset[t.id] or not self.tensor_producer[root] then return false end
+  if (self.last_use[root] or 0) > self.node_index then return false end
+  for id, r in pairs(self.alias) do
+    if r == root and (self.last_use[id] or 0) > self.node_index then return false end
+  end
+  return true
+end
+
 function Lowering:weight(key, t, dims)
   local w = { key = key, tensor = t, index = #self.weights }
   self.weights[#self.weights + 1] = w
@@ -106,13 +121,24 @@ end
 function lower.lower(graph, opts)
   opts = opts or {}
   local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
-                          step = 0, target = opts.target, conv_algo = opts.conv_algo }, Lowering)
+                          step = 0, target = opts.target, conv_algo = opts.conv_algo, last_use = {},
+                          tensor_producer = {} }, Lowering)
+  -- for can_overwrite: the index of each tensor's last consumer (graph outputs: never), and which
+  -- tensors an op computes (not the input, not a constant)
+  for i, node in ipairs(graph.nodes) do
+    for _, t in ipairs(node.inputs) do L.last_use[t.id] = i end
+    if node.op ~= 'constant' then
+      for _, t in ipairs(node.outputs) do L.tensor_producer[t.id] = true end
+    end
+  end
+  for _, t in ipairs(graph.outputs) do L.last_use[t.id] = math.huge end
   local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, graph = graph }
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
   local x = graph.input
   program.input = { shape = x.shape, act = L:use(x) }
-  for _, node in ipairs(graph.nodes) do
+  for i, node in ipairs(graph.nodes) do
     L.step = L.step + 1
+    L.node_index = i
     if node.op == 'flatten' and (#node.inputs[1].shape == 2 or (node.inputs[1].shape[3] == 1 and node.inputs[1].shape[4] == 1)) then
       -- same memory in both layouts: an alias, no step
       L:alias_view(node.outputs[1], node.inputs[1], 0)

@@ -74,6 +74,10 @@
 //   ci_block       input channels per reduction chunk (default: see above;
 //                  = cin/groups means no chunking)
 //   pad_mode       0 auto, 1 inline boundary condition, 2 padded copy
+//   in_place       the output is written over the residual (the same buffer;
+//                  set by the lowering when the residual has no later use):
+//                  tiles are rounded down to divisors of the output extents,
+//                  so no element is written twice or read after its write
 //   w_block        weights layout (see Buffers; set by the lowering, not a
 //                  schedule choice): 0 HWIO, 16 blocked by 16 channels.
 //                  Deep layers read their weights from DRAM once per run; in
@@ -123,6 +127,8 @@ public:
     GeneratorParam<int> groups{"groups", 1};
     GeneratorParam<bool> relu{"relu", false};
     GeneratorParam<bool> residual{"residual", false};
+    // the output overwrites the residual (one buffer): set by the lowering, not a schedule choice
+    GeneratorParam<bool> in_place{"in_place", false};
     // projection input (0 = none): proj_cin channels, proj_in_w x proj_in_h, read at proj_stride
     GeneratorParam<int> proj_cin{"proj_cin", 0};
     GeneratorParam<int> proj_in_w{"proj_in_w", 0};
@@ -220,6 +226,16 @@ public:
         // Keep tiles inside the extents (ShiftInwards needs factor <= extent).
         while (tco > 1 && tco * VW > COUT) tco--;
         tx = std::max(1, std::min(tx, OW));
+        if (in_place) {
+            // every output element written once, after its residual was read: no overlapping
+            // (ShiftInwards) tiles, so the tiles are rounded down to divisors of the extents
+            if (!res_in) {
+                fprintf(stderr, "conv2d: in_place needs residual\n");
+                abort();
+            }
+            while (tco > 1 && COUT % (tco * VW) != 0) tco--;
+            tx = largest_divisor_in(OW, 1, tx);
+        }
         const int T = tco * VW;
 
         // Pin shapes / strides.
@@ -402,6 +418,16 @@ public:
             if (by > cap) {
                 const int d = largest_divisor_in(OH, std::max(1, cap / 2), cap);
                 if (d) by = d;
+            }
+        }
+        if (in_place) {
+            by = largest_divisor_in(OH, 1, by);
+            int b2 = bx - bx % tx;
+            while (b2 > tx && OW % b2 != 0) b2 -= tx;
+            bx = std::max(tx, b2);
+            if (COUT % T != 0 || OW % bx != 0 || bx % tx != 0) {
+                fprintf(stderr, "conv2d: in_place needs tiles that divide the output (cout %d, out_w %d)\n", COUT, OW);
+                abort();
             }
         }
         const int n_y = (OH + by - 1) / by;

@@ -1,7 +1,8 @@
 -- conv2d: y[co,oy,ox] = act( b[co] + sum_{ci,ky,kx} W[co,ci,ky,kx] * x[g*Cg+ci, oy*sy-py+ky*dy, ox*sx-px+kx*dx]
 --                            (+ r[co,oy,ox]) ),  g = co / (Cout/groups), Cg = Cin/groups, zero padding.
 -- (PyTorch Conv2d semantics.) The fused epilogue -- bias, residual input r (inputs[2]) and ReLU --
--- is added by passes/fuse_epilogue.lua. Lowered to the direct kernel (halide/conv2d.cpp), or to
+-- is added by passes/fuse_epilogue.lua; the direct kernel writes over the residual when it is the
+-- residual's last use (in_place). Lowered to the direct kernel (halide/conv2d.cpp), or to
 -- Winograd where winograd.choose says so (a conv's algorithm record is keyed by conv2d.algo_key).
 local ffi = require 'ffi'
 local ops = require 'ops'
@@ -155,7 +156,16 @@ function conv2d.lower(node, L)
     conv2d.packed_weight(L, node.params.weight, a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2], gp.w_block or 0),
     L:bias(node, a.cout),
   }
-  if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
+  local res = node.inputs[2]
+  if res then
+    args[#args + 1] = L:act(res, lower.act_dims(y.shape))
+    -- the residual's last use, and not the conv's input: write the output over it (in_place), so
+    -- the residual's lines are read and written once instead of a second buffer's being written
+    if res ~= x and gp.w_block and L:can_overwrite(res) then
+      L:alias_view(y, res, 0)
+      gp.in_place = true
+    end
+  end
   args[#args + 1] = L:act(y, lower.act_dims(y.shape))
   return 'conv2d', gp, args
 end

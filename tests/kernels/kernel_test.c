@@ -267,6 +267,9 @@ static int run_conv(const kcase *k) {
     int dx = get_param(P, "dil_x", 1), dy = get_param(P, "dil_y", 1);
     int g = get_param(P, "groups", 1), relu = get_param(P, "relu", 0), res = get_param(P, "residual", 0);
     int wb = get_param(P, "w_block", 0);
+    /* in_place: the output buffer is the residual buffer (the reference keeps a copy) */
+    int in_place = get_param(P, "in_place", 0);
+    float *res_copy = NULL;
     /* optional projection: + sum_cp pw(co, cp) * pin(cp, x * ps, y * ps) */
     int pcin = get_param(P, "proj_cin", 0), piw = get_param(P, "proj_in_w", 0);
     int pih = get_param(P, "proj_in_h", 0), ps = get_param(P, "proj_stride", 1);
@@ -328,6 +331,12 @@ static int run_conv(const kcase *k) {
     }
     args[nb++] = &out;
     memset(out.p, 0xff, out.n * sizeof(float)); /* NaN fill: detect unwritten outputs */
+    if (res && in_place) {
+        res_copy = (float *)malloc(resb.n * sizeof(float));
+        memcpy(res_copy, resb.p, resb.n * sizeof(float));
+        out.b.host = resb.b.host;
+        out.p = resb.p;
+    }
     rc = call_kernel(k, args, nb);
     if (rc != 0) {
         printf("FAIL  %-34s kernel returned %d\n", k->name, rc);
@@ -353,7 +362,7 @@ static int run_conv(const kcase *k) {
                 for (ci = 0; ci < pcin; ci++)
                     s += (double)pw.p[(size_t)ci * cout + co] *
                          pin.p[((size_t)y * ps * piw + (size_t)x * ps) * pcin + ci];
-                if (res) s += resb.p[((size_t)y * ow + x) * cout + co];
+                if (res) s += (res_copy ? res_copy : resb.p)[((size_t)y * ow + x) * cout + co];
                 if (relu && s < 0) s = 0;
                 ref[((size_t)y * ow + x) * cout + co] = s;
             }
@@ -367,6 +376,7 @@ static int run_conv(const kcase *k) {
     tbuf_free(&bias);
     tbuf_free(&out);
     if (res) tbuf_free(&resb);
+    free(res_copy);
     if (pcin > 0) {
         tbuf_free(&pin);
         tbuf_free(&pw);

@@ -380,15 +380,22 @@ function tune.run(list, opts)
     local finals = {}
     for j = 1, math.min(3, #ranked) do finals[j] = schedules.parse_params(ranked[j].key) end
     local best, best_us, def_us = {}, nil, nil
+    local ranked_finals = {}
     if #finals > 0 then
       local res = measure(k, finals, target, { threads = opts.threads, rounds = 7, batch_ms = opts.batch_ms, tol = opts.tol,
         cold = opts.cold })
       def_us = res[1].us
       best_us = def_us
+      local ok = {}
       for j = 1, #finals do
         local r = res[j + 1]
-        if r.us and r.err <= (opts.tol or 1e-5) and r.us < best_us * 0.99 then best, best_us = finals[j], r.us end
+        if r.us and r.err <= (opts.tol or 1e-5) then
+          ok[#ok + 1] = { params = finals[j], us = r.us }
+          if r.us < best_us * 0.99 then best, best_us = finals[j], r.us end
+        end
       end
+      table.sort(ok, function(a, b) return a.us < b.us end)
+      for j, f in ipairs(ok) do ranked_finals[j] = f.params end
     else
       def_us = measured.default and measured.default.us
       best_us = def_us
@@ -404,7 +411,7 @@ function tune.run(list, opts)
     db = schedules.load(target)
     db[k.sig] = { params = best, comment = comment }
     if not opts.dry_run then schedules.save(target, db) end
-    results[k.sig] = { best = best, us = best_us, default_us = def_us, gflops = gf(best_us),
+    results[k.sig] = { best = best, finals = ranked_finals, us = best_us, default_us = def_us, gflops = gf(best_us),
                        default_gflops = gf(def_us), tried = tried, rejected = rejected, fresh = fresh }
     local elapsed = clock() - t_start
     out:write(string.format('[%d/%d] %-38s best %6.1f GFLOP/s (%s) default %6.1f, %d candidates (%d rejected), %s; ETA %s\n',
@@ -418,7 +425,7 @@ function tune.run(list, opts)
 end
 
 -- Build the model once per variant ({ name, conv_algo (lower.lower), drop = { [signature] = true }:
--- schedule records left out }) and profile the bundles interleaved: up to `rounds` rounds, each
+-- schedule records left out, set = { [signature] = params }: records replaced }) and profile the bundles interleaved: up to `rounds` rounds, each
 -- running every variant's per-layer profile `runs` times in turn, min per layer over the rounds
 -- (after `min_rounds`, no new round starts past `deadline` on the clock `now`). With `outputs`, the
 -- first round also returns each variant's output for the example program's fixed input.
@@ -433,10 +440,11 @@ local function profile_variants(graph, variants, opts)
   local ok, res = pcall(function()
     local infos = {}
     for i, v in ipairs(variants) do
-      if v.drop then
+      if v.drop or v.set then
         schedules.load = function(t)
           local d = real_load(t)
-          for sig in pairs(v.drop) do d[sig] = nil end
+          for sig in pairs(v.drop or {}) do d[sig] = nil end
+          for sig, params in pairs(v.set or {}) do d[sig] = { params = params } end
           return d
         end
       end
@@ -477,22 +485,26 @@ end
 
 -- The run-off in the model: a kernel timed alone (even cold) does not see the cache state it
 -- meets inside the model (which activations, residuals and output lines are still cached after
--- the layers before it), so a record that won alone can lose there (resnet50's 64->256 1x1
--- +residual on 56x56: 107% of peak with the default, 68% with the schedule that won alone).
--- Build the model twice, with the records of `sigs` and with the default schedules for them,
--- run both bundles' per-layer profiles interleaved (`rounds` x `runs`, min per layer), and turn
--- back to `default` every record whose layers are not faster in the model by more than 1%.
--- graph: the deploy graph; sigs: { [signature] = true } (the kernels just tuned).
--- Returns { kept = n, reverted = n }.
-function tune.model_runoff(graph, sigs, opts)
+-- the layers before it), so the schedule that wins alone can lose there (resnet50's 64->256 1x1
+-- +residual on 56x56: 107% of peak with the default, 68% with the schedule that won alone; its
+-- 256->1024 +residual on 14x14: 6x4 tiles won alone and lost in the model by 4%).
+-- For every kernel just tuned the model is built with the default schedule and with each of its
+-- (up to) three best candidates of the cold run-off (variant j: every kernel's j-th candidate),
+-- the bundles' per-layer profiles run interleaved (`rounds` x `runs`, min per layer), and each
+-- kernel keeps the schedule with the lowest time summed over its layers, the default unless a
+-- candidate beats it by more than 1%.
+-- graph: the deploy graph; finals: { [signature] = { params, ... } } (tune.run's results' finals).
+-- Returns { kept = n, reverted = n } (reverted: the default kept).
+function tune.model_runoff(graph, finals, opts)
   local lower = require 'lower'
   local target = opts.target
   local out = opts.out or io.stderr
-  local db = schedules.load(target)
-  local cand = {}
-  for sig in pairs(sigs) do
-    local r = db[sig]
-    if r and next(r.params) then cand[sig] = r end
+  local cand, depth = {}, 0
+  for sig, list in pairs(finals) do
+    if #list > 0 then
+      cand[sig] = list
+      depth = math.max(depth, #list)
+    end
   end
   if not next(cand) then return { kept = 0, reverted = 0 } end
   -- layer name -> kernel signature
@@ -502,33 +514,56 @@ function tune.model_runoff(graph, sigs, opts)
       sig_of[step.name] = schedules.signature(step.generator, kernels.param_list(step.gparams))
     end
   end
-  local best = profile_variants(graph, { { name = 'tuned' }, { name = 'default', drop = cand } },
+  local variants = { { name = 'default', drop = cand } }
+  for j = 1, depth do
+    local set, drop = {}, {}
+    for sig, list in pairs(cand) do
+      if list[j] then set[sig] = list[j] else drop[sig] = true end
+    end
+    variants[#variants + 1] = { name = 'cand' .. j, set = set, drop = drop }
+  end
+  local best = profile_variants(graph, variants,
     { target = target, threads = opts.threads, rounds = opts.rounds or 4, runs = opts.runs }).best
-  local t_tuned, t_def = {}, {}
+  -- per signature and variant: the time summed over its layers
+  local t = {}
   for name, sig in pairs(sig_of) do
-    if cand[sig] and best[1][name] and best[2][name] then
-      t_tuned[sig] = (t_tuned[sig] or 0) + best[1][name]
-      t_def[sig] = (t_def[sig] or 0) + best[2][name]
+    if cand[sig] then
+      t[sig] = t[sig] or {}
+      for v = 1, #variants do
+        t[sig][v] = best[v][name] and (t[sig][v] or 0) + best[v][name] or math.huge
+      end
     end
   end
   local kept, reverted = 0, 0
-  db = schedules.load(target)
-  for sig, r in pairs(cand) do
-    r.comment = r.comment and r.comment:gsub('; in the model .*$', '')  -- an earlier run-off's note
-    if t_tuned[sig] and t_def[sig] then
-      local note = string.format('; in the model %.3f vs %.3f ms default', t_tuned[sig], t_def[sig])
-      if t_tuned[sig] < t_def[sig] * 0.99 then
+  local db = schedules.load(target)
+  for sig, list in pairs(cand) do
+    local r = db[sig] or { params = {} }
+    local comment = (r.comment or '#'):gsub('; in the model .*$', '')  -- an earlier run-off's note
+    local times = t[sig]
+    if times then
+      local pick = 1
+      for v = 2, #variants do
+        if list[v - 1] and times[v] < times[pick] and times[v] < times[1] * 0.99 then pick = v end
+      end
+      local parts = { string.format('default %.3f', times[1]) }
+      for v = 2, #variants do
+        if list[v - 1] then
+          parts[#parts + 1] = string.format('%s %.3f', schedules.format_params(list[v - 1]), times[v])
+        end
+      end
+      local note = '; in the model (ms): ' .. table.concat(parts, ', ')
+      if pick > 1 then
         kept = kept + 1
-        db[sig] = { params = r.params, comment = (r.comment or '#') .. note }
+        db[sig] = { params = list[pick - 1], comment = comment .. note }
       else
         reverted = reverted + 1
-        db[sig] = { params = {}, comment = (r.comment or '#') .. note .. ': default kept (' ..
-          schedules.format_params(r.params) .. ' lost in the model)' }
+        db[sig] = { params = {}, comment = comment .. note .. ': default kept' }
       end
     end
   end
   if not opts.dry_run then schedules.save(target, db) end
-  out:write(string.format('foldc tune: run-off in the model: %d record(s) kept, %d turned back to default\n', kept, reverted))
+  out:write(string.format('foldc tune: run-off in the model (default and the best %d per kernel): %d kernel(s) with a ' ..
+    'tuned schedule, %d with the default\n', depth, kept, reverted))
   return { kept = kept, reverted = reverted }
 end
 

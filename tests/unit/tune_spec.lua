@@ -2,7 +2,9 @@
 -- a wrong candidate (it computes relu on a kernel without one) is rejected by the numerics check,
 -- the result is saved to schedules/<target>/ and picked up by a later build (kernels.compile),
 -- and a second run resumes (skips the recorded kernel; with --force re-uses the logged
--- measurements instead of compiling them again). Timing itself is not checked.
+-- measurements instead of compiling them again); the run-off in the model records, per kernel,
+-- the fastest of its default and its candidates there, with every time in the comment. Timing
+-- itself is not checked.
 local tune = require 'tune'
 local kernels = require 'kernels'
 local schedules = require 'schedules'
@@ -56,6 +58,48 @@ describe('foldc tune', function()
     assert.are.equal('tile_co=1 tile_x=3', program.steps[1].schedule)
     assert.is_truthy(table.concat(distinct[1].params, ' '):find('tile_x=3', 1, true))
     assert.is_true(sys.exists(distinct[1].object))
+  end)
+
+  it('chooses each kernel\'s schedule in the model among its default and its candidates', function()
+    local pipeline = require 'pipeline'
+    local lower = require 'lower'
+    local model = dir .. '/runoff_net.lua'
+    sys.write_file(model, [=[
+local nn = require 'nn'
+local function Net()
+  local m = nn.Module('RunoffNet')
+  m.a = nn.Conv2d(32, 64, 1)
+  m.b = nn.Conv2d(64, 32, 1)
+  function m:forward(x) return self.b(nn.relu(self.a(x))) end
+  return m
+end
+return { family = 'test', configs = { runoff_net = { build = Net, input = { 1, 32, 12, 12 } } } }
+]=])
+    local graph = pipeline.deploy_graph(model, 'random')
+    local finals, cands = {}, { { { tile_co = 1, tile_x = 2 }, { tile_co = 2, tile_x = 4 } }, { { tile_x = 3 } } }
+    for i, step in ipairs(lower.lower(graph, { target = target }).steps) do
+      if step.kind == 'kernel' then finals[schedules.signature(step.generator, kernels.param_list(step.gparams))] = cands[i] end
+    end
+    local r = tune.model_runoff(graph, finals, { target = target, out = sink, rounds = 2, runs = 3 })
+    assert.are.equal(2, r.kept + r.reverted)
+    local db = schedules.load(target)
+    for sig, list in pairs(finals) do
+      local rec = db[sig]
+      local times = {}
+      for name, ms in rec.comment:gmatch('([%w_= ]+) ([%d.]+)[,:]') do times[name:match('^%s*(.-)%s*$')] = tonumber(ms) end
+      for name, ms in rec.comment:gmatch('([%w_= ]+) ([%d.]+)$') do times[name:match('^%s*(.-)%s*$')] = tonumber(ms) end
+      local def = tonumber(rec.comment:match('in the model %(ms%): default ([%d.]+)'))
+      assert.is_truthy(def, rec.comment)
+      for _, c in ipairs(list) do assert.is_truthy(times[schedules.format_params(c)], rec.comment) end
+      local chosen = schedules.format_params(rec.params)
+      if chosen == 'default' then
+        for _, c in ipairs(list) do assert.is_true(times[schedules.format_params(c)] >= def * 0.99, rec.comment) end
+        assert.is_truthy(rec.comment:find(': default kept', 1, true), rec.comment)
+      else
+        assert.is_true(times[chosen] < def * 0.99, rec.comment)
+        for _, c in ipairs(list) do assert.is_true(times[chosen] <= times[schedules.format_params(c)], rec.comment) end
+      end
+    end
   end)
 
   it('resumes: recorded kernels are skipped, logged candidates are not measured again', function()

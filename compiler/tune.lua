@@ -545,10 +545,10 @@ function tune.model_runoff(graph, finals, opts)
       for v = 2, #variants do
         if list[v - 1] and times[v] < times[pick] and times[v] < times[1] * 0.99 then pick = v end
       end
-      local parts = { string.format('default %.3f', times[1]) }
+      local parts = { string.format('default %.4f', times[1]) }
       for v = 2, #variants do
         if list[v - 1] then
-          parts[#parts + 1] = string.format('%s %.3f', schedules.format_params(list[v - 1]), times[v])
+          parts[#parts + 1] = string.format('%s %.4f', schedules.format_params(list[v - 1]), times[v])
         end
       end
       local note = '; in the model (ms): ' .. table.concat(parts, ', ')

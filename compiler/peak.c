@@ -1,7 +1,7 @@
 /* peak.c: the FMA peak of one core, measured (foldc bench's "% of peak", backend.peak_gflops).
  *
  * N independent chains of vector fused multiply-adds (acc = acc * b + c), enough to cover the FMA
- * latency on every pipe: 2 * lanes * N * iterations flops over the elapsed time, best of 5 runs
+ * latency on every pipe: 2 * lanes * N * iterations flops over the elapsed time, best of 10 runs
  * of about 50 ms. Built for the target's vector ISA (-mavx512f or -mavx2 -mfma, compiler/backend.lua);
  * prints the GFLOP/s as one number.
  */
@@ -49,7 +49,7 @@ int main(void) {
   double best = 0.0, sink = 0.0;
   int run, i;
   long k;
-  for (run = 0; run < 5; run++) {
+  for (run = 0; run < 10; run++) {
     double t;
     for (i = 0; i < CHAINS; i++) acc[i] = SET1((float)i);
     t = now_s();

@@ -74,8 +74,10 @@ function tune.space(generator, p, target)
     for c = 1, 8 do
       if c * VW <= cout then
         for x = 1, math.min(16, ow) do
-          local need = c * x + c + (regs <= 16 and 1 or 0)
-          if depthwise or need <= regs then
+          local need = c * x + c + 1 -- accumulators, weight vectors, the broadcast input (halide/conv2d.cpp)
+          -- an in-place kernel rounds its tiles to divisors of the output: try only those
+          local divides = cout % (c * VW) == 0 and ow % x == 0
+          if (depthwise or need <= regs) and (divides or not p.in_place or p.in_place == 'false') then
             local wc = math.ceil(cout / (c * VW)) * c * VW / cout
             local wx = math.ceil(ow / x) * x / ow
             local score = (depthwise and x or (c * x) / (c + x)) / (wc * wx)

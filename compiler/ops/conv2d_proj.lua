@@ -5,7 +5,6 @@
 -- passes/fuse_projection.lua so that the sum is formed in registers and written once, instead of
 -- the shortcut's output being written and read back as a residual. Inputs: x, s. Params: weight,
 -- bias, proj_weight, proj_bias. attrs: the conv's, plus proj = { cin, stride = {sy, sx} }.
-local ops = require 'ops'
 local tensor = require 'tensor'
 local lower = require 'lower'
 local conv2d = require 'ops.conv2d'

@@ -3,7 +3,8 @@
 --
 --   * The space (tune.space): conv2d register tile (tile_co vectors of output channels x tile_x
 --     pixels, ranked by the generator's own FMA-per-load score), loop order (rows / channel tiles
---     outer), reduction blocking (ci_block), padding mode; linear: tile_co x tile_r. Stage 1 tries
+--     outer), reduction blocking (ci_block), padding mode; linear: tile_co x tile_r; linear_tokens:
+--     tile_co x tile_r, then the weight panel depth kb. Stage 1 tries
 --     the tiles, stage 2 refines the best one. Kernels of other generators have no knobs here.
 --   * Validation: the generator's default schedule is the reference (itself checked against a
 --     naive C reference by tests/kernels); a candidate whose output differs by more than `tol`
@@ -143,6 +144,30 @@ function tune.space(generator, p, target)
       end
     end
     return stage1, function() return {} end
+  elseif generator == 'linear_tokens' then
+    -- register tile (tile_co vectors x tile_r rows), then the weight panel's depth kb
+    local cin, cout, rows = num(p, 'cin'), num(p, 'cout'), num(p, 'rows', 1)
+    local stage1 = {}
+    for _, c in ipairs({ 1, 2, 3, 4, 6 }) do
+      if cout % (c * V) == 0 then
+        for r = 2, math.min(12, rows) do
+          if c * r + c + 1 <= regs then stage1[#stage1 + 1] = { tile_co = c, tile_r = r } end
+        end
+      end
+    end
+    local function refine(best)
+      local out = {}
+      for _, kb in ipairs({ 32, 64, 128, 256 }) do
+        if kb < cin and cin % kb == 0 then
+          local c = {}
+          for k, v in pairs(best) do c[k] = v end
+          c.kb = kb
+          out[#out + 1] = c
+        end
+      end
+      return out
+    end
+    return stage1, refine
   end
   return nil
 end
@@ -278,6 +303,9 @@ local function describe_kernel(k)
       p.relu and ' relu' or '')
   elseif k.generator == 'linear' then
     return string.format('linear %d->%d rows %d%s', p.cin, p.cout, p.rows or 1, p.relu and ' relu' or '')
+  elseif k.generator == 'linear_tokens' then
+    return string.format('linear_tokens %d->%d rows %d%s%s', p.cin, p.cout, p.rows, p.gelu and ' gelu' or '',
+      p.residual and ' +res' or '')
   end
   return k.generator
 end

@@ -103,6 +103,19 @@ return { family = 'test', configs = { runoff_net = { build = Net, input = { 1, 3
     end
   end)
 
+  it('searches linear_tokens tiles within the registers, dividing the channels, then kb', function()
+    local avx512 = 'x86-64-linux-avx-avx2-avx512-fma'
+    local stage1, refine = tune.space('linear_tokens', { cin = 384, cout = 1536, rows = 197 }, avx512)
+    assert.is_true(#stage1 > 10)
+    for _, c in ipairs(stage1) do
+      assert.is_true(c.tile_co * c.tile_r + c.tile_co + 1 <= 32, schedules.format_params(c))
+      assert.are.equal(0, 1536 % (c.tile_co * 16))
+    end
+    local more = refine({ tile_co = 4, tile_r = 6 })
+    assert.is_true(#more > 0)
+    for _, c in ipairs(more) do assert.are.equal(0, 384 % c.kb); assert.are.equal(6, c.tile_r) end
+  end)
+
   it('resumes: recorded kernels are skipped, logged candidates are not measured again', function()
     local again = tune.run({ kernel }, { target = target, minutes = 0.02, out = sink, batch_ms = 1 })
     assert.is_nil(again[kernel.sig])

@@ -256,6 +256,19 @@ static int report(const kcase *k, double err, int nonfinite, double t, double fl
     return report_tol(k, err, TOL, nonfinite, t, flops, bytes);
 }
 
+/* w_block=B: HWIO weights w (co, ci, kx, ky) = [ky][kx][ci][co] repacked into wk as
+ * (co % B, ci, kx, ky + kh * (co / B)), i.e. blocks of B output channels, each [kh][kw][ci][B]. */
+static void pack_w_block(const tbuf *w, int cout, int cpg, int kw, int kh, int wb, tbuf *wk) {
+    int e_wk[4] = {wb, cpg, kw, kh * (cout / wb)};
+    size_t q;
+    tbuf_init(wk, 4, e_wk);
+    for (q = 0; q < w->n; q++) {
+        size_t co_ = q % cout, rest = q / cout; /* rest = (ky * kw + kx) * cpg + ci */
+        size_t ci_ = rest % cpg, kxy = rest / cpg, kx_ = kxy % kw, ky_ = kxy / kw;
+        wk->p[(((ky_ + (size_t)kh * (co_ / wb)) * kw + kx_) * cpg + ci_) * wb + co_ % wb] = w->p[q];
+    }
+}
+
 static int run_conv(const kcase *k) {
     const char *P = k->params;
     int cin = get_param(P, "cin", 64), cout = get_param(P, "cout", 64);
@@ -290,15 +303,7 @@ static int run_conv(const kcase *k) {
     tbuf_rand(&bias, 0.5f);
     args[nb++] = &in;
     if (wb > 0) {
-        /* w_block=B: weights (co % B, ci, kx, ky + kh * (co / B)) */
-        int e_wk[4] = {wb, cpg, kw, kh * (cout / wb)};
-        size_t q;
-        tbuf_init(&wk, 4, e_wk);
-        for (q = 0; q < w.n; q++) {
-            size_t co_ = q % cout, rest = q / cout; /* rest = (ky * kw + kx) * cpg + ci */
-            size_t ci_ = rest % cpg, kxy = rest / cpg, kx_ = kxy % kw, ky_ = kxy / kw;
-            wk.p[(((ky_ + (size_t)kh * (co_ / wb)) * kw + kx_) * cpg + ci_) * wb + co_ % wb] = w.p[q];
-        }
+        pack_w_block(&w, cout, cpg, kw, kh, wb, &wk);
         args[nb++] = &wk;
     } else {
         args[nb++] = &w;
@@ -311,14 +316,7 @@ static int run_conv(const kcase *k) {
         tbuf_rand(&pw, 1.0f / sqrtf((float)pcin));
         args[nb++] = &pin;
         if (wb > 0) {
-            /* blocked like the weights: (co % B, cp, 0, co / B) */
-            int e_pwk[4] = {wb, pcin, 1, cout / wb};
-            size_t q;
-            tbuf_init(&pwk, 4, e_pwk);
-            for (q = 0; q < pw.n; q++) {
-                size_t co_ = q % cout, cp_ = q / cout;
-                pwk.p[((co_ / wb) * pcin + cp_) * wb + co_ % wb] = pw.p[q];
-            }
+            pack_w_block(&pw, cout, pcin, 1, 1, wb, &pwk); /* blocked like the weights */
             args[nb++] = &pwk;
         } else {
             args[nb++] = &pw;

@@ -15,8 +15,9 @@
 --     end the default and the leading candidates run once more side by side (a run-off), and a
 --     candidate replaces the default only if it is faster there by more than 1%.
 --   * Run-off in the model (tune.model_runoff, after the kernels): the model is built with the
---     new records and with the defaults, both profiled interleaved, and a record whose layers
---     are not faster in the model is turned back to `default`.
+--     defaults and with each kernel's leading candidates, profiled interleaved, and each kernel
+--     keeps the fastest in the model. Then the weight prefetch (tune.prefetch_runoff): the convs
+--     with 256 KB of weights or more are built with the prefetch distances, and keep the fastest.
 --   * Algorithm run-off in the model (tune.algo_runoff, after the kernels, with their records):
 --     per stride-1 3x3 conv signature, direct vs Winograd F(2x2) vs F(4x4), each forced in a build
 --     of the whole model, profiled interleaved; the fastest whose model output matches the direct
@@ -526,31 +527,19 @@ local function profile_variants(graph, variants, opts)
   return res
 end
 
--- The run-off in the model: a kernel timed alone (even cold) does not see the cache state it
--- meets inside the model (which activations, residuals and output lines are still cached after
--- the layers before it), so the schedule that wins alone can lose there (resnet50's 64->256 1x1
--- +residual on 56x56: 107% of peak with the default, 68% with the schedule that won alone; its
--- 256->1024 +residual on 14x14: 6x4 tiles won alone and lost in the model by 4%).
--- For every kernel just tuned the model is built with the default schedule and with each of its
--- candidates of the cold run-off (its three best and the best of each loop order they leave out,
--- ranked; variant j: every kernel's j-th candidate),
--- the bundles' per-layer profiles run interleaved (`rounds` x `runs`, min per layer), and each
--- kernel keeps the schedule with the lowest time summed over its layers, the default unless a
--- candidate beats it by more than 1%.
--- graph: the deploy graph; finals: { [signature] = { params, ... } } (tune.run's results' finals).
--- Returns { kept = n, reverted = n } (reverted: the default kept).
-function tune.model_runoff(graph, finals, opts)
+-- Run-offs in the model: the model is built once per variant, the bundles' per-layer profiles run
+-- interleaved (`rounds` x `runs`, min per layer), and each kernel keeps the schedule with the lowest
+-- time summed over its layers; the base variant wins unless a candidate beats it by more than 1%.
+-- cand: { [signature] = { params, ... } } (variant j: every kernel's j-th candidate); base =
+-- 'default' (the base variant drops the kernels' records; a loss turns the record to `default`)
+-- or 'record' (the base variant is the kernels' records; a loss keeps them). The times go into the
+-- record's comment after `label`, replacing an earlier note with the same label (and, for the
+-- default base, every later note: it starts the chain).
+local function runoff_in_model(graph, cand, opts, base, label)
   local lower = require 'lower'
   local target = opts.target
-  local out = opts.out or io.stderr
-  local cand, depth = {}, 0
-  for sig, list in pairs(finals) do
-    if #list > 0 then
-      cand[sig] = list
-      depth = math.max(depth, #list)
-    end
-  end
-  if not next(cand) then return { kept = 0, reverted = 0 } end
+  local depth = 0
+  for _, list in pairs(cand) do depth = math.max(depth, #list) end
   -- layer name -> kernel signature
   local sig_of = {}
   for _, step in ipairs(lower.lower(graph, { target = target }).steps) do
@@ -558,11 +547,11 @@ function tune.model_runoff(graph, finals, opts)
       sig_of[step.name] = schedules.signature(step.generator, kernels.param_list(step.gparams))
     end
   end
-  local variants = { { name = 'default', drop = cand } }
+  local variants = { { name = base, drop = base == 'default' and cand or nil } }
   for j = 1, depth do
     local set, drop = {}, {}
     for sig, list in pairs(cand) do
-      if list[j] then set[sig] = list[j] else drop[sig] = true end
+      if list[j] then set[sig] = list[j] elseif base == 'default' then drop[sig] = true end
     end
     variants[#variants + 1] = { name = 'cand' .. j, set = set, drop = drop }
   end
@@ -580,35 +569,99 @@ function tune.model_runoff(graph, finals, opts)
   end
   local kept, reverted = 0, 0
   local db = schedules.load(target)
+  local esc = label:gsub('%p', '%%%0')
   for sig, list in pairs(cand) do
     local r = db[sig] or { params = {} }
-    local comment = (r.comment or '#'):gsub('; in the model .*$', '')  -- an earlier run-off's note
+    local comment = (r.comment or '#'):gsub(base == 'default' and '; ' .. esc .. '.*$' or '; ' .. esc .. '[^;]*', '')
     local times = t[sig]
     if times then
       local pick = 1
       for v = 2, #variants do
         if list[v - 1] and times[v] < times[pick] and times[v] < times[1] * 0.99 then pick = v end
       end
-      local parts = { string.format('default %.4f', times[1]) }
+      local parts = { string.format('%s %.4f', base == 'default' and 'default' or schedules.format_params(r.params), times[1]) }
       for v = 2, #variants do
         if list[v - 1] then
           parts[#parts + 1] = string.format('%s %.4f', schedules.format_params(list[v - 1]), times[v])
         end
       end
-      local note = '; in the model (ms): ' .. table.concat(parts, ', ')
+      local note = '; ' .. label .. ' (ms): ' .. table.concat(parts, ', ')
       if pick > 1 then
         kept = kept + 1
         db[sig] = { params = list[pick - 1], comment = comment .. note }
       else
         reverted = reverted + 1
-        db[sig] = { params = {}, comment = comment .. note .. ': default kept' }
+        db[sig] = { params = base == 'default' and {} or r.params, comment = comment .. note .. ': ' .. base .. ' kept' }
       end
     end
   end
   if not opts.dry_run then schedules.save(target, db) end
+  return { kept = kept, reverted = reverted, depth = depth }
+end
+
+-- The run-off in the model: a kernel timed alone (even cold) does not see the cache state it
+-- meets inside the model (which activations, residuals and output lines are still cached after
+-- the layers before it), so the schedule that wins alone can lose there (resnet50's 64->256 1x1
+-- +residual on 56x56: 107% of peak with the default, 68% with the schedule that won alone; its
+-- 256->1024 +residual on 14x14: 6x4 tiles won alone and lost in the model by 4%).
+-- For every kernel just tuned the model is built with the default schedule and with each of its
+-- candidates of the cold run-off (its three best and the best of each loop order they leave out,
+-- ranked), and each kernel keeps the fastest in the model (runoff_in_model, base 'default').
+-- graph: the deploy graph; finals: { [signature] = { params, ... } } (tune.run's results' finals).
+-- Returns { kept = n, reverted = n } (reverted: the default kept).
+function tune.model_runoff(graph, finals, opts)
+  local out = opts.out or io.stderr
+  local cand = {}
+  for sig, list in pairs(finals) do
+    if #list > 0 then cand[sig] = list end
+  end
+  if not next(cand) then return { kept = 0, reverted = 0 } end
+  local r = runoff_in_model(graph, cand, opts, 'default', 'in the model')
   out:write(string.format('foldc tune: run-off in the model (default and up to %d candidates per kernel): %d kernel(s) with a ' ..
-    'tuned schedule, %d with the default\n', depth, kept, reverted))
-  return { kept = kept, reverted = reverted }
+    'tuned schedule, %d with the default\n', r.depth, r.kept, r.reverted))
+  return { kept = r.kept, reverted = r.reverted }
+end
+
+-- The weight prefetch, chosen in the model: a conv's weights come from DRAM in the model (resnet50
+-- holds 102 MB of them, its last-level cache 32 MB) but from the cache in the timing alone, even
+-- flushed between calls (the flush leaves the input and residual cold too), so the distance that
+-- wins alone is not the one that wins there: resnet50's 256->1024 1x1 +residual on 14x14 (1 MB of
+-- weights) ran 0.44 ms without prefetch, 0.41 ms prefetching 64 channels ahead, in the model; its
+-- 1024->256 1x1 lost 7% with the same prefetch. For every direct conv of the graph with a record and
+-- at least 256 KB of weights, the model is built with the record and with the record's prefetch
+-- set to each of off, 16, 32 and 64 channels ahead, and the fastest in the model is kept
+-- (runoff_in_model, base 'record'). opts.only: { [signature] = true }, the kernels to consider
+-- (foldc tune: those it just tuned). Returns { kept = n, reverted = n } (reverted: the record kept).
+function tune.prefetch_runoff(graph, opts)
+  local lower = require 'lower'
+  local out = opts.out or io.stderr
+  local db = schedules.load(opts.target)
+  local cand, n = {}, 0
+  for _, step in ipairs(lower.lower(graph, { target = opts.target }).steps) do
+    local g = step.kind == 'kernel' and step.generator == 'conv2d' and step.gparams
+    if g then
+      local sig = schedules.signature(step.generator, kernels.param_list(g))
+      local rec = db[sig]
+      local groups = tonumber(g.groups) or 1
+      local wbytes = 4 * g.cout * (g.cin / groups) * g.kw * g.kh
+      if rec and not cand[sig] and (not opts.only or opts.only[sig]) and wbytes >= 256 * 1024 and g.cin > groups then
+        local list = {}
+        for _, pf in ipairs({ -1, 16, 32, 64 }) do
+          if tonumber(rec.params.prefetch) ~= pf then
+            local c = { prefetch = pf }
+            for k, v in pairs(rec.params) do if k ~= 'prefetch' then c[k] = v end end
+            list[#list + 1] = c
+          end
+        end
+        cand[sig], n = list, n + 1
+      end
+    end
+  end
+  if n == 0 then return { kept = 0, reverted = 0 } end
+  local r = runoff_in_model(graph, cand, opts, 'record', 'prefetch in the model')
+  out:write(string.format('foldc tune: weight prefetch chosen in the model for %d kernel(s): %d changed, %d kept\n', n,
+    r.kept, r.reverted))
+  return { kept = r.kept, reverted = r.reverted }
 end
 
 -- The convs of a deploy graph that can run as Winograd (winograd.eligible), one entry per algorithm

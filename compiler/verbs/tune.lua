@@ -11,7 +11,7 @@ return {
     c:option('--minutes', 'Time budget for the whole model.', '15'):convert(tonumber)
     c:option('--threads', 'Threads the kernels are timed with.', '1'):convert(tonumber)
     c:flag('--force', 'Re-tune kernels and convolution algorithms that already have a record (and forget logged measurements).')
-    c:flag('--no-runoff', 'Skip the run-off in the model (each kernel gets the fastest, inside the whole model, of its default and its best three candidates timed alone).')
+    c:flag('--no-runoff', 'Skip the run-offs in the model (each kernel gets the fastest, inside the whole model, of its default and its best candidates timed alone; then the weight prefetch of the convs with 256 KB of weights or more).')
     c:flag('--no-algo', 'Skip the algorithm run-off (direct vs Winograd F(2x2) vs F(4x4) per stride-1 3x3 conv, in the model).')
   end,
   run = function(a)
@@ -31,11 +31,12 @@ return {
     local results = tune.run(tune.kernels_of(unpack(programs)), { target = target,
       minutes = a.minutes * (algo and 0.8 or 1), threads = a.threads, force = a.force })
     -- the schedule is chosen inside the model, among the default and the best candidates timed
-    -- alone (tune.model_runoff)
+    -- alone (tune.model_runoff), then the weight prefetch of the big convs (tune.prefetch_runoff)
     local finals = {}
     for sig, r in pairs(results) do finals[sig] = r.finals end
     if next(finals) and not a.no_runoff then
       tune.model_runoff(deploy, finals, { target = target, threads = a.threads })
+      tune.prefetch_runoff(deploy, { target = target, threads = a.threads, only = finals })
     end
     if not a.no_algo then
       tune.algo_runoff(deploy, { target = target, threads = a.threads, force = a.force, deadline = t0 + a.minutes * 60 })

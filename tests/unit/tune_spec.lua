@@ -103,6 +103,63 @@ return { family = 'test', configs = { runoff_net = { build = Net, input = { 1, 3
     end
   end)
 
+  it('chooses the weight prefetch of the big convs in the model, keeping the rest of their records', function()
+    local pipeline = require 'pipeline'
+    local lower = require 'lower'
+    local model = dir .. '/prefetch_net.lua'
+    sys.write_file(model, [=[
+local nn = require 'nn'
+local function Net()
+  local m = nn.Module('PrefetchNet')
+  m.a = nn.Conv2d(16, 256, 1)
+  m.b = nn.Conv2d(256, 256, 1)
+  m.c = nn.Conv2d(256, 16, 1)
+  function m:forward(x) return self.c(nn.relu(self.b(nn.relu(self.a(x))))) end
+  return m
+end
+return { family = 'test', configs = { prefetch_net = { build = Net, input = { 1, 16, 6, 6 } } } }
+]=])
+    local graph = pipeline.deploy_graph(model, 'random')
+    local sigs = {}
+    for _, step in ipairs(lower.lower(graph, { target = target }).steps) do
+      if step.kind == 'kernel' then sigs[#sigs + 1] = schedules.signature(step.generator, kernels.param_list(step.gparams)) end
+    end
+    local big, small = sigs[2], sigs[3] -- 256 KB of weights; 16 KB
+    local db = schedules.load(target)
+    db[big] = { params = { tile_co = 1, tile_x = 3, prefetch = 16 }, comment = '# test; prefetch in the model (ms): old' }
+    db[small] = { params = { tile_x = 2 }, comment = '# small' }
+    schedules.save(target, db)
+    local only = { [big] = true, [small] = true }
+    local r = tune.prefetch_runoff(graph, { target = target, out = sink, rounds = 2, runs = 3, only = only })
+    assert.are.equal(1, r.kept + r.reverted)
+    db = schedules.load(target)
+    assert.are.equal('tile_x=2', schedules.format_params(db[small].params))
+    assert.are.equal('# small', db[small].comment)
+    local rec = db[big]
+    assert.are.equal(1, tonumber(rec.params.tile_co))
+    assert.are.equal(3, tonumber(rec.params.tile_x))
+    -- one note (the old one replaced): the record, then off, 32 and 64 channels ahead
+    local _, notes = rec.comment:gsub('prefetch in the model', '')
+    assert.are.equal(1, notes, rec.comment)
+    local times = {}
+    for name, ms in rec.comment:match('prefetch in the model %(ms%): (.*)$'):gmatch('([%w_= -]+) ([%d.]+)') do
+      times[name:match('^%s*(.-)%s*$')] = tonumber(ms)
+    end
+    local base = times['prefetch=16 tile_co=1 tile_x=3']
+    assert.is_truthy(base, rec.comment)
+    for _, pf in ipairs({ -1, 32, 64 }) do
+      assert.is_truthy(times['prefetch=' .. pf .. ' tile_co=1 tile_x=3'], rec.comment)
+    end
+    local chosen, slack = times[schedules.format_params(rec.params)], 1e-4
+    if tonumber(rec.params.prefetch) == 16 then
+      assert.is_truthy(rec.comment:find(': record kept', 1, true), rec.comment)
+      for _, ms in pairs(times) do assert.is_true(ms >= base * 0.99 - slack, rec.comment) end
+    else
+      assert.is_true(chosen <= base * 0.99 + slack, rec.comment)
+      for _, ms in pairs(times) do assert.is_true(chosen <= ms + slack, rec.comment) end
+    end
+  end)
+
   it('searches linear_tokens tiles within the registers, dividing the channels, then kb', function()
     local avx512 = 'x86-64-linux-avx-avx2-avx512-fma'
     local stage1, refine = tune.space('linear_tokens', { cin = 384, cout = 1536, rows = 197 }, avx512)

@@ -629,7 +629,7 @@ end
 -- weights) ran 0.44 ms without prefetch, 0.41 ms prefetching 64 channels ahead, in the model; its
 -- 1024->256 1x1 lost 7% with the same prefetch. For every direct conv of the graph with a record and
 -- at least 256 KB of weights, the model is built with the record and with the record's prefetch
--- set to each of off, 16, 32 and 64 channels ahead, and the fastest in the model is kept
+-- set to each other of off, 16, 32 and 64 channels ahead, and the fastest in the model is kept
 -- (runoff_in_model, base 'record'). opts.only: { [signature] = true }, the kernels to consider
 -- (foldc tune: those it just tuned). Returns { kept = n, reverted = n } (reverted: the record kept).
 function tune.prefetch_runoff(graph, opts)
@@ -645,9 +645,15 @@ function tune.prefetch_runoff(graph, opts)
       local groups = tonumber(g.groups) or 1
       local wbytes = 4 * g.cout * (g.cin / groups) * g.kw * g.kh
       if rec and not cand[sig] and (not opts.only or opts.only[sig]) and wbytes >= 256 * 1024 and g.cin > groups then
+        -- the record's distance (without one: the generator's default, halide/conv2d.cpp: 32
+        -- channels ahead from 2 MB of weights, projection included, else off) is the base
+        local own = tonumber(rec.params.prefetch)
+        if not own or own == 0 then
+          own = 4 * g.cout * ((g.cin / groups) * g.kw * g.kh + (tonumber(g.proj_cin) or 0)) >= 2 * 1024 * 1024 and 32 or -1
+        end
         local list = {}
         for _, pf in ipairs({ -1, 16, 32, 64 }) do
-          if tonumber(rec.params.prefetch) ~= pf then
+          if own ~= pf then
             local c = { prefetch = pf }
             for k, v in pairs(rec.params) do if k ~= 'prefetch' then c[k] = v end end
             list[#list + 1] = c

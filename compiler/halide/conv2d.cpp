@@ -358,7 +358,7 @@ public:
         cib = std::max(1, std::min(cib, CPG));
         const bool chunked = cib < CPG;
         int PF = prefetch;
-        if (PF == 0) PF = wbytes >= 2 * 1024 * 1024 ? 32 : -1;
+        if (PF == 0) PF = wbytes >= 2 * 1024 * 1024 ? 32 : -1; // (tune.prefetch_runoff mirrors this default)
         // Halide prefetches a box: with blocked weights and kh > 1 the box of a channel tile's
         // blocks (dim 3 = ky + kh * block) spans the other rows' taps too (10 lines per step
         // instead of 4 for a 4-vector tile of a 3x3 conv). Placed per output-channel vector

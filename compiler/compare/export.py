@@ -7,7 +7,8 @@ tests/fixtures/torch_reference.py, in the three forms the three runtimes read.
 Runs torch_reference.py MODEL OUTDIR (which writes MODEL.safetensors, MODEL.input.npy and the float64
 reference MODEL.output.npy), rebuilds the same PyTorch module from torch_reference.MODELS, loads that
 state_dict, switches re-parameterisable blocks to their deploy form where the module offers it
-(`switch_to_deploy()` / `reparameterize()`, as the official RepVGG/ACNet/DBB code does; foldc folds the
+(`switch_to_deploy()` / `reparameterize()`, as the official RepVGG/ACNet/DBB code does, or the
+mirror's whole-model reference conversion, torch_reference.DEPLOY; foldc folds the
 same structure at build time, so every runtime gets the model's best form), and writes
 MODEL.onnx (torch.onnx.export, opset 13) for ONNX Runtime and MODEL.pt (a pickled eval() module) for
 the PyTorch side. Any model torch_reference.py knows works here.
@@ -83,7 +84,10 @@ def main():
     base = os.path.join(a.outdir, a.model)
     model = torch_reference.MODELS[a.model]()
     load_exact(model, read_safetensors(base + '.safetensors'))
-    model = to_deploy(model.eval()).eval()
+    if a.model in torch_reference.DEPLOY:  # a whole-model reference conversion
+        model = torch_reference.DEPLOY[a.model](model.eval()).eval()
+    else:
+        model = to_deploy(model.eval()).eval()
     x = torch.from_numpy(np.load(base + '.input.npy'))
     with torch.no_grad():
         y = model(x).numpy()

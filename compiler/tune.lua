@@ -646,10 +646,12 @@ function tune.prefetch_runoff(graph, opts)
       local wbytes = 4 * g.cout * (g.cin / groups) * g.kw * g.kh
       if rec and not cand[sig] and (not opts.only or opts.only[sig]) and wbytes >= 256 * 1024 and g.cin > groups then
         -- the record's distance (without one: the generator's default, halide/conv2d.cpp: 32
-        -- channels ahead from 2 MB of weights, projection included, else off) is the base
+        -- channels ahead from 2 MB of weights, projection included, on at most 64 output pixels,
+        -- else off) is the base
         local own = tonumber(rec.params.prefetch)
         if not own or own == 0 then
-          own = 4 * g.cout * ((g.cin / groups) * g.kw * g.kh + (tonumber(g.proj_cin) or 0)) >= 2 * 1024 * 1024 and 32 or -1
+          local big = 4 * g.cout * ((g.cin / groups) * g.kw * g.kh + (tonumber(g.proj_cin) or 0)) >= 2 * 1024 * 1024
+          own = (big and g.out_w * g.out_h <= 64) and 32 or -1
         end
         local list = {}
         for _, pf in ipairs({ -1, 16, 32, 64 }) do

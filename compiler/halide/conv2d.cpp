@@ -91,8 +91,12 @@
 //   prefetch       software prefetch of the weights: -1 off, 1 the next ci
 //                  chunk at the top of each chunk, N >= 2 N input channels
 //                  ahead in the innermost reduction loop (default: 32 when
-//                  the weights are >= 2 MB, i.e. stream from DRAM, else off;
-//                  on small weights it only costs issue slots)
+//                  the weights are >= 2 MB, i.e. stream from DRAM, and the
+//                  output has at most 64 pixels, so each weight feeds few
+//                  FMAs and the stream must keep up (resnet50 stage 4 on 7x7:
+//                  25-50% slower without); else off: on 14x14 maps and up it
+//                  only cost issue slots (repvgg_b1g2's grouped 3x3 on 14x14,
+//                  4.7 MB: 125 GFLOP/s with it, 221 without))
 //   The projection's reduction is a second update of the same accumulator,
 //   scheduled like the first (its own ci chunks when chunked), so both sums
 //   stay in the register tile and the output is written once.
@@ -358,7 +362,7 @@ public:
         cib = std::max(1, std::min(cib, CPG));
         const bool chunked = cib < CPG;
         int PF = prefetch;
-        if (PF == 0) PF = wbytes >= 2 * 1024 * 1024 ? 32 : -1; // (tune.prefetch_runoff mirrors this default)
+        if (PF == 0) PF = (wbytes >= 2 * 1024 * 1024 && OW * OH <= 64) ? 32 : -1; // (tune.prefetch_runoff mirrors this)
         // Halide prefetches a box: with blocked weights and kh > 1 the box of a channel tile's
         // blocks (dim 3 = ky + kh * block) spans the other rows' taps too (10 lines per step
         // instead of 4 for a 4-vector tile of a 3x3 conv). Placed per output-channel vector

@@ -623,9 +623,10 @@ function tune.model_runoff(graph, finals, opts)
 end
 
 -- The weight prefetch, chosen in the model: a conv's weights come from DRAM in the model (resnet50
--- holds 102 MB of them, its last-level cache 32 MB) but from the cache in the timing alone, even
--- flushed between calls (the flush leaves the input and residual cold too), so the distance that
--- wins alone is not the one that wins there: resnet50's 256->1024 1x1 +residual on 14x14 (1 MB of
+-- holds 102 MB of them, its last-level cache 32 MB) while its input and residual are mostly still
+-- cached from the layers before; timed alone, cold, the weights, residual and output all come from
+-- DRAM at once and the prefetch competes with those misses, so the distance that wins alone is not the one that
+-- wins there: resnet50's 256->1024 1x1 +residual on 14x14 (1 MB of
 -- weights) ran 0.44 ms without prefetch, 0.41 ms prefetching 64 channels ahead, in the model; its
 -- 1024->256 1x1 lost 7% with the same prefetch. For every direct conv of the graph with a record and
 -- at least 256 KB of weights, the model is built with the record and with the record's prefetch

@@ -2,8 +2,10 @@
 //
 //   out(co, r) = act( bias(co) + sum_{ci < cin} w(co, ci) * in(ci, r) ) (+ residual(co, r))
 //   act = gelu (exact erf form) or identity; the residual is added after it.
-//   Buffers: input (cin, rows), weights (cout, cin) i.e. memory [ci][co], co innermost, bias
-//   (cout), [residual (cout, rows)], output (cout, rows).
+//   Buffers: input (cin, rows), weights (cout, cin) i.e. memory [ci][co], co innermost, or with
+//   w_block = B: (co % B, ci + cin * (co / B)), i.e. blocks of B output channels, each a contiguous
+//   [ci][B] run (set by the lowering: in [ci][co] a weight panel's rows are cout*4 bytes apart, a
+//   page each on 768-3072 channels), bias (cout), [residual (cout, rows)], output (cout, rows).
 //
 // Schedule (a GEMM blocked for the cache): for each block of T = tco vectors of output channels,
 // the accumulator of all rows (T x rows, L2-resident) is built over slices of KB input channels
@@ -17,6 +19,9 @@
 // Schedule GeneratorParams (0 = heuristic default): tile_co (vectors), tile_r (rows), kb.
 
 #include "foldc_common.h"
+
+#include <cstdio>
+#include <cstdlib>
 
 namespace {
 
@@ -33,6 +38,8 @@ public:
     GeneratorParam<int> tile_co{"tile_co", 0};
     GeneratorParam<int> tile_r{"tile_r", 0};
     GeneratorParam<int> kb{"kb", 0};
+    // weights layout: 0 = (cout, cin); B > 0 = blocked by B output channels (not a schedule choice)
+    GeneratorParam<int> w_block{"w_block", 0};
 
     Input<Buffer<float, 2>> input{"input"};
     Input<Buffer<float, 2>> weights{"weights"};
@@ -45,9 +52,17 @@ public:
     }
 
     void generate() {
-        const int CIN = cin, COUT = cout, R = rows;
+        const int CIN = cin, COUT = cout, R = rows, WB = w_block;
+        if (WB < 0 || (WB > 0 && COUT % WB != 0)) {
+            fprintf(stderr, "linear_tokens: w_block must divide cout\n");
+            abort();
+        }
         pin_dense(input, {CIN, R});
-        pin_dense(weights, {COUT, CIN});
+        if (WB > 0) {
+            pin_dense(weights, {WB, CIN * (COUT / WB)});
+        } else {
+            pin_dense(weights, {COUT, CIN});
+        }
         pin_dense(bias, {COUT});
         if (res) pin_dense(*res, {COUT, R});
 
@@ -91,7 +106,8 @@ public:
         RDom k(0, CIN, "k");
         Func acc("acc");
         acc(c, r) = bias(c);
-        acc(c, r) += weights(c, k) * input(k, min(r, R - 1));
+        Expr w = WB > 0 ? weights(c % WB, k + CIN * (c / WB)) : weights(c, k);
+        acc(c, r) += w * input(k, min(r, R - 1));
         Expr v = acc(c, r);
         if (gelu) v = 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
         if (res) v += (*res)(c, r);
@@ -118,7 +134,11 @@ public:
             .reorder(cl, cv, ri, ki, rb, ko);
 
         estimate_dense(input, {CIN, R});
-        estimate_dense(weights, {COUT, CIN});
+        if (WB > 0) {
+            estimate_dense(weights, {WB, CIN * (COUT / WB)});
+        } else {
+            estimate_dense(weights, {COUT, CIN});
+        }
         estimate_dense(bias, {COUT});
         if (res) estimate_dense(*res, {COUT, R});
         estimate_dense(output, {COUT, R});

@@ -30,20 +30,30 @@ function linear_tokens.eval(node, inputs, params)
   return y
 end
 
+-- The weights blocked by 16 output channels, [cout/16][cin][16] (halide/linear_tokens.cpp
+-- w_block): a register tile's weight panel is then a few contiguous runs instead of rows cout*4
+-- bytes apart (a page each at 1024+ channels). cout is a multiple of the vector width here.
+local W_BLOCK = 16
+
 function linear_tokens.lower(node, L)
   local x, y = node.inputs[1], node.outputs[1]
   local cin, cout = node.attrs.cin, node.attrs.cout
   local W = L.params[node.params.weight]
+  local wb = cout % W_BLOCK == 0 and W_BLOCK or 0
   local packed = tensor.new({ cin, cout })
   for co = 0, cout - 1 do
-    for ci = 0, cin - 1 do packed.data[ci * cout + co] = W.data[co * cin + ci] end
+    local base = wb > 0 and (math.floor(co / wb) * cin * wb + co % wb) or co
+    local step = wb > 0 and wb or cout
+    for ci = 0, cin - 1 do packed.data[base + ci * step] = W.data[co * cin + ci] end
   end
-  local args = { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. '@t', packed, { { cout, 1 }, { cin, cout } }),
+  local wdims = wb > 0 and { { wb, 1 }, { cin * cout / wb, wb } } or { { cout, 1 }, { cin, cout } }
+  local args = { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. (wb > 0 and '@t16' or '@t'), packed, wdims),
                  L:bias(node, cout) }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
   args[#args + 1] = L:act(y, lower.act_dims(y.shape))
   return 'linear_tokens', { cin = cin, cout = cout, rows = tensor.numel(x.shape) / cin,
-                            gelu = node.attrs.gelu and true or false, residual = node.inputs[2] ~= nil }, args
+                            gelu = node.attrs.gelu and true or false, residual = node.inputs[2] ~= nil,
+                            w_block = wb > 0 and wb or nil }, args
 end
 
 return linear_tokens

@@ -100,9 +100,10 @@ function conv2d.weight_block(a)
   return (a.cin > a.groups and a.cout % 16 == 0) and 16 or 0
 end
 
--- A [cout, cig, kh, kw] weight as the kernel reads it: a weights view named key@hwio[16].
-function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb)
-  local W = L.params[key]
+-- A [cout, cig, kh, kw] weight W (a tensor) in the kernels' memory order: HWIO, [kh][kw][cig][cout]
+-- (wb = 0), or blocked by wb output channels, [cout/wb][kh][kw][cig][wb]. Also the token Linears'
+-- layout (ops/linear_tokens.lua: kh = kw = 1).
+function conv2d.pack_weight(W, cout, cig, kh, kw, wb)
   local packed = tensor.new({ kh, kw, cig, cout })
   for co = 0, cout - 1 do
     local base = wb > 0 and (math.floor(co / wb) * kh * kw * cig * wb + co % wb) or co
@@ -115,6 +116,12 @@ function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb)
       end
     end
   end
+  return packed
+end
+
+-- A [cout, cig, kh, kw] weight as the kernel reads it: a weights view named key@hwio[16].
+function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb)
+  local packed = conv2d.pack_weight(L.params[key], cout, cig, kh, kw, wb)
   local wdims = { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }
   if wb > 0 then wdims = { { wb, 1 }, { cig, wb }, { kw, wb * cig }, { kh * cout / wb, wb * cig * kw } } end
   return L:weight(key .. (wb > 0 and '@hwio16' or '@hwio'), packed, wdims)

@@ -4,6 +4,7 @@
 local tensor = require 'tensor'
 local lower = require 'lower'
 local linear = require 'ops.linear'
+local conv2d = require 'ops.conv2d'
 local gelu = require 'ops.gelu'
 
 local linear_tokens = {}
@@ -38,14 +39,9 @@ local W_BLOCK = 16
 function linear_tokens.lower(node, L)
   local x, y = node.inputs[1], node.outputs[1]
   local cin, cout = node.attrs.cin, node.attrs.cout
-  local W = L.params[node.params.weight]
   local wb = cout % W_BLOCK == 0 and W_BLOCK or 0
-  local packed = tensor.new({ cin, cout })
-  for co = 0, cout - 1 do
-    local base = wb > 0 and (math.floor(co / wb) * cin * wb + co % wb) or co
-    local step = wb > 0 and wb or cout
-    for ci = 0, cin - 1 do packed.data[base + ci * step] = W.data[co * cin + ci] end
-  end
+  -- a [cout, cin] weight is a [cout, cin, 1, 1] kernel: the convs' packing, 2-D dims
+  local packed = conv2d.pack_weight(L.params[node.params.weight], cout, cin, 1, 1, wb)
   local wdims = wb > 0 and { { wb, 1 }, { cin * cout / wb, wb } } or { { cout, 1 }, { cin, cout } }
   local args = { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. (wb > 0 and '@t16' or '@t'), packed, wdims),
                  L:bias(node, cout) }

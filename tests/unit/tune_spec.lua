@@ -3,7 +3,8 @@
 -- the result is saved to schedules/<target>/ and picked up by a later build (kernels.compile),
 -- and a second run resumes (skips the recorded kernel; with --force re-uses the logged
 -- measurements instead of compiling them again); the run-off in the model records, per kernel,
--- the fastest of its default and its candidates there, with every time in the comment. Timing
+-- the fastest of its default and its candidates there, with every time in the comment, and the
+-- prefetch run-off changes only a big conv's prefetch, the record kept unless beaten. Timing
 -- itself is not checked.
 local tune = require 'tune'
 local kernels = require 'kernels'
@@ -31,6 +32,34 @@ describe('foldc tune', function()
     schedules.root = root
     sys.rm_rf(dir)
   end)
+
+  -- A model of 1x1 convs with ReLUs between (channels[1] -> channels[2] -> ...) on a w x w input,
+  -- written to the scratch folder: its deploy graph and its kernels' signatures, in order.
+  local function conv_chain(name, channels, w)
+    local pipeline = require 'pipeline'
+    local lower = require 'lower'
+    local src = { "local nn = require 'nn'", 'local function Net()', "  local m = nn.Module('Chain')" }
+    for i = 1, #channels - 1 do
+      src[#src + 1] = string.format('  m.c%d = nn.Conv2d(%d, %d, 1)', i, channels[i], channels[i + 1])
+    end
+    src[#src + 1] = '  function m:forward(x)'
+    for i = 1, #channels - 1 do
+      src[#src + 1] = string.format(i < #channels - 1 and '    x = nn.relu(self.c%d(x))' or '    return self.c%d(x)', i)
+    end
+    src[#src + 1] = '  end'
+    src[#src + 1] = '  return m'
+    src[#src + 1] = 'end'
+    src[#src + 1] = string.format("return { family = 'test', configs = { %s = { build = Net, input = { 1, %d, %d, %d } } } }",
+      name, channels[1], w, w)
+    local model = dir .. '/' .. name .. '.lua'
+    sys.write_file(model, table.concat(src, '\n') .. '\n')
+    local graph = pipeline.deploy_graph(model, 'random')
+    local sigs = {}
+    for _, step in ipairs(lower.lower(graph, { target = target }).steps) do
+      if step.kind == 'kernel' then sigs[#sigs + 1] = schedules.signature(step.generator, kernels.param_list(step.gparams)) end
+    end
+    return graph, sigs
+  end
 
   local first
   it('searches, rejects a wrong candidate and records the best', function()
@@ -61,25 +90,8 @@ describe('foldc tune', function()
   end)
 
   it('chooses each kernel\'s schedule in the model among its default and its candidates', function()
-    local pipeline = require 'pipeline'
-    local lower = require 'lower'
-    local model = dir .. '/runoff_net.lua'
-    sys.write_file(model, [=[
-local nn = require 'nn'
-local function Net()
-  local m = nn.Module('RunoffNet')
-  m.a = nn.Conv2d(32, 64, 1)
-  m.b = nn.Conv2d(64, 32, 1)
-  function m:forward(x) return self.b(nn.relu(self.a(x))) end
-  return m
-end
-return { family = 'test', configs = { runoff_net = { build = Net, input = { 1, 32, 12, 12 } } } }
-]=])
-    local graph = pipeline.deploy_graph(model, 'random')
-    local finals, cands = {}, { { { tile_co = 1, tile_x = 2 }, { tile_co = 2, tile_x = 4 } }, { { tile_x = 3 } } }
-    for i, step in ipairs(lower.lower(graph, { target = target }).steps) do
-      if step.kind == 'kernel' then finals[schedules.signature(step.generator, kernels.param_list(step.gparams))] = cands[i] end
-    end
+    local graph, sigs = conv_chain('runoff_net', { 32, 64, 32 }, 12)
+    local finals = { [sigs[1]] = { { tile_co = 1, tile_x = 2 }, { tile_co = 2, tile_x = 4 } }, [sigs[2]] = { { tile_x = 3 } } }
     local r = tune.model_runoff(graph, finals, { target = target, out = sink, rounds = 2, runs = 3 })
     assert.are.equal(2, r.kept + r.reverted)
     local db = schedules.load(target)
@@ -104,26 +116,7 @@ return { family = 'test', configs = { runoff_net = { build = Net, input = { 1, 3
   end)
 
   it('chooses the weight prefetch of the big convs in the model, keeping the rest of their records', function()
-    local pipeline = require 'pipeline'
-    local lower = require 'lower'
-    local model = dir .. '/prefetch_net.lua'
-    sys.write_file(model, [=[
-local nn = require 'nn'
-local function Net()
-  local m = nn.Module('PrefetchNet')
-  m.a = nn.Conv2d(16, 256, 1)
-  m.b = nn.Conv2d(256, 256, 1)
-  m.c = nn.Conv2d(256, 16, 1)
-  function m:forward(x) return self.c(nn.relu(self.b(nn.relu(self.a(x))))) end
-  return m
-end
-return { family = 'test', configs = { prefetch_net = { build = Net, input = { 1, 16, 6, 6 } } } }
-]=])
-    local graph = pipeline.deploy_graph(model, 'random')
-    local sigs = {}
-    for _, step in ipairs(lower.lower(graph, { target = target }).steps) do
-      if step.kind == 'kernel' then sigs[#sigs + 1] = schedules.signature(step.generator, kernels.param_list(step.gparams)) end
-    end
+    local graph, sigs = conv_chain('prefetch_net', { 16, 256, 256, 16 }, 6)
     local big, small = sigs[2], sigs[3] -- 256 KB of weights; 16 KB
     local db = schedules.load(target)
     db[big] = { params = { tile_co = 1, tile_x = 3, prefetch = 16 }, comment = '# test; prefetch in the model (ms): old' }

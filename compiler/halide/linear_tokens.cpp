@@ -58,11 +58,8 @@ public:
             abort();
         }
         pin_dense(input, {CIN, R});
-        if (WB > 0) {
-            pin_dense(weights, {WB, CIN * (COUT / WB)});
-        } else {
-            pin_dense(weights, {COUT, CIN});
-        }
+        const std::vector<int> wshape = WB > 0 ? std::vector<int>{WB, CIN * (COUT / WB)} : std::vector<int>{COUT, CIN};
+        pin_dense(weights, wshape);
         pin_dense(bias, {COUT});
         if (res) pin_dense(*res, {COUT, R});
 
@@ -134,11 +131,7 @@ public:
             .reorder(cl, cv, ri, ki, rb, ko);
 
         estimate_dense(input, {CIN, R});
-        if (WB > 0) {
-            estimate_dense(weights, {WB, CIN * (COUT / WB)});
-        } else {
-            estimate_dense(weights, {COUT, CIN});
-        }
+        estimate_dense(weights, wshape);
         estimate_dense(bias, {COUT});
         if (res) estimate_dense(*res, {COUT, R});
         estimate_dense(output, {COUT, R});

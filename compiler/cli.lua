@@ -17,6 +17,13 @@ function cli.model_args(c)
   c:argument('model', 'Zoo name, or FILE.lua[:CONFIG].')
   c:option('--weights', 'Weights (.safetensors), or random[:SEED] for seeded random weights.')
   c:option('--target', 'host, or a full Halide target string (spell every feature).', 'host')
+  cli.limit_arg(c)
+end
+
+-- --limit NAME=VALUE (repeatable): the bounds of compiler/limits.lua, applied by cli.main.
+function cli.limit_arg(c)
+  c:option('--limit', 'Raise or lower a bound on what the input may need, NAME=VALUE: '
+    .. require('limits').describe() .. '.'):count('*')
 end
 
 local function verb_names()
@@ -40,6 +47,7 @@ function cli.main(argv)
   end
   local ok, args = p:pparse(argv)
   if not ok then error(args .. ' (see foldc --help)', 0) end
+  for _, spec in ipairs(args.limit or {}) do require('limits').set(spec) end
   return verbs[args.verb].run(args)
 end
 

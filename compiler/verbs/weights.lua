@@ -125,6 +125,7 @@ return {
     c:argument('file', 'Weights: .safetensors, or a torch.save checkpoint (.pth/.pt/.bin/.ckpt, zip or legacy).')
     c:option('--diff', 'Zoo name or FILE.lua[:CONFIG]: show missing, unexpected and misshapen keys (exit 1 if any).')
       :argname('<model>')
+    cli.limit_arg(c)
   end,
   run = function(a)
     local w = require('weights').load(a.file)

@@ -3,37 +3,24 @@
 -- v2/v3), then an ASCII Python dict literal such as
 --   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
 -- padded with spaces and ended by '\n', then the raw C-order data.
--- Reads '<f4', '<f8' and '<f2' (converted to float32); writes v1.0 '<f4' with
--- the data starting at a multiple of 64 bytes, as current numpy does.
+-- Reads '<f4', '<f8' and '<f2' (converted to float32 by safetensors.to_float, which makes every
+-- NaN canonical); writes v1.0 '<f4' with the data starting at a multiple of 64 bytes, as current
+-- numpy does.
 local ffi = require 'ffi'
 local sys = require 'sys'
-local bit = require 'bit'
 local tensor = require 'tensor'
+local to_float = require('weights.safetensors').to_float
 
 local M = {}
 
 local MAGIC = '\147NUMPY'
 local ITEMSIZE = { ['<f4'] = 4, ['<f8'] = 8, ['<f2'] = 2 }
+local DTYPE = { ['<f4'] = 'F32', ['<f8'] = 'F64', ['<f2'] = 'F16' }
 
 assert(ffi.abi('le'), 'weights.npy: big-endian hosts are not supported')
 
 local function fail(path, msg)
   error(path .. ': ' .. msg, 0)
-end
-
-local function half_to_float(h)
-  local e = bit.band(bit.rshift(h, 10), 0x1f)
-  local m = bit.band(h, 0x3ff)
-  local v
-  if e == 0 then
-    v = m * 2 ^ -24
-  elseif e == 31 then
-    v = (m == 0) and math.huge or (0 / 0)
-  else
-    v = (1 + m / 1024) * 2 ^ (e - 15)
-  end
-  if h >= 0x8000 then v = -v end
-  return v
 end
 
 -- Returns a float32 tensor.
@@ -92,19 +79,8 @@ function M.read(path)
     fail(path, string.format('truncated: header says %.0f bytes of data, file has %d', need, have))
   end
 
-  local t = tensor.new(shape)
   local src = ffi.cast('const uint8_t*', s) + data_start
-  local out = t.data
-  if descr == '<f4' then
-    ffi.copy(out, src, need)
-  elseif descr == '<f8' then
-    local tmp = ffi.new('double[?]', numel)
-    ffi.copy(tmp, src, need)
-    for i = 0, numel - 1 do out[i] = tmp[i] end
-  else
-    for i = 0, numel - 1 do out[i] = half_to_float(src[2 * i] + src[2 * i + 1] * 256) end
-  end
-  return t
+  return tensor.new(shape, to_float(DTYPE[descr], src, numel))
 end
 
 -- Writes t (float32 tensor) as a v1.0 '<f4' C-order .npy, via path .. '.tmp'.

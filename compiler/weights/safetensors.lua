@@ -5,13 +5,21 @@
 -- "__metadata__" object of string -> string. Data is little-endian, C order.
 -- Float dtypes (F32, F16, BF16, F64) are read into float32 ffi arrays; integer
 -- and bool dtypes are validated but get data = nil (scalars get int_values).
+-- Strict, as the reference implementation: no duplicate JSON keys at any level, tensor names
+-- non-empty valid UTF-8 without control characters, and the tensors tile the data section
+-- exactly (no gap, overlap or trailing byte).
+-- Every float the compiler reads from a file goes through to_float or double_at here: they
+-- replace every NaN by the canonical one, tested on the bits, because LuaJIT reads a NaN whose
+-- upper bits match one of its type tags as a fake string/table/nil (a crash).
 local ffi = require 'ffi'
 local sys = require 'sys'
 local bit = require 'bit'
 local cjson = require 'cjson'
 local tensor = require 'tensor'
+local weights = require 'weights'
 
 local M = {}
+local printable = weights.printable
 
 local MAX_HEADER = 100000000 -- same limit as the reference implementation
 
@@ -63,7 +71,28 @@ local function get_f16_table()
   return f16_table
 end
 
--- Convert nbytes at src (uint8_t*) of dtype into a new float array of n.
+-- NaN bit patterns (exponent all ones, mantissa not zero) become the canonical quiet NaN, in
+-- place, looking only at the integer view: n float32 at bits (int32_t*), or n doubles at
+-- words (uint32_t*, low word first).
+local function canonical_floats(bits, n)
+  for i = 0, n - 1 do
+    local b = bits[i]
+    if bit.band(b, 0x7f800000) == 0x7f800000 and bit.band(b, 0x7fffff) ~= 0 then
+      bits[i] = 0x7fc00000
+    end
+  end
+end
+local function canonical_doubles(words, n)
+  for i = 0, n - 1 do
+    local hi = words[2 * i + 1]
+    if bit.band(hi, 0x7ff00000) == 0x7ff00000 and (bit.band(hi, 0xfffff) ~= 0 or words[2 * i] ~= 0) then
+      words[2 * i], words[2 * i + 1] = 0, 0x7ff80000
+    end
+  end
+end
+
+-- Convert n elements of dtype at src (uint8_t*, any alignment) into a new float array, NaNs
+-- canonical.
 local function to_float(dtype, src, n)
   local out = ffi.new('float[?]', n)
   if dtype == 'F32' then
@@ -71,6 +100,7 @@ local function to_float(dtype, src, n)
   elseif dtype == 'F64' then
     local tmp = ffi.new('double[?]', n) -- aligned copy; src may be unaligned
     ffi.copy(tmp, src, n * 8)
+    canonical_doubles(ffi.cast('uint32_t*', tmp), n)
     for i = 0, n - 1 do out[i] = tmp[i] end
   elseif dtype == 'F16' then
     local tbl = get_f16_table()
@@ -82,11 +112,57 @@ local function to_float(dtype, src, n)
     for i = 0, n - 1 do
       bits[i] = bit.lshift(src[2 * i] + src[2 * i + 1] * 256, 16)
     end
+  else
+    error('weights.safetensors.to_float: not a float dtype: ' .. tostring(dtype))
   end
+  canonical_floats(ffi.cast('int32_t*', out), n)
   return out
 end
 
-M.to_float = to_float -- shared with weights/pth.lua
+M.to_float = to_float -- shared with weights/pth.lua and weights/npy.lua
+
+-- One little-endian double at p (8 bytes, any alignment) as a Lua number, NaN canonical
+-- (for weights/unpickle.lua's BINFLOAT).
+local one_double = ffi.new('double[1]')
+function M.double_at(p)
+  ffi.copy(one_double, p, 8)
+  canonical_doubles(ffi.cast('uint32_t*', one_double), 1)
+  return one_double[0]
+end
+
+-- The first key that appears twice in one object of the JSON text (valid JSON: cjson.decode took
+-- it, keeping one of the two silently), and the key of the object holding it (nil at the top).
+local function duplicate_key(text)
+  local stack, pos = {}, 1
+  while true do
+    local p = text:find('[{}%[%]"]', pos)
+    if not p then return nil end
+    local c = text:sub(p, p)
+    local top = stack[#stack]
+    if c == '"' then
+      local q = p + 1
+      while true do
+        q = text:find('["\\]', q)
+        if text:sub(q, q) == '"' then break end
+        q = q + 2
+      end
+      pos = q + 1
+      if top and top.keys and text:find('^%s*:', pos) then
+        local raw = text:sub(p + 1, q - 1)
+        local key = raw:find('\\', 1, true) and cjson.decode('"' .. raw .. '"') or raw
+        if top.keys[key] then return key, top.owner end
+        top.keys[key], top.last = true, key
+      end
+    else
+      if c == '{' or c == '[' then
+        stack[#stack + 1] = { keys = c == '{' and {} or nil, owner = top and (top.last or top.owner) }
+      else
+        stack[#stack] = nil
+      end
+      pos = p + 1
+    end
+  end
+end
 
 -- Value of a one-element integer/bool tensor as a Lua number.
 local function int_scalar(dtype, src)
@@ -128,13 +204,18 @@ function M.read(path)
     fail(path, 'header is not valid JSON: ' .. (tostring(header):gsub('\n', ' ')))
   end
   if type(header) ~= 'table' then fail(path, 'header is not a JSON object') end
+  local dup, owner = duplicate_key(htext)
+  if dup then
+    fail(path, (owner and ("'" .. printable(owner) .. "': ") or '')
+      .. "key '" .. printable(dup) .. "' appears twice in the JSON header")
+  end
 
   local data_start = 8 + hlen
   local data_len = size - data_start
   local entries = {}
   local metadata
   for name, e in pairs(header) do
-    local key = "tensor '" .. tostring(name) .. "': "
+    local key = "tensor '" .. printable(name) .. "': "
     if name == '__metadata__' then
       if type(e) ~= 'table' or (next(e) ~= nil and is_array(e)) then
         fail(path, '__metadata__ is not an object')
@@ -146,6 +227,8 @@ function M.read(path)
       end
       metadata = e
     else
+      local bad_name = weights.name_problem(name)
+      if bad_name then fail(path, "tensor name '" .. printable(name) .. "' " .. bad_name) end
       if type(e) ~= 'table' then fail(path, key .. 'entry is not an object') end
       local dtype, shape, offs = e.dtype, e.shape, e.data_offsets
       if dtype == nil then fail(path, key .. 'missing dtype') end
@@ -181,6 +264,7 @@ function M.read(path)
 
   table.sort(entries, function(x, y)
     if x.b ~= y.b then return x.b < y.b end
+    if x.e ~= y.e then return x.e < y.e end
     return x.name < y.name
   end)
 
@@ -190,18 +274,26 @@ function M.read(path)
   end
   if max_end > data_len then
     fail(path, string.format("truncated: header says %.0f bytes of data, file has %d "
-      .. "(tensor '%s' ends at %.0f)", max_end, data_len, max_name, max_end))
+      .. "(tensor '%s' ends at %.0f)", max_end, data_len, printable(max_name), max_end))
   end
-  -- Overlap: each non-empty range must start at or after the furthest end so far.
+  -- The tensors tile the data section: each starts where the one before ends, the first at 0,
+  -- and the last ends with the file.
   local prev
   for _, cur in ipairs(entries) do
-    if cur.e > cur.b then
-      if prev and cur.b < prev.e then
-        fail(path, string.format("tensor '%s': data_offsets [%.0f, %.0f] overlap tensor '%s' [%.0f, %.0f]",
-          cur.name, cur.b, cur.e, prev.name, prev.b, prev.e))
-      end
-      if not prev or cur.e > prev.e then prev = cur end
+    local at = prev and prev.e or 0
+    if cur.b < at then
+      fail(path, string.format("tensor '%s': data_offsets [%.0f, %.0f] overlap tensor '%s' [%.0f, %.0f]",
+        printable(cur.name), cur.b, cur.e, printable(prev.name), prev.b, prev.e))
+    elseif cur.b > at then
+      fail(path, string.format("tensor '%s': data_offsets [%.0f, %.0f] leave %.0f unused bytes before it",
+        printable(cur.name), cur.b, cur.e, cur.b - at))
     end
+    prev = cur
+  end
+  if max_end < data_len then
+    fail(path, string.format('%d bytes after the last tensor%s (the data section has %d bytes)',
+      data_len - max_end, max_name and string.format(" ('%s' ends at %.0f)", printable(max_name), max_end) or '',
+      data_len))
   end
 
   local names, tensors = {}, {}

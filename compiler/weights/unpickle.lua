@@ -12,13 +12,15 @@
 -- `os.system`, `builtins.eval`, `posix.system` and whole pickled nn.Modules fail before anything
 -- is built. Protocol-0 text opcodes (other than GLOBAL) are not accepted either.
 --
--- Values: Python int/float -> Lua number (ints too large for a double exactly -> a 'long' box),
--- str/bytes -> Lua string, bool -> boolean, None -> M.NONE, and tables tagged by `py`:
+-- Values: Python int/float -> Lua number (ints too large for a double exactly -> a 'long' box;
+-- floats through safetensors.double_at, so a NaN is the canonical one), str/bytes -> Lua string,
+-- bool -> boolean, None -> M.NONE, and tables tagged by `py`:
 --   {py='tuple'|'list', n=, [1..n]}, {py='dict', keys={...}, map={[k]=v}},
 --   {py='global', name=}, {py='storage', ...from persistent_load}, {py='tensor', storage=,
 --   offset=, size={py='tuple'}, stride={py='tuple'}}, {py='long', hex=} (big-endian hex).
 -- Errors are raised as one-line strings (error(msg, 0)) giving the opcode's byte offset.
 local ffi = require 'ffi'
+local double_at = require('weights.safetensors').double_at
 
 local M = {}
 
@@ -154,7 +156,7 @@ local function decode_long(s, pos, n)
 end
 M.decode_long = decode_long
 
-local dbl_buf = ffi.new('union { double d; uint8_t b[8]; }')
+local dbl_buf = ffi.new('uint8_t[8]')
 
 -- opts: persistent_load = function(pid) -> value (required if the pickle has persistent ids),
 --       name = what to call the pickle in errors (e.g. 'data.pkl').
@@ -303,9 +305,9 @@ function M.load(s, pos, opts)
     end,
     [0x47] = function() -- BINFLOAT: big-endian IEEE double
       need(8)
-      for i = 0, 7 do dbl_buf.b[7 - i] = s:byte(pos + i) end
+      for i = 0, 7 do dbl_buf[7 - i] = s:byte(pos + i) end
       pos = pos + 8
-      push(tonumber(dbl_buf.d))
+      push(double_at(dbl_buf))
     end,
     [0x58] = function() push(bytes(uint(4))) end, -- BINUNICODE
     [0x8c] = function() push(bytes(u8())) end, -- SHORT_BINUNICODE

@@ -333,13 +333,21 @@ describe('safetensors validation', function()
     assert_err(put(tmp_path(), raw(header, floats({ 1, 2, 3, 4 }))), 'overlap', 'b')
   end)
 
-  it('allows empty tensors anywhere and gaps between tensors', function()
+  it('allows empty tensors between tensors, refuses gaps and empty tensors inside another', function()
     local header = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
-      .. '"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},'
-      .. '"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}'
-    local r = st.read(put(tmp_path(), raw(header, floats({ 1, 2, 9, 3 }))))
+      .. '"e":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},'
+      .. '"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}'
+    local r = st.read(put(tmp_path(), raw(header, floats({ 1, 2, 3 }))))
     assert.same({ 'a', 'e', 'b' }, r.names)
     assert.equal(3, r.tensors.b.data[0])
+    header = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+      .. '"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}'
+    assert_err(put(tmp_path(), raw(header, floats({ 1, 2, 9, 3 }))), 'leave 4 unused bytes before it', 'b')
+    header = '{"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}'
+    assert_err(put(tmp_path(), raw(header, floats({ 9, 3 }))), 'leave 4 unused bytes before it', 'b')
+    header = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+      .. '"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}'
+    assert_err(put(tmp_path(), raw(header, floats({ 1, 2 }))), 'overlap', 'e')
   end)
 
   it('rejects a malformed __metadata__', function()
@@ -347,12 +355,15 @@ describe('safetensors validation', function()
     assert_err(put(tmp_path(), raw('{"__metadata__":{"k":1}}', '')), '__metadata__')
   end)
 
-  it('accepts __metadata__, header padding and trailing bytes', function()
+  it('accepts __metadata__ and header padding, refuses trailing bytes', function()
     local header = '{"__metadata__":{"format":"pt"},"w":{' .. good_entry .. '}}   '
-    local r = st.read(put(tmp_path(), raw(header, floats({ 1, 2 }) .. 'xx')))
+    local r = st.read(put(tmp_path(), raw(header, floats({ 1, 2 }))))
     assert.same({ format = 'pt' }, r.metadata)
     assert.same({ 'w' }, r.names)
     assert.equal(2, r.tensors.w.data[1])
+    assert_err(put(tmp_path(), raw(header, floats({ 1, 2 }) .. 'xx')),
+      "2 bytes after the last tensor ('w' ends at 8) (the data section has 10 bytes)")
+    assert_err(put(tmp_path(), raw('{}', 'x')), '1 bytes after the last tensor (the data section has 1 bytes)')
   end)
 end)
 

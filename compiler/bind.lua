@@ -1,11 +1,54 @@
 -- Binding weights to a traced graph: every parameter the description declares must be in the
 -- checkpoint with its exact shape, and nothing else may be there (int64 num_batches_tracked is
 -- accepted and ignored). All mismatches are reported together, by key, in one error.
+-- Then the values: NaN or infinite values anywhere, and negative BatchNorm running variances, are
+-- refused by key (one line), before any fold, unless bind.allow_nonfinite (--allow-nonfinite) is
+-- set; then they are only noted on stderr.
 local tensor = require 'tensor'
+local printable = require('weights').printable
 
 local bind = {}
 
+bind.allow_nonfinite = false
+
 local shape_str = tensor.shape_str
+local MAX_LISTED = 4 -- keys named in one refusal
+
+-- "key: N non-finite values (first nan at index I)" lines for the float tensors bound to graph,
+-- and for its BatchNorm running variances "key: N negative values (first V at index I)".
+local function value_problems(graph, weights)
+  local variance = {}
+  for _, node in ipairs(graph.nodes) do
+    if node.params.running_var then variance[node.params.running_var] = true end
+  end
+  local lines = {}
+  for _, spec in ipairs(graph.param_specs) do
+    local t = weights.tensors[spec.key]
+    if spec.dtype == 'F32' and t and t.data then
+      local d, var = t.data, variance[spec.key]
+      local n_bad, first_bad, n_neg, first_neg = 0, nil, 0, nil
+      for i = 0, t.numel - 1 do
+        local v = d[i]
+        if v - v ~= 0 then -- NaN or +-inf (readers make every NaN canonical)
+          n_bad = n_bad + 1
+          first_bad = first_bad or i
+        elseif var and v < 0 then
+          n_neg = n_neg + 1
+          first_neg = first_neg or i
+        end
+      end
+      if n_bad > 0 then
+        lines[#lines + 1] = string.format('%s: %d non-finite values (first %s at index %d)', spec.key, n_bad,
+          tostring(d[first_bad]), first_bad)
+      end
+      if n_neg > 0 then
+        lines[#lines + 1] = string.format('%s: %d negative values (first %.9g at index %d)', spec.key, n_neg,
+          d[first_neg], first_neg)
+      end
+    end
+  end
+  return lines
+end
 
 -- How a checkpoint differs from what a graph declares: missing specs (required ones only),
 -- unexpected names (in file order), and "key: expected A, found B" lines for wrong shapes/types.
@@ -33,10 +76,24 @@ function bind.bind(graph, weights, source)
   local problems, missing = {}, {}
   for i, spec in ipairs(missing_specs) do missing[i] = spec.key .. ' [' .. shape_str(spec.shape) .. ']' end
   if #missing > 0 then problems[#problems + 1] = #missing .. ' missing: ' .. table.concat(missing, ', ') end
+  for i, name in ipairs(unexpected) do unexpected[i] = printable(name) end
   if #unexpected > 0 then problems[#problems + 1] = #unexpected .. ' unexpected: ' .. table.concat(unexpected, ', ') end
   if #wrong > 0 then problems[#problems + 1] = #wrong .. ' of wrong shape: ' .. table.concat(wrong, '; ') end
   if #problems > 0 then
     error(string.format('%s does not match %s: %s', source, graph.name, table.concat(problems, '; ')), 0)
+  end
+  local bad = value_problems(graph, weights)
+  if #bad > 0 then
+    local n = #bad
+    if n > MAX_LISTED then
+      for i = n, MAX_LISTED + 1, -1 do bad[i] = nil end
+      bad[#bad + 1] = string.format('and %d more keys', n - MAX_LISTED)
+    end
+    local msg = source .. ': ' .. table.concat(bad, '; ')
+    if not bind.allow_nonfinite then
+      error(msg .. ' (NaN, infinite or negative-variance weights; --allow-nonfinite accepts them)', 0)
+    end
+    io.stderr:write('foldc: note: ', msg, ' (accepted: --allow-nonfinite)\n')
   end
   for _, spec in ipairs(graph.param_specs) do
     if spec.dtype == 'F32' then graph.params[spec.key] = weights.tensors[spec.key] end

@@ -18,6 +18,13 @@ function cli.model_args(c)
   c:option('--weights', 'Weights (.safetensors), or random[:SEED] for seeded random weights.')
   c:option('--target', 'host, or a full Halide target string (spell every feature).', 'host')
   cli.limit_arg(c)
+  cli.allow_nonfinite_arg(c)
+end
+
+-- --allow-nonfinite: bind.lua accepts NaN/infinite weights and negative BatchNorm variances.
+function cli.allow_nonfinite_arg(c)
+  c:flag('--allow-nonfinite', 'Accept NaN or infinite weights and negative BatchNorm running variances '
+    .. '(refused by default, by key).')
 end
 
 -- --limit NAME=VALUE (repeatable): the bounds of compiler/limits.lua, applied by cli.main.
@@ -48,6 +55,7 @@ function cli.main(argv)
   local ok, args = p:pparse(argv)
   if not ok then error(args .. ' (see foldc --help)', 0) end
   for _, spec in ipairs(args.limit or {}) do require('limits').set(spec) end
+  if args.allow_nonfinite then require('bind').allow_nonfinite = true end
   return verbs[args.verb].run(args)
 end
 

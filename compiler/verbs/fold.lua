@@ -50,6 +50,7 @@ return {
     c:option('--weights', 'Training-time weights (.safetensors), or random[:SEED].'):count(1)
     c:option('-o --output', 'Deploy weights to write (.safetensors).'):count(1)
     require('cli').limit_arg(c)
+    require('cli').allow_nonfinite_arg(c)
   end,
   run = function(a)
     local pipeline = require 'pipeline'

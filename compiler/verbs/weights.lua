@@ -1,7 +1,9 @@
 -- foldc weights: list the tensors of a weights file (safetensors or a torch.save checkpoint), or
 -- with --diff MODEL, how they differ from what a zoo model expects: missing, unexpected and
 -- misshapen keys, with near-miss suggestions for renamed keys. Exit status 1 when they differ.
+-- Names come from the file: they are printed escaped (weights.printable), padded by hand (any length).
 local cli = require 'cli'
+local printable = require('weights').printable
 
 local DTYPE_SIZE = { F64 = 8, F32 = 4, F16 = 2, BF16 = 2, I64 = 8, I32 = 4, I16 = 2, I8 = 1,
                      U64 = 8, U32 = 4, U16 = 2, U8 = 1, BOOL = 1 }
@@ -31,22 +33,37 @@ local function distance(a, b)
   return prev[#b]
 end
 
+-- Columns as wide as their widest cell (in characters: UTF-8 continuation bytes take no column);
+-- right-aligned where right[i].
+local function print_table(rows, right)
+  local function width(s) return #s - select(2, s:gsub('[\128-\191]', '')) end
+  local widths = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, width(cell)) end
+  end
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      local pad = string.rep(' ', widths[i] - width(cell))
+      cells[i] = right[i] and pad .. cell or (i < #row and cell .. pad or cell)
+    end
+    print(table.concat(cells, '  '))
+  end
+end
+
 local function list(path, w)
-  local rows, widths = {}, { 4, 5, 5, 5 }
+  local rows = { { 'name', 'dtype', 'shape', 'bytes' } }
   local total_bytes, total_numel, by_dtype, order = 0, 0, {}, {}
   for _, name in ipairs(w.names) do
     local t = w.tensors[name]
     local nbytes = t.numel * (DTYPE_SIZE[t.dtype] or 4)
-    local row = { name, t.dtype or 'F32', shape_str(t.shape), tostring(nbytes) }
-    for i = 1, 4 do widths[i] = math.max(widths[i], #row[i]) end
+    local row = { printable(name), t.dtype or 'F32', shape_str(t.shape), string.format('%.0f', nbytes) }
     rows[#rows + 1] = row
     total_bytes, total_numel = total_bytes + nbytes, total_numel + t.numel
     if not by_dtype[row[2]] then by_dtype[row[2]] = 0; order[#order + 1] = row[2] end
     by_dtype[row[2]] = by_dtype[row[2]] + 1
   end
-  local fmt = string.format('%%-%ds  %%-%ds  %%-%ds  %%%ds', widths[1], widths[2], widths[3], widths[4])
-  print(string.format(fmt, 'name', 'dtype', 'shape', 'bytes'))
-  for _, row in ipairs(rows) do print(string.format(fmt, row[1], row[2], row[3], row[4])) end
+  print_table(rows, { false, false, false, true })
   local counts = {}
   for _, d in ipairs(order) do counts[#counts + 1] = d .. ' ' .. by_dtype[d] end
   print(string.format('%s: %d tensors (%s), %s elements, %s%s', path, #w.names, table.concat(counts, ', '),
@@ -75,7 +92,7 @@ local function diff(path, w, model)
     for _, u in ipairs(unexpected) do
       local p
       if #u > #spec.key and u:sub(-#spec.key - 1) == '.' .. spec.key then
-        p = "unexpected keys have an extra prefix '" .. u:sub(1, #u - #spec.key) .. "'"
+        p = "unexpected keys have an extra prefix '" .. printable(u:sub(1, #u - #spec.key)) .. "'"
       elseif #spec.key > #u and spec.key:sub(-#u - 1) == '.' .. u then
         p = "unexpected keys lack the prefix '" .. spec.key:sub(1, #spec.key - #u) .. "'"
       end
@@ -100,14 +117,14 @@ local function diff(path, w, model)
       end
       local hint = ''
       if best and best_d <= math.max(3, math.floor(0.5 * math.max(#spec.key, #best))) then
-        hint = string.format("   maybe '%s' (same shape)", best)
+        hint = string.format("   maybe '%s' (same shape)", printable(best))
       end
       print(string.format('  %s [%s]%s', spec.key, want, hint))
     end
   end
   if #unexpected > 0 then
     print(string.format('unexpected (%d):', #unexpected))
-    for _, u in ipairs(unexpected) do print(string.format('  %s [%s]', u, shape_str(w.tensors[u].shape))) end
+    for _, u in ipairs(unexpected) do print(string.format('  %s [%s]', printable(u), shape_str(w.tensors[u].shape))) end
   end
   if #wrong > 0 then
     print(string.format('wrong shape or type (%d):', #wrong))

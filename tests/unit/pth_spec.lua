@@ -320,3 +320,44 @@ describe('weights.unpickle', function()
     err_of(unpickle.load, '\128\9N.')('unsupported pickle protocol 9')
   end)
 end)
+
+-- Hostile float data (issue 11): a NaN whose upper bits match a LuaJIT type tag, in a storage of
+-- every float type, in both formats, and in a pickled Python float, comes back as a real NaN.
+describe('weights.pth float data with tag-like NaN bits', function()
+  local pth_writer = dofile(root .. '/tests/fixtures/pth_writer.lua')
+  local NAN = { F32 = le(0xffec0001, 4), F64 = le(0x20000000, 4) .. le(0xfffd8000, 4), F16 = le(0xfe01, 2),
+                BF16 = le(0xffec, 2) }
+  setup(function()
+    tmpdir = os.tmpname()
+    os.remove(tmpdir)
+    assert(os.execute('mkdir -p ' .. tmpdir) == 0)
+  end)
+  teardown(function() os.execute('rm -rf ' .. tmpdir) end)
+
+  for _, format in ipairs({ 'zip', 'legacy' }) do
+    it('canonicalises them in F32, F64, F16 and BF16 storages (' .. format .. ')', function()
+      local entries = {}
+      for dtype, nan in pairs(NAN) do
+        local one = pth_writer.raw(dtype, ffi.new('float[1]', 1.5), 1)
+        entries[#entries + 1] = { name = dtype, dtype = dtype, shape = { 3 }, data = one .. nan .. one }
+      end
+      table.sort(entries, function(a, b) return a.name < b.name end)
+      local w = weights.load(put(tmp_path(), pth_writer.encode(entries, format)))
+      for dtype in pairs(NAN) do
+        local d = w.tensors[dtype].data
+        assert.equal(1.5, d[0], dtype)
+        assert.equal('number', type(d[1]), dtype)
+        assert.is_true(d[1] ~= d[1], dtype)
+        assert.equal(0x7fc00000, ffi.cast('uint32_t*', d)[1], dtype)
+      end
+    end)
+  end
+
+  it('reads a tag-NaN BINFLOAT as a NaN number', function()
+    for _, hi in ipairs({ '\255\253\128\0', '\255\255\128\0', '\255\248\0\0' }) do
+      local v = unpickle.load(P.pickle('G' .. hi .. '\32\0\0\1'))
+      assert.equal('number', type(v))
+      assert.is_true(v ~= v)
+    end
+  end)
+end)

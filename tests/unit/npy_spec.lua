@@ -145,4 +145,22 @@ describe('npy', function()
       'truncated: header says 12 bytes of data, file has 8')
     assert_err(tmpdir .. '/missing.npy', 'cannot open')
   end)
+
+  it('reads NaNs whose bits match LuaJIT type tags as real NaNs (inputs of foldc run)', function()
+    local function words(list) return ffi.string(ffi.new('uint32_t[?]', #list, list), 4 * #list) end
+    local function halves(list) return ffi.string(ffi.new('uint16_t[?]', #list, list), 2 * #list) end
+    for _, case in ipairs({
+      { '<f4', words({ 0xffec0001, 0xfffc0000, 0x3fc00000 }) },
+      { '<f8', words({ 0x20000000, 0xfffd8000, 0, 0xffff8000, 0, 0x3ff80000 }) },
+      { '<f2', halves({ 0xfe01, 0xffff, 0x3e00 }) },
+    }) do
+      local t = npy.read(put(tmp_path(), npy_bytes(
+        "{'descr': '" .. case[1] .. "', 'fortran_order': False, 'shape': (3,), }", case[2])))
+      for i = 0, 1 do
+        assert.equal('number', type(t.data[i]), case[1])
+        assert.is_true(t.data[i] ~= t.data[i], case[1])
+      end
+      assert.equal(1.5, t.data[2], case[1])
+    end
+  end)
 end)

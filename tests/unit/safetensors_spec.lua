@@ -367,6 +367,36 @@ describe('safetensors validation', function()
   end)
 end)
 
+describe('safetensors strictness', function()
+  local entry = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'
+  local four = floats({ 1 })
+
+  it('refuses a key that appears twice, at any level, however it is escaped', function()
+    assert_err(put(tmp_path(), raw('{"w":' .. entry .. ',"w":' .. entry .. '}', four)),
+      "key 'w' appears twice in the JSON header")
+    assert_err(put(tmp_path(), raw('{"w":' .. entry .. ',"\\u0077":' .. entry .. '}', four)),
+      "key 'w' appears twice in the JSON header")
+    assert_err(put(tmp_path(), raw('{"w":{"dtype":"F32","dtype":"F64","shape":[1],"data_offsets":[0,4]}}', four)),
+      "'w': key 'dtype' appears twice in the JSON header")
+    assert_err(put(tmp_path(), raw('{"__metadata__":{"a":"1","a":"2"},"w":' .. entry .. '}', four)),
+      "'__metadata__': key 'a' appears twice")
+    -- keys inside strings and arrays are not keys
+    local r = st.read(put(tmp_path(), raw('{"__metadata__":{"a":"{\\"a\\":1, [\\"a\\"","b":"a"},"w":' .. entry .. '}', four)))
+    assert.same({ 'w' }, r.names)
+  end)
+
+  it('refuses empty, control-character and non-UTF-8 names, printing them escaped', function()
+    assert_err(put(tmp_path(), raw('{"":' .. entry .. '}', four)), "tensor name '' is empty")
+    assert_err(put(tmp_path(), raw('{"a\\u0000b":' .. entry .. '}', four)), "tensor name 'a\\x00b' has control characters")
+    assert_err(put(tmp_path(), raw('{"a\\nb":' .. entry .. '}', four)), "tensor name 'a\\x0ab' has control characters")
+    assert_err(put(tmp_path(), raw('{"a\27[2J":' .. entry .. '}', four)), "tensor name 'a\\x1b[2J' has control characters")
+    assert_err(put(tmp_path(), raw('{"a\194\155":' .. entry .. '}', four)), "tensor name 'a\\xc2\\x9b' has control characters")
+    assert_err(put(tmp_path(), raw('{"caf\233":' .. entry .. '}', four)), "tensor name 'caf\\xe9' is not valid UTF-8")
+    assert_err(put(tmp_path(), raw('{"\192\174":' .. entry .. '}', four)), 'is not valid UTF-8')
+    assert.same({ 'café' }, st.read(put(tmp_path(), raw('{"café":' .. entry .. '}', four))).names)
+  end)
+end)
+
 describe('weights.load', function()
   it('reads .safetensors files', function()
     local path = tmp_path()

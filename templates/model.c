@@ -62,13 +62,14 @@ static void on_halide_error(void *user_context, const char *msg) {
 const char *$(m)_strerror(int code) {
   switch (code) {
   case FOLDC_OK: return "success";
-  case FOLDC_ERR_ARGUMENT: return "invalid argument (NULL pointer)";
+  case FOLDC_ERR_ARGUMENT: return "invalid argument (a NULL pointer, or a thread count outside 0..256)";
   case FOLDC_ERR_NO_MEMORY: return "out of memory";
   case FOLDC_ERR_WEIGHTS_SIZE: return "weights blob has the wrong size";
   case FOLDC_ERR_WEIGHTS_MAGIC: return "not a foldc weights blob of this version";
   case FOLDC_ERR_WEIGHTS_MODEL: return "weights blob belongs to another model or build";
   case FOLDC_ERR_WEIGHTS_CHECKSUM: return "weights blob is corrupted (checksum mismatch)";
   case FOLDC_ERR_KERNEL: return "a kernel failed (see $(m)_last_error)";
+  case FOLDC_ERR_WEIGHTS_RESERVED: return "weights blob header's reserved bytes 40-63 are not zero";
   default: return "unknown error";
   }
 }
@@ -94,6 +95,7 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
   *out = NULL;
+  if (num_threads < 0 || num_threads > FOLDC_MAX_THREADS) return FOLDC_ERR_ARGUMENT;
   err = foldc_weights_verify(weights, weights_bytes, MODEL_ID, NUM_WEIGHTS, weight_offsets,
                              weight_sizes, $(M)_WEIGHTS_BYTES);
   if (err) return err;

@@ -27,8 +27,9 @@ $input_macros[[#define $(M)_INPUT_$name $value
 typedef struct $(m)_ctx $(m)_ctx;
 
 /* Verify the weights blob and create a context whose kernels run on num_threads threads (the
- * calling thread and num_threads - 1 workers the context owns; 0 = one per online core). Each
- * context has its own threads, so contexts with different counts can run side by side.
+ * calling thread and num_threads - 1 workers the context owns; 0 = one per online core; at most
+ * 256, FOLDC_MAX_THREADS). Each context has its own threads, so contexts with different counts
+ * can run side by side.
  * Returns 0 or an error code ($(m)_strerror). */
 int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threads, $(m)_ctx **ctx);
 

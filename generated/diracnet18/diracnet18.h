@@ -38,8 +38,9 @@ extern "C" {
 typedef struct diracnet18_ctx diracnet18_ctx;
 
 /* Verify the weights blob and create a context whose kernels run on num_threads threads (the
- * calling thread and num_threads - 1 workers the context owns; 0 = one per online core). Each
- * context has its own threads, so contexts with different counts can run side by side.
+ * calling thread and num_threads - 1 workers the context owns; 0 = one per online core; at most
+ * 256, FOLDC_MAX_THREADS). Each context has its own threads, so contexts with different counts
+ * can run side by side.
  * Returns 0 or an error code (diracnet18_strerror). */
 int diracnet18_create_threads(const void *weights, size_t weights_bytes, int num_threads, diracnet18_ctx **ctx);
 

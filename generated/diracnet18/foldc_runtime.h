@@ -8,7 +8,7 @@
  *         16   uint64   total      bytes of the whole blob (a multiple of 64)
  *         24   uint64   model_id   hash of the compiled model's weight layout and kernels
  *         32   uint64   checksum   foldc_checksum() of bytes [64, total)
- *         40   reserved (zero) up to 64
+ *         40   reserved: zero up to 64 (not covered by the checksum, so checked on its own)
  *         64   count x { uint64 offset; uint64 bytes }   tensor table, offsets from blob start
  *              then tensor data, each tensor 64-byte aligned (float32, kernel layouts)
  */
@@ -24,6 +24,7 @@
 #define FOLDC_WEIGHTS_VERSION 1u
 #define FOLDC_WEIGHTS_HEADER_BYTES 64u
 #define FOLDC_ALIGN 64u
+#define FOLDC_MAX_THREADS 256 /* the most threads a context may run on (<model>_create_threads) */
 
 static inline uint64_t foldc_read_u64(const unsigned char *p) {
   uint64_t v = 0;
@@ -51,13 +52,14 @@ static inline uint64_t foldc_checksum(const unsigned char *p, size_t n) {
 /* Result codes shared by every bundle (each model's <model>_strerror describes them). */
 enum {
   FOLDC_OK = 0,
-  FOLDC_ERR_ARGUMENT = 1,      /* a NULL pointer or bad argument */
+  FOLDC_ERR_ARGUMENT = 1,      /* a NULL pointer, or a thread count outside 0..FOLDC_MAX_THREADS */
   FOLDC_ERR_NO_MEMORY = 2,     /* create could not allocate the context */
   FOLDC_ERR_WEIGHTS_SIZE = 3,  /* weights blob shorter or longer than the header says */
   FOLDC_ERR_WEIGHTS_MAGIC = 4, /* not a foldc weights blob, or another version */
   FOLDC_ERR_WEIGHTS_MODEL = 5, /* weights of another model (or another build of it) */
   FOLDC_ERR_WEIGHTS_CHECKSUM = 6, /* corrupted weights */
-  FOLDC_ERR_KERNEL = 7         /* a kernel reported an error (see <model>_last_error) */
+  FOLDC_ERR_KERNEL = 7,        /* a kernel reported an error (see <model>_last_error) */
+  FOLDC_ERR_WEIGHTS_RESERVED = 8 /* the header's reserved bytes 40-63 are not zero */
 };
 
 /* Verify a weights blob against the layout a model was compiled for. */
@@ -70,6 +72,8 @@ static inline int foldc_weights_verify(const void *blob, size_t len, uint64_t mo
   if (len < FOLDC_WEIGHTS_HEADER_BYTES) return FOLDC_ERR_WEIGHTS_SIZE;
   if (memcmp(p, FOLDC_WEIGHTS_MAGIC, 8) != 0 || foldc_read_u32(p + 8) != FOLDC_WEIGHTS_VERSION)
     return FOLDC_ERR_WEIGHTS_MAGIC;
+  for (i = 40; i < FOLDC_WEIGHTS_HEADER_BYTES; i++)
+    if (p[i]) return FOLDC_ERR_WEIGHTS_RESERVED;
   if (foldc_read_u64(p + 16) != len || len != total) return FOLDC_ERR_WEIGHTS_SIZE;
   if (foldc_read_u64(p + 24) != model_id || foldc_read_u32(p + 12) != count)
     return FOLDC_ERR_WEIGHTS_MODEL;

@@ -1,7 +1,8 @@
-/* Contexts are independent: two threads, each with its own context and input, run the model
- * concurrently many times, and every result equals (bitwise) the one computed alone beforehand.
- * Then a context with its own 2-thread pool runs many times and reproduces the single-threaded
- * result bitwise (every output element is computed by exactly one thread, the same way).
+/* Contexts are independent: two application threads, each with its own 2-thread context and
+ * input, run the model concurrently many times, and every result equals (bitwise) the one its
+ * context computed alone beforehand. Then a 2-thread context runs many times and reproduces the
+ * single-threaded result bitwise (every output element is computed by exactly one thread, the
+ * same way). tsan.sh runs this program under ThreadSanitizer.
  * Built against a bundle with -DMODEL=name -DMODEL_UPPER=NAME -DMODEL_H='"name.h"'. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -40,9 +41,11 @@ int main(int argc, char **argv) {
   if (argc != 2) return 2;
   weights = read_weights(argv[1], &len);
   if (!weights) return 2;
-  FN(_set_num_threads)(1);
+  /* thread counts outside 0..256 are refused */
+  if (FN(_create_threads)(weights, len, -1, &w[0].ctx) != 1 || w[0].ctx) return 3;
+  if (FN(_create_threads)(weights, len, 257, &w[0].ctx) != 1 || w[0].ctx) return 3;
   for (k = 0; k < 2; k++) {
-    if (FN(_create)(weights, len, &w[k].ctx) != 0) return 3;
+    if (FN(_create_threads)(weights, len, 2, &w[k].ctx) != 0 || FN(_num_threads)(w[k].ctx) != 2) return 3;
     for (i = 0; i < SIZE(_INPUT_SIZE); i++) w[k].input[i] = (float)((i * (k + 3)) % 23) * 0.05f - 0.5f;
     if (FN(_run)(w[k].ctx, w[k].input, w[k].expected) != 0) return 4;
   }
@@ -51,6 +54,9 @@ int main(int argc, char **argv) {
   for (k = 0; k < 2; k++) pthread_join(t[k], NULL);
   for (k = 0; k < 2; k++) FN(_destroy)(w[k].ctx);
   printf("%d + %d mismatching results in 2 x %d concurrent runs\n", w[0].mismatches, w[1].mismatches, RUNS);
+  if (FN(_create_threads)(weights, len, 1, &w[0].ctx) != 0) return 6;
+  if (FN(_run)(w[0].ctx, w[0].input, w[0].expected) != 0) return 6;
+  FN(_destroy)(w[0].ctx);
   if (FN(_create_threads)(weights, len, 2, &w[0].ctx) != 0) return 6;
   pooled = 0;
   for (i = 0; i < 5 * RUNS; i++) {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Two contexts run concurrently on two threads give exactly their single-threaded results.
+# Two 2-thread contexts run concurrently from two threads give exactly their results computed alone,
+# and a 2-thread context the single-threaded result (see contexts.c).
 . "$(dirname "$0")/lib.sh"
 name=${1:-resnet18_w8}
 build_harness "$name" "$FOLDC_ROOT/tests/e2e/contexts.c"

@@ -227,7 +227,7 @@ describe('weights.pth', function()
     local path = put(tmp_path(), legacy({ { 'w', 0, { 2 ^ 40, 2 ^ 40 }, { 0, 0 } } }, 4))
     err_of(pth.read, path)(path .. ': ', "tensor 'w'", 'overflows')
     path = put(tmp_path(), legacy({ { 'w', 0, { 2 ^ 30 }, { 0 } } }, 4))
-    err_of(pth.read, path)("tensor 'w'", 'refusing to expand')
+    err_of(pth.read, path)("tensor 'w'", 'over the limit expansion=8')
   end)
 
   it('refuses truncated and inconsistent legacy storages', function()

@@ -268,6 +268,60 @@ describe('weights.pth', function()
   end)
 end)
 
+-- Memory bombs: every bound is checked from the pickle before anything is allocated, and the
+-- refusal names the file, the tensor and the bound (zip entries: tests/e2e/pth_errors.sh).
+describe('weights.pth bounds', function()
+  local limits = require 'limits'
+  setup(function()
+    tmpdir = os.tmpname()
+    os.remove(tmpdir)
+    assert(os.execute('mkdir -p ' .. tmpdir) == 0)
+  end)
+  teardown(function() os.execute('rm -rf ' .. tmpdir) end)
+
+  -- the error of pth.read(path), which must come within a second
+  local function refused(path, ...)
+    local t0 = os.clock()
+    local e = err_of(pth.read, path)(path .. ': ', ...)
+    assert.is_true(os.clock() - t0 < 1, 'took ' .. (os.clock() - t0) .. ' s: ' .. e)
+    return e
+  end
+
+  it('refuses a stride-0 view that expands past the bound, before allocating it', function()
+    local path = put(tmp_path(), legacy({ { 'w', 0, { 2 ^ 15, 2 ^ 15 }, { 0, 0 } } }, 1))
+    refused(path, "tensor 'w': shape 32768x32768:", '4294967296 bytes as float32', 'over the limit expansion=8',
+      '--limit expansion=N')
+  end)
+
+  it('adds up the float tensors, naming the one that crosses the bound', function()
+    local path = put(tmp_path(), legacy({ { 'a', 0, { 2 ^ 20 }, { 0 } }, { 'b', 0, { 2 ^ 20 }, { 0 } },
+      { 'c', 0, { 2 ^ 20 }, { 0 } } }, 1))
+    local e = refused(path, "tensor 'c'", '12582912 bytes as float32', 'over the limit expansion=8')
+    assert.is_nil(e:find("tensor 'b'", 1, true))
+  end)
+
+  it('lets a legitimate expanded view through with --limit expansion', function()
+    local path = put(tmp_path(), legacy({ { 'w', 0, { 2 ^ 22 }, { 0 } } }, 1))
+    refused(path, "tensor 'w'", 'needs 16, over the limit expansion=8')
+    local default = limits.get('expansion')
+    finally(function() limits.set('expansion=' .. default) end)
+    limits.set('expansion=20')
+    local w = pth.read(path)
+    assert.same({ 2 ^ 22 }, w.tensors.w.shape)
+    assert.equal(0.5, w.tensors.w.data[2 ^ 22 - 1])
+  end)
+
+  it('refuses a shape over a tiny storage', function()
+    local path = put(tmp_path(), legacy({ { 'w', 0, { 2 ^ 20, 2 ^ 20 }, { 2 ^ 20, 1 } } }, 4))
+    refused(path, "tensor 'w': shape 1048576x1048576", 'needs 1099511627776 elements', 'which has 4')
+  end)
+
+  it('checks a storage of 2^40 elements against the file size before reading it', function()
+    local path = put(tmp_path(), legacy({ { 'w', 0, { 1 }, { 1 } } }, 4, { pid_numel = 2 ^ 40, count = 2 ^ 40 }))
+    refused(path, "truncated: storage '0' needs 4398046511104 bytes", 'the file has 16')
+  end)
+end)
+
 describe('weights.unpickle', function()
   local function load(body, opts) return unpickle.load(P.pickle(body), 1, opts) end
 

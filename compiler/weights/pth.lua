@@ -386,7 +386,8 @@ end
 
 local function read_legacy(path, F)
   -- the pickles come first and are small (47 KB for resnet50): parse them from the head of the
-  -- file, eight times longer each time they run past it
+  -- file, eight times longer each time they fail (they may run past it); the whole file's error
+  -- is the one reported
   local obj, reg, keys, pos
   local len = LEGACY_HEAD
   while true do
@@ -394,8 +395,7 @@ local function read_legacy(path, F)
     local ok, err
     ok, err, reg, keys, pos = pcall(legacy_pickles, path, head)
     if ok then obj = err; break end
-    local ran_out = err:find('more bytes, only %d+ left') or err:find('unterminated text argument')
-    if #head == F.size or not ran_out then error(err, 0) end
+    if #head == F.size then error(err, 0) end
     len = len * 8
   end
   if kind(keys) ~= 'list' then fail(path, 'storage key list is a ' .. kind(keys) .. ', not a list') end

@@ -316,6 +316,16 @@ describe('weights.pth bounds', function()
     refused(path, "tensor 'w': shape 1048576x1048576", 'needs 1099511627776 elements', 'which has 4')
   end)
 
+  it('reads legacy pickles longer than the first MiB (storages are read at their offsets)', function()
+    local tensors, pad = {}, string.rep('x', 200)
+    for i = 1, 6000 do tensors[i] = { pad .. i, i - 1, { 1 }, { 1 } } end
+    local bytes = legacy(tensors, 6000)
+    assert.is_true(#bytes > 2 ^ 20 + 6000 * 12)
+    local w = pth.read(put(tmp_path(), bytes))
+    assert.equal(6000, #w.names)
+    assert.equal(5999.5, w.tensors[pad .. 6000].data[0])
+  end)
+
   it('checks a storage of 2^40 elements against the file size before reading it', function()
     local path = put(tmp_path(), legacy({ { 'w', 0, { 1 }, { 1 } } }, 4, { pid_numel = 2 ^ 40, count = 2 ^ 40 }))
     refused(path, "truncated: storage '0' needs 4398046511104 bytes", 'the file has 16')

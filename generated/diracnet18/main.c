@@ -6,29 +6,53 @@
  * Loads the weights, runs the model on the input (a fixed pseudo-random one if none is given),
  * writes the output, prints the top-5 classes, and with --runs N the min and median latency of N
  * runs after two warm-up runs; --profile adds a per-layer table (GFLOP/s, and % of --peak).
+ * --threads: 1 by default, 0 = one per core, at most FOLDC_MAX_THREADS.
+ *
+ * Every bad argument or file gets one line on stderr naming it and the exit status 1 (2 for an
+ * unknown option). The input must be a float32 .npy of exactly the model's input shape
+ * (1x3x224x224, C order); the output goes to a temporary file renamed into place, so a failed
+ * write leaves nothing behind.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "diracnet18.h"
 #include "foldc_runtime.h"
 
-/* Read a whole file into a new allocation (*base, to free) and return a 64-byte aligned pointer
- * to its first byte, as the weights prefer. */
-static unsigned char *read_file(const char *path, void **base, size_t *len) {
+#define NPY_MAX_HEADER 65536 /* bytes of .npy header read at most (numpy writes well under 1 KB) */
+#define NPY_MAX_RANK 16
+#define MAX_RUNS 1000000
+
+/* Read the weights file into a new allocation (*base, to free) and return a 64-byte aligned
+ * pointer to its first byte, as the weights prefer; NULL (after one line on stderr) on failure,
+ * without reading a file that cannot be the model's blob. */
+static unsigned char *read_weights(const char *path, void **base, size_t *len) {
   FILE *f = fopen(path, "rb");
+  struct stat st;
   unsigned char *p = NULL;
-  long n;
   *base = NULL;
-  if (!f) return NULL;
-  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-      (*base = malloc((size_t)n + 64)) != NULL) {
+  if (!f) {
+    fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fprintf(stderr, "%s: not a regular file\n", path);
+  } else if ((unsigned long long)st.st_size != (unsigned long long)DIRACNET18_WEIGHTS_BYTES) {
+    fprintf(stderr, "%s: %lld bytes, but diracnet18's weights blob has %llu bytes\n", path, (long long)st.st_size,
+            (unsigned long long)DIRACNET18_WEIGHTS_BYTES);
+  } else if ((*base = malloc((size_t)st.st_size + 64)) == NULL) {
+    fprintf(stderr, "%s: out of memory\n", path);
+  } else {
     p = (unsigned char *)*base + (64 - (uintptr_t)*base % 64);
-    if (fread(p, 1, (size_t)n, f) == (size_t)n) {
-      *len = (size_t)n;
+    if (fread(p, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+      *len = (size_t)st.st_size;
     } else {
+      fprintf(stderr, "cannot read %s: %s\n", path, ferror(f) ? strerror(errno) : "file shrank while read");
       free(*base);
       *base = NULL;
       p = NULL;
@@ -38,40 +62,159 @@ static unsigned char *read_file(const char *path, void **base, size_t *len) {
   return p;
 }
 
-/* .npy (version 1-3, little-endian float32, C order) with exactly `count` elements. */
-static int read_npy(const char *path, float *dst, size_t count) {
-  FILE *f = fopen(path, "rb");
-  unsigned char pre[10];
-  size_t hlen, n;
-  char *header;
-  int ok = 0;
-  if (!f) return 0;
-  if (fread(pre, 1, 10, f) == 10 && memcmp(pre, "\x93NUMPY", 6) == 0) {
-    if (pre[6] == 1) {
-      hlen = (size_t)pre[8] | ((size_t)pre[9] << 8);
-    } else {
-      unsigned char more[2];
-      if (fread(more, 1, 2, f) != 2) { fclose(f); return 0; }
-      hlen = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)more[0] << 16) | ((size_t)more[1] << 24);
+static const char *skip_space(const char *s) {
+  while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+  return s;
+}
+
+/* A quoted Python string (no escapes) into out[cap]; the text after it, or NULL. */
+static const char *parse_string(const char *s, char *out, size_t cap) {
+  char quote = *s;
+  size_t n = 0;
+  if (quote != '\'' && quote != '"') return NULL;
+  for (s++; *s != quote; s++) {
+    if (!*s || *s == '\\' || n + 1 >= cap) return NULL;
+    out[n++] = *s;
+  }
+  out[n] = 0;
+  return s + 1;
+}
+
+/* A tuple of non-negative ints (at most NPY_MAX_RANK, each below 2^31) as "AxBxC" into out;
+ * the text after it, or NULL. */
+static const char *parse_shape(const char *s, char *out, size_t cap) {
+  int rank = 0;
+  size_t n = 0;
+  out[0] = 0;
+  if (*s != '(') return NULL;
+  s = skip_space(s + 1);
+  while (*s != ')') {
+    long v = 0;
+    if (*s < '0' || *s > '9' || rank == NPY_MAX_RANK) return NULL;
+    for (; *s >= '0' && *s <= '9'; s++) {
+      v = v * 10 + (*s - '0');
+      if (v > 0x7fffffffL) return NULL;
     }
-    header = (char *)malloc(hlen + 1);
-    if (header && fread(header, 1, hlen, f) == hlen) {
-      header[hlen] = 0;
-      if (strstr(header, "'<f4'") && strstr(header, "'fortran_order': False")) {
-        n = fread(dst, sizeof(float), count, f);
-        ok = n == count && fgetc(f) == EOF;
+    n += (size_t)snprintf(out + n, cap - n, rank ? "x%ld" : "%ld", v);
+    rank++;
+    s = skip_space(s);
+    if (*s == ',') s = skip_space(s + 1);
+    else if (*s != ')') return NULL;
+  }
+  return s + 1;
+}
+
+/* The .npy header: a Python dict literal with exactly the keys 'descr', 'fortran_order' and
+ * 'shape'. 1, or 0 after one line on stderr. */
+static int check_npy_header(const char *path, const char *s) {
+  char key[32], descr[32], shape[NPY_MAX_RANK * 12];
+  int seen = 0, fortran = 0;
+  s = skip_space(s);
+  if (*s++ != '{') goto malformed;
+  for (;;) {
+    int bit;
+    s = skip_space(s);
+    if (*s == '}') break;
+    if (!(s = parse_string(s, key, sizeof key))) goto malformed;
+    s = skip_space(s);
+    if (*s++ != ':') goto malformed;
+    s = skip_space(s);
+    if (!strcmp(key, "descr")) {
+      bit = 1;
+      s = parse_string(s, descr, sizeof descr);
+    } else if (!strcmp(key, "fortran_order")) {
+      bit = 2;
+      fortran = !strncmp(s, "True", 4);
+      s = fortran || !strncmp(s, "False", 5) ? s + (fortran ? 4 : 5) : NULL;
+    } else if (!strcmp(key, "shape")) {
+      bit = 4;
+      s = parse_shape(s, shape, sizeof shape);
+    } else {
+      fprintf(stderr, "%s: unexpected key '%s' in the .npy header\n", path, key);
+      return 0;
+    }
+    if (!s || (seen & bit)) goto malformed;
+    seen |= bit;
+    s = skip_space(s);
+    if (*s == ',') s++;
+    else if (*s != '}') goto malformed;
+  }
+  if (*skip_space(s + 1) || seen != 7) goto malformed;
+  if (strcmp(descr, "<f4")) {
+    fprintf(stderr, "%s: dtype '%s', expected '<f4' (float32, little-endian)\n", path, descr);
+    return 0;
+  }
+  if (fortran) {
+    fprintf(stderr, "%s: fortran_order is True; only C order is read\n", path);
+    return 0;
+  }
+  if (strcmp(shape, "1x3x224x224")) {
+    fprintf(stderr, "%s: input shape %s, the model expects 1x3x224x224\n", path, *shape ? shape : "() (a scalar)");
+    return 0;
+  }
+  return 1;
+malformed:
+  fprintf(stderr, "%s: malformed .npy header (a dict of 'descr', 'fortran_order' and 'shape')\n", path);
+  return 0;
+}
+
+/* A .npy file (version 1-3) holding float32 data of exactly the input's shape, into dst. 1, or 0
+ * after one line on stderr. */
+static int read_npy(const char *path, float *dst) {
+  FILE *f = fopen(path, "rb");
+  unsigned char pre[12];
+  size_t hlen, pre_len, n;
+  char *header = NULL;
+  int ok = 0;
+  if (!f) {
+    fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
+    return 0;
+  }
+  if (fread(pre, 1, 10, f) != 10 && ferror(f)) {
+    fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
+  } else if (feof(f) || memcmp(pre, "\x93NUMPY", 6) != 0) {
+    fprintf(stderr, "%s: not a .npy file\n", path);
+  } else if (pre[6] < 1 || pre[6] > 3) {
+    fprintf(stderr, "%s: .npy format version %d.%d (1 to 3 are read)\n", path, pre[6], pre[7]);
+  } else if (pre[6] > 1 && fread(pre + 10, 1, 2, f) != 2) {
+    fprintf(stderr, "%s: truncated .npy header\n", path);
+  } else {
+    pre_len = pre[6] == 1 ? 10 : 12;
+    hlen = (size_t)pre[8] | ((size_t)pre[9] << 8);
+    if (pre[6] > 1) hlen |= ((size_t)pre[10] << 16) | ((size_t)pre[11] << 24);
+    if (hlen > NPY_MAX_HEADER) {
+      fprintf(stderr, "%s: .npy header of %lu bytes (at most %d are read)\n", path, (unsigned long)hlen, NPY_MAX_HEADER);
+    } else if ((header = (char *)calloc(hlen + 1, 1)) == NULL) { /* NUL-terminated */
+      fprintf(stderr, "%s: out of memory\n", path);
+    } else if (fread(header, 1, hlen, f) != hlen) {
+      fprintf(stderr, "%s: truncated .npy header (%lu bytes announced)\n", path, (unsigned long)hlen);
+    } else if (memchr(header, 0, hlen) != NULL) {
+      fprintf(stderr, "%s: malformed .npy header (a NUL byte)\n", path);
+    } else if (check_npy_header(path, header)) {
+      n = fread(dst, sizeof(float), DIRACNET18_INPUT_SIZE, f);
+      if (n != DIRACNET18_INPUT_SIZE) {
+        if (ferror(f)) fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
+        else fprintf(stderr, "%s: truncated: %lu of %lu float32 values\n", path, (unsigned long)n,
+                     (unsigned long)DIRACNET18_INPUT_SIZE);
+      } else if (fgetc(f) != EOF) {
+        fprintf(stderr, "%s: data past the %lu float32 values of shape 1x3x224x224 (at byte %lu)\n", path,
+                (unsigned long)DIRACNET18_INPUT_SIZE, (unsigned long)(pre_len + hlen + 4 * n));
+      } else {
+        ok = 1;
       }
     }
-    free(header);
   }
+  free(header);
   fclose(f);
   return ok;
 }
 
+/* Write a float32 .npy to path through a temporary file renamed into place. 1, or 0 after one
+ * line on stderr (no file left behind). */
 static int write_npy(const char *path, const float *src, const int *shape, int rank) {
-  char header[256], dims[96] = "";
+  char header[256], dims[96] = "", *tmp;
   size_t count = 1, len;
-  int i;
+  int i, ok;
   FILE *f;
   for (i = 0; i < rank; i++) {
     char d[24];
@@ -83,14 +226,45 @@ static int write_npy(const char *path, const float *src, const int *shape, int r
   len = (size_t)snprintf(header, 192, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
   while ((len + 11) % 64) header[len++] = ' ';
   header[len++] = '\n';
-  f = fopen(path, "wb");
-  if (!f) return 0;
+  tmp = (char *)malloc(strlen(path) + 32);
+  if (!tmp) {
+    fprintf(stderr, "cannot write %s: out of memory\n", path);
+    return 0;
+  }
+  sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
+  f = fopen(tmp, "wb");
+  if (!f) {
+    fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+    free(tmp);
+    return 0;
+  }
   fwrite("\x93NUMPY\x01\x00", 1, 8, f);
   fputc((int)(len & 0xff), f);
   fputc((int)(len >> 8), f);
   fwrite(header, 1, len, f);
-  i = fwrite(src, sizeof(float), count, f) == count;
-  return fclose(f) == 0 && i;
+  ok = fwrite(src, sizeof(float), count, f) == count;
+  ok = (fclose(f) == 0) & ok;
+  if (!ok || rename(tmp, path) != 0) {
+    fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+    remove(tmp);
+    ok = 0;
+  }
+  free(tmp);
+  return ok;
+}
+
+/* The value of option `opt`: an integer in [lo, hi] into *out. 1, or 0 after one line on stderr. */
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
+  char *end;
+  long v;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (end == s || *end || errno || v < lo || v > hi) {
+    fprintf(stderr, "%s '%s': expected an integer from %ld to %ld\n", opt, s, lo, hi);
+    return 0;
+  }
+  *out = (int)v;
+  return 1;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -109,33 +283,49 @@ int main(int argc, char **argv) {
   float *input, *output;
   diracnet18_ctx *ctx;
   for (i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights_path = argv[++i];
-    else if (!strcmp(argv[i], "--input") && i + 1 < argc) in_path = argv[++i];
-    else if (!strcmp(argv[i], "--output") && i + 1 < argc) out_path = argv[++i];
-    else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
-    else if (!strcmp(argv[i], "--profile")) profile = 1;
-    else if (!strcmp(argv[i], "--json")) json = 1;
-    else {
-      fprintf(stderr, "usage: %s [--weights F] [--input X.npy] [--output Y.npy] [--runs N] "
-                      "[--threads N] [--profile] [--peak GFLOPS] [--json]\n", argv[0]);
+    const char *a = argv[i];
+    if (!strcmp(a, "--profile")) {
+      profile = 1;
+    } else if (!strcmp(a, "--json")) {
+      json = 1;
+    } else if (!strcmp(a, "--weights") || !strcmp(a, "--input") || !strcmp(a, "--output") ||
+               !strcmp(a, "--runs") || !strcmp(a, "--threads") || !strcmp(a, "--peak")) {
+      const char *v = i + 1 < argc ? argv[++i] : NULL;
+      if (!v) {
+        fprintf(stderr, "%s needs a value\n", a);
+        return 1;
+      }
+      if (!strcmp(a, "--weights")) weights_path = v;
+      else if (!strcmp(a, "--input")) in_path = v;
+      else if (!strcmp(a, "--output")) out_path = v;
+      else if (!strcmp(a, "--runs")) {
+        if (!parse_int(a, v, 1, MAX_RUNS, &runs)) return 1;
+      } else if (!strcmp(a, "--threads")) {
+        if (!parse_int(a, v, 0, FOLDC_MAX_THREADS, &threads)) return 1;
+      } else {
+        char *end;
+        peak = strtod(v, &end);
+        if (end == v || *end || !(peak > 0.0 && peak < 1e12)) {
+          fprintf(stderr, "--peak '%s': expected a positive number of GFLOP/s\n", v);
+          return 1;
+        }
+      }
+    } else {
+      fprintf(stderr, "unknown option '%s' (usage: %s [--weights F] [--input X.npy] [--output Y.npy] "
+                      "[--runs N] [--threads N] [--profile] [--peak GFLOPS] [--json])\n", a, argv[0]);
       return 2;
     }
   }
-  weights = read_file(weights_path, &weights_base, &wlen);
-  if (!weights) {
-    fprintf(stderr, "%s: cannot read weights\n", weights_path);
-    return 1;
-  }
+  weights = read_weights(weights_path, &weights_base, &wlen);
+  if (!weights) return 1;
   input = (float *)malloc(sizeof(float) * DIRACNET18_INPUT_SIZE);
   output = (float *)malloc(sizeof(float) * DIRACNET18_OUTPUT_SIZE);
-  if (!input || !output) return 1;
+  if (!input || !output) {
+    fprintf(stderr, "out of memory\n");
+    return 1;
+  }
   if (in_path) {
-    if (!read_npy(in_path, input, DIRACNET18_INPUT_SIZE)) {
-      fprintf(stderr, "%s: not a float32 .npy of %d elements\n", in_path, (int)DIRACNET18_INPUT_SIZE);
-      return 1;
-    }
+    if (!read_npy(in_path, input)) return 1;
   } else {
     uint32_t s = 12345u;
     for (i = 0; i < DIRACNET18_INPUT_SIZE; i++) {
@@ -148,15 +338,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", weights_path, diracnet18_strerror(err));
     return 1;
   }
+  threads = diracnet18_num_threads(ctx);
   err = diracnet18_run(ctx, input, output);
   if (err) {
     fprintf(stderr, "diracnet18_run: %s: %s\n", diracnet18_strerror(err), diracnet18_last_error(ctx));
     return 1;
   }
-  if (out_path && !write_npy(out_path, output, out_shape, (int)(sizeof out_shape / sizeof out_shape[0]))) {
-    fprintf(stderr, "%s: cannot write\n", out_path);
+  if (out_path && !write_npy(out_path, output, out_shape, (int)(sizeof out_shape / sizeof out_shape[0])))
     return 1;
-  }
   if (DIRACNET18_OUTPUT_SIZE > 1 && !json) {
     int top[5], k, n = DIRACNET18_OUTPUT_SIZE < 5 ? DIRACNET18_OUTPUT_SIZE : 5;
     for (k = 0; k < n; k++) {
@@ -175,19 +364,23 @@ int main(int argc, char **argv) {
     double *ms = (double *)malloc(sizeof(double) * (size_t)runs);
     double *layer = (double *)malloc(sizeof(double) * DIRACNET18_NUM_LAYERS);
     double *best = (double *)malloc(sizeof(double) * DIRACNET18_NUM_LAYERS);
-    if (!ms || !layer || !best) return 1;
-    for (j = 0; j < DIRACNET18_NUM_LAYERS; j++) best[j] = 1e30;
-    for (i = 0; i < 2; i++) diracnet18_run(ctx, input, output);
-    for (i = 0; i < runs; i++) {
-      double t0 = foldc_now();
-      diracnet18_run(ctx, input, output);
-      ms[i] = (foldc_now() - t0) * 1e3;
+    if (!ms || !layer || !best) {
+      fprintf(stderr, "--runs %d: out of memory\n", runs);
+      return 1;
     }
-    if (profile) {
-      for (i = 0; i < runs; i++) {
-        diracnet18_profile(ctx, input, output, layer);
-        for (j = 0; j < DIRACNET18_NUM_LAYERS; j++) if (layer[j] < best[j]) best[j] = layer[j];
-      }
+    for (j = 0; j < DIRACNET18_NUM_LAYERS; j++) best[j] = 1e30;
+    for (i = 0; i < 2 + runs && !err; i++) {
+      double t0 = foldc_now();
+      err = diracnet18_run(ctx, input, output);
+      if (i >= 2) ms[i - 2] = (foldc_now() - t0) * 1e3;
+    }
+    for (i = 0; i < runs && profile && !err; i++) {
+      err = diracnet18_profile(ctx, input, output, layer);
+      for (j = 0; j < DIRACNET18_NUM_LAYERS; j++) if (layer[j] < best[j]) best[j] = layer[j];
+    }
+    if (err) {
+      fprintf(stderr, "diracnet18_run: %s: %s\n", diracnet18_strerror(err), diracnet18_last_error(ctx));
+      return 1;
     }
     qsort(ms, (size_t)runs, sizeof(double), cmp_double);
     if (profile && !json) {

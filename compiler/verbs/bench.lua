@@ -3,15 +3,17 @@
 -- random weights) under foldc, ONNX Runtime and PyTorch, interleaved, as a ratio table with peak
 -- RSS (backend.compare, compiler/compare/).
 local cli = require 'cli'
+local numeric_args = require 'numeric_args'
 
 return {
   help = 'Whole-model latency and a per-layer profile.',
   define = function(c)
     cli.model_args(c)
-    c:option('--threads', 'Threads.', '1'):convert(tonumber)
-    c:option('--runs', 'Timed runs after warm-up (per round with --compare; default 20, or 5 with --compare).'):convert(tonumber)
+    c:option('--threads', 'Threads: 1 to 256, or 0 for one per core.', '1'):convert(numeric_args.threads('--threads'))
+    c:option('--runs', 'Timed runs after warm-up, 1 to 1000000 (per round with --compare; default 20, or 5 with --compare).')
+      :convert(numeric_args.integer('--runs', 1, 1000000))
     c:flag('--compare', 'Time ONNX Runtime (npm onnxruntime-node) and PyTorch side by side (weights: PyTorch random, from tests/fixtures/torch_reference.py).')
-    c:option('--rounds', 'Interleaved rounds with --compare.', '8'):convert(tonumber)
+    c:option('--rounds', 'Interleaved rounds with --compare, 1 to 1000.', '8'):convert(numeric_args.integer('--rounds', 1, 1000))
     c:option('--skip', 'With --compare: runtimes to leave out, comma-separated (ort, script, eager).', '')
     c:flag('--json', 'End with one JSON line of the results.')
   end,

@@ -1,12 +1,13 @@
 -- foldc check: the bundle and the reference interpreter (on the training-time graph) on the same
 -- random input; prints the largest difference relative to the output's largest magnitude.
 local cli = require 'cli'
+local numeric_args = require 'numeric_args'
 
 return {
   help = 'Compare the bundle with the reference interpreter on a random input.',
   define = function(c)
     cli.model_args(c)
-    c:option('--seed', 'Input seed.', '7'):convert(tonumber)
+    c:option('--seed', 'Input seed, 0 to 4294967295.', '7'):convert(numeric_args.integer('--seed', 0, 4294967295))
   end,
   run = function(a)
     local pipeline = require 'pipeline'

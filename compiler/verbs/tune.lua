@@ -3,13 +3,16 @@
 -- by timing them in the whole model (compiler/tune.lua); results go to schedules/<target>/ and are
 -- used by every later build for that target.
 local cli = require 'cli'
+local numeric_args = require 'numeric_args'
 
 return {
   help = 'Search kernel schedules and convolution algorithms on this machine; record the best in schedules/<target>/.',
   define = function(c)
     cli.model_args(c)
-    c:option('--minutes', 'Time budget for the whole model.', '15'):convert(tonumber)
-    c:option('--threads', 'Threads the kernels are timed with.', '1'):convert(tonumber)
+    c:option('--minutes', 'Time budget for the whole model (above 0, at most 10080: a week).', '15')
+      :convert(numeric_args.positive('--minutes', 10080))
+    c:option('--threads', 'Threads the kernels are timed with: 1 to 256, or 0 for one per core.', '1')
+      :convert(numeric_args.threads('--threads'))
     c:flag('--force', 'Re-tune kernels and convolution algorithms that already have a record (and forget logged measurements).')
     c:flag('--no-runoff', 'Skip the run-offs in the model (each kernel gets the fastest, inside the whole model, of its default and its best candidates timed alone; then the weight prefetch of the convs with 256 KB of weights or more).')
     c:flag('--no-algo', 'Skip the algorithm run-off (direct vs Winograd F(2x2) vs F(4x4) per stride-1 3x3 conv, in the model).')

@@ -5,40 +5,107 @@ local memory_plan = require 'memory_plan'
 local kernels = require 'kernels'
 local emit = require 'emit'
 local sys = require 'sys'
+local lfs = require 'lfs'
 local cli_human = function(n) return require('cli').human(n) end
 
 local backend = {}
 
--- Build a bundle into out_dir (created; an existing bundle there is replaced). Nothing is left
--- behind on failure: everything is written into a temporary sibling and renamed at the end.
+local LOCK_WAIT_S = 60
+
+-- The bundle folder a build may write: refuses (`-o "PATH": why`) an empty path, the root, a path
+-- ending in . or .., a parent folder that is missing or not writable, and an existing non-folder.
+-- Returns the path without trailing slashes (./ before a leading -, so no command reads it as an
+-- option) and its parent folder.
+function backend.output_dir(path)
+  local function refuse(why)
+    error('-o "' .. tostring(path):gsub('[^\32-\126]', '?') .. '": ' .. why, 0)
+  end
+  if type(path) ~= 'string' or path == '' then refuse('empty path; name the bundle folder') end
+  local dir = path:gsub('/+$', '')
+  if dir == '' then refuse('the root folder cannot be a bundle folder') end
+  local last = dir:match('[^/]*$')
+  if last == '.' or last == '..' then refuse('names an existing folder (' .. last .. '), not a bundle folder') end
+  if dir:sub(1, 1) == '-' then dir = './' .. dir end
+  local parent = dir:match('^(.*)/[^/]*$') or '.'
+  if parent == '' then parent = '/' end
+  local pa = lfs.attributes(parent)
+  if not pa then refuse('folder ' .. parent .. ' does not exist') end
+  if pa.mode ~= 'directory' then refuse(parent .. ' is not a folder') end
+  if not sys.writable(parent) then refuse('folder ' .. parent .. ' is not writable') end
+  local a = lfs.attributes(dir)
+  if a and a.mode ~= 'directory' then refuse('exists and is not a folder') end
+  return dir, parent
+end
+
+-- Refuse to replace dir unless it is missing, empty or a bundle of the model `name`.
+local function check_replaceable(dir, name)
+  if not lfs.attributes(dir) or sys.exists(dir .. '/' .. name .. '.json') then return end
+  local ok, iter, state = pcall(lfs.dir, dir)
+  local empty = ok
+  if ok then
+    for f in iter, state do
+      if f ~= '.' and f ~= '..' then empty = false end
+    end
+  end
+  if not empty then
+    error(dir .. ': exists and is not a bundle of ' .. name .. '; refusing to overwrite', 0)
+  end
+end
+
+-- Put the finished bundle tmp at dir, under a lock on the parent folder (concurrent builds into
+-- dir take turns): the old one is renamed aside, the new one into place, then the old one removed;
+-- a half-written bundle is never at dir.
+local function replace(dir, parent, tmp, name)
+  local old = sys.scratch(dir, 'old')
+  local moved_aside = sys.locked(parent, LOCK_WAIT_S, '-o "' .. dir .. '"', function()
+    check_replaceable(dir, name)
+    local aside = lfs.attributes(dir) ~= nil
+    if aside then
+      local ok, err = os.rename(dir, old)
+      if not ok then error(dir .. ': cannot move the old bundle aside: ' .. tostring(err), 0) end
+    end
+    local ok, err = os.rename(tmp, dir)
+    if not ok then
+      if aside then os.rename(old, dir) end
+      error(dir .. ': cannot move the new bundle into place: ' .. tostring(err), 0)
+    end
+    return aside
+  end)
+  if moved_aside then sys.rm_rf(old) end
+end
+
+-- Build a bundle into out_dir (backend.output_dir; an existing bundle there is replaced). Nothing
+-- is left behind on failure: everything is written into a scratch sibling (sys.scratch; those of
+-- dead builds are swept first) and renamed into place at the end.
 -- opts: target, weights (write the weights blob), source (description text for the README),
 -- conv_algo (force one convolution algorithm: lower.lower).
 function backend.build(graph, out_dir, opts)
   opts = opts or {}
+  local dir, parent = backend.output_dir(out_dir)
+  sys.sweep(parent, dir:match('[^/]*$'))
   local target = kernels.resolve_target(opts.target)
   local program = lower.lower(graph, { target = target, conv_algo = opts.conv_algo })
+  local name = emit.c_name(program.name)
+  check_replaceable(dir, name)
   local arena, bound = memory_plan.plan(program.acts)
   local weights_total = emit.layout_weights(program.weights)
   local distinct, runtime = kernels.compile(program, target)
-  out_dir = out_dir:gsub('/+$', '')
-  if sys.exists(out_dir) and not sys.exists(out_dir .. '/' .. emit.c_name(program.name) .. '.json')
-      and sys.run({ 'rmdir', out_dir }) == false then
-    error(out_dir .. ': exists and is not a bundle of ' .. program.name .. '; refusing to overwrite', 0)
-  end
-  local tmp = out_dir .. '.tmp.' .. sys.pid()
+  local tmp = sys.scratch(dir)
   sys.rm_rf(tmp)
-  sys.mkdir_p(tmp)
-  local ok, err = pcall(emit.bundle, program, tmp, {
-    target = target, arena = arena, bound = bound, weights_total = weights_total, kernels = distinct,
-    runtime = runtime, source = opts.source or graph.name, with_weights = opts.weights,
-  })
+  local ok, err = pcall(function()
+    local made, why = lfs.mkdir(tmp)
+    if not made then error('-o "' .. dir .. '": cannot create ' .. tmp .. ': ' .. tostring(why), 0) end
+    emit.bundle(program, tmp, {
+      target = target, arena = arena, bound = bound, weights_total = weights_total, kernels = distinct,
+      runtime = runtime, source = opts.source or graph.name, with_weights = opts.weights,
+    })
+    replace(dir, parent, tmp, name)
+  end)
   if not ok then
     sys.rm_rf(tmp)
     error(err, 0)
   end
-  sys.rm_rf(out_dir)
-  assert(os.rename(tmp, out_dir))
-  return { dir = out_dir, name = emit.c_name(program.name), arena = arena, bound = bound,
+  return { dir = dir, name = name, arena = arena, bound = bound,
            weights_bytes = weights_total, kernels = #distinct, steps = #program.steps, target = target }
 end
 
@@ -108,8 +175,9 @@ function backend.peak_gflops(target)
   local exe = dir .. '/peak-' .. flags[1]:sub(3)
   if not sys.exists(exe) then
     sys.mkdir_p(dir)
+    sys.sweep(dir)
     local root = os.getenv('FOLDC_ROOT') or '.'
-    local tmp = exe .. '.tmp.' .. sys.pid()
+    local tmp = sys.scratch(exe)
     sys.run_quiet({ 'clang', '-O2', '-std=c99', flags[1], flags[2], root .. '/compiler/peak.c', '-o', tmp },
       'compiling compiler/peak.c')
     assert(os.rename(tmp, exe))

@@ -54,6 +54,7 @@ function cli.main(argv)
   end
   local ok, args = p:pparse(argv)
   if not ok then error(args .. ' (see foldc --help)', 0) end
+  if args.target then require('kernels').check_target(args.target) end
   for _, spec in ipairs(args.limit or {}) do require('limits').set(spec) end
   if args.allow_nonfinite then require('bind').allow_nonfinite = true end
   return verbs[args.verb].run(args)

@@ -14,10 +14,13 @@ emit.VERSION = '0.1'
 local root = os.getenv('FOLDC_ROOT') or '.'
 local HALIDE_RUNTIME_H = '/usr/include/halide14/HalideRuntime.h'
 
--- A C identifier from a model name.
+-- A C identifier from a model name: ASCII letters, digits and '_' only (so it is safe in C, file
+-- names, the Makefile and CMakeLists.txt), never empty or starting with a digit, at most 64
+-- characters (a longer one keeps its start and ends in a hash of the whole name).
 function emit.c_name(name)
-  local s = name:lower():gsub('[^%w_]', '_')
-  if s:match('^%d') then s = 'm_' .. s end
+  local s = tostring(name):lower():gsub('[^%w_]', '_')
+  if s == '' or s:match('^%d') then s = 'm_' .. s end
+  if #s > 64 then s = s:sub(1, 47) .. '_' .. hash.hex(hash.string(name)) end
   return s
 end
 

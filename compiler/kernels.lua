@@ -1,7 +1,9 @@
 -- Kernel compilation: each distinct (generator, shape parameters, schedule, target) becomes one
 -- Halide AOT object, compiled by the foldc_gen generator binary and cached under its content hash
 -- (which covers the generator sources and Halide's version too), so rebuilding a model is seconds.
--- Missing kernels are compiled in parallel through a generated Makefile.
+-- Missing kernels are compiled in parallel through a generated Makefile, kept in the cache and run
+-- tied to foldc (sys.run_tied: nothing keeps running or stays behind when foldc dies); every value
+-- in it is a checked target or a quoted word.
 local lfs = require 'lfs'
 local hash = require 'hash'
 local sys = require 'sys'
@@ -59,16 +61,48 @@ function kernels.generator()
   return bin
 end
 
--- "host" -> the host's full target string; anything else is used as given.
+local ARCHS = { 'x86', 'arm', 'powerpc', 'hexagon', 'wasm', 'riscv' }
+local OSES = { 'linux', 'windows', 'osx', 'android', 'ios', 'qurt', 'noos', 'fuchsia', 'wasmrt' }
+local function one_of(list, v)
+  for _, x in ipairs(list) do if x == v then return true end end
+  return false
+end
+
+-- Refuse a target string that is not 'host' or Halide targets arch-bits-os[-feature...] (Halide
+-- 14's architectures and systems; features of letters, digits and '_'), comma-separated; raises
+-- `--target "...": ...` naming the bad character or piece.
+function kernels.check_target(target)
+  local function refuse(why)
+    local shown = tostring(target):sub(1, 200):gsub('[^\32-\126]', function(c) return string.format('\\%d', c:byte()) end)
+    error('--target "' .. shown .. '": ' .. why, 0)
+  end
+  if type(target) ~= 'string' or target == '' then refuse('empty target') end
+  if target == 'host' then return target end
+  local bad = target:match('[^%w_,%-]')
+  if bad then
+    local q = bad == '"' and "'" or '"'
+    refuse((bad:match('^[\32-\126]$') and ('character ' .. q .. bad .. q) or ('byte ' .. bad:byte()))
+      .. ' is not allowed (letters, digits, "-", "_", and "," between targets)')
+  end
+  for piece in (target .. ','):gmatch('([^,]*),') do
+    local arch, bits, os_name, features = piece:match('^([^-]*)%-([^-]*)%-([^-]*)(.*)$')
+    local why = not arch and 'expected arch-bits-os[-feature...], e.g. x86-64-linux-avx2-fma-sse41'
+      or not one_of(ARCHS, arch) and ('unknown architecture "' .. arch .. '" (' .. table.concat(ARCHS, ', ') .. ')')
+      or bits ~= '32' and bits ~= '64' and ('bits "' .. bits .. '", not 32 or 64')
+      or not one_of(OSES, os_name) and ('unknown operating system "' .. os_name .. '" (' .. table.concat(OSES, ', ') .. ')')
+      or (features .. '-'):find('%-%-') and 'an empty feature'
+    if why then refuse('"' .. piece .. '" is not a Halide target: ' .. why) end
+  end
+  return target
+end
+
+-- "host" -> the host's full target string; anything else is checked (kernels.check_target).
 function kernels.resolve_target(target)
   if target == nil or target == 'host' then
     local out = sys.capture({ '/usr/lib/x86_64-linux-gnu/halide14/get_host_target' })
     return (out:gsub('%s+$', ''))
   end
-  if not target:match('^[%w_]+%-%d+%-[%w_]+') then
-    error('target "' .. target .. '" is not a Halide target string (arch-bits-os[-feature...], e.g. x86-64-linux-avx2-fma-sse41)', 0)
-  end
-  return target
+  return kernels.check_target(target)
 end
 
 -- Attach .fn (C function name) and .object/.header to every kernel step; compile what is missing.
@@ -117,6 +151,16 @@ function kernels.describe(generator, plist, target)
   return k
 end
 
+-- One word of a make recipe: shell-quoted, with make's `$` doubled; a value that cannot be one
+-- (a line break, a NUL) is refused.
+local function make_word(s)
+  s = tostring(s)
+  if s:find('[%z\r\n]') then
+    error('kernel compilation: ' .. string.format('%q', s):gsub('\\\n', '\\n') .. ' cannot be put on a command line', 0)
+  end
+  return (sys.q(s):gsub('%$', '$$$$'))
+end
+
 -- Compile the kernels (from kernels.describe) that are not in the cache yet, and the Halide
 -- runtime; returns the runtime { dir, object }. With opts.keep_going, a kernel that fails to
 -- compile is marked k.failed instead of raising.
@@ -138,33 +182,46 @@ function kernels.build(distinct, target, opts)
   local gen = kernels.generator()
   sys.mkdir_p(cache .. '/kernels')
   sys.mkdir_p(cache .. '/runtime')
-  -- one make rule per missing kernel: generate into a temporary folder, rename into the cache
-  local names, rules = {}, {}
+  sys.sweep(cache .. '/kernels')
+  sys.sweep(cache .. '/runtime')
+  -- one make rule per missing kernel: generate into a scratch folder, rename into the cache
+  local work = sys.scratch(cache .. '/kernels/make')
+  local names, rules, debris = {}, {}, { work }
   local function rule(name, dir, cmd)
     names[#names + 1] = name
-    local tmp = dir .. '.tmp.' .. sys.pid()
+    local tmp = sys.scratch(dir)
+    debris[#debris + 1] = tmp
     -- rename into place atomically; if another process got there first, its copy is as good
+    local t, d = make_word(tmp), make_word(dir)
     rules[#rules + 1] = string.format('%s:\n\t@rm -rf %s && mkdir -p %s && %s -o %s > %s/log 2>&1 || { cat %s/log >&2; rm -rf %s; exit 1; }\n\t@rm -f %s/log && { mv -T %s %s 2>/dev/null || rm -rf %s; }',
-      name, sys.q(tmp), sys.q(tmp), cmd, sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(tmp), sys.q(dir), sys.q(tmp))
+      name, t, t, table.concat(cmd, ' '), t, t, t, t, t, t, d, t)
   end
   for _, k in ipairs(jobs) do
-    rule(k.fn, k.dir, string.format('%s -g %s -f %s -e object,c_header target=%s %s', sys.q(gen), k.generator, k.fn,
-      kernel_target, table.concat(k.params, ' ')))
+    local cmd = { make_word(gen), '-g', make_word(k.generator), '-f', make_word(k.fn), '-e', 'object,c_header',
+      make_word('target=' .. kernel_target) }
+    for _, p in ipairs(k.params) do cmd[#cmd + 1] = make_word(p) end
+    rule(k.fn, k.dir, cmd)
   end
   if need_runtime then
-    rule('runtime', runtime.dir, string.format('%s -r foldc_halide_runtime -e object target=%s-user_context', sys.q(gen), target))
+    rule('runtime', runtime.dir, { make_word(gen), '-r', 'foldc_halide_runtime', '-e', 'object',
+      make_word('target=' .. target .. '-user_context') })
   end
-  local mkfile = os.tmpname()
   local all = table.concat(names, ' ')
-  sys.write_file(mkfile, 'all: ' .. all .. '\n.PHONY: all ' .. all .. '\n' .. table.concat(rules, '\n') .. '\n')
+  local written, werr = pcall(function()
+    sys.mkdir_p(work)
+    sys.write_file(work .. '/Makefile', 'all: ' .. all .. '\n.PHONY: all ' .. all .. '\n' .. table.concat(rules, '\n') .. '\n')
+  end)
+  if not written then
+    sys.rm_rf(work)
+    error(werr, 0)
+  end
   if not opts.quiet then
     io.stderr:write(string.format('foldc: compiling %d kernel(s)%s with Halide %s for %s\n', #jobs,
       need_runtime and ' and the Halide runtime' or '', HALIDE_VERSION, target))
   end
-  local argv = { 'make', '-s', '-j', tostring(opts.jobs or sys.nproc()), '-f', mkfile }
+  local argv = { 'make', '-s', '-j', tostring(opts.jobs or sys.nproc()), '-f', work .. '/Makefile' }
   if opts.keep_going then argv[#argv + 1] = '-k' end
-  local ok, out = sys.run(argv)
-  os.remove(mkfile)
+  local ok, out = sys.run_tied(argv, { log = work .. '/log', debris = debris })
   if not ok and not opts.keep_going then
     error('kernel compilation failed: ' .. (out:gsub('%s+', ' '):sub(1, 400)), 0)
   end

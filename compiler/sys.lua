@@ -1,10 +1,48 @@
 -- Processes and files: the few operating-system services the compiler needs, in one place.
+-- Commands get their arguments as argv lists, each word shell-quoted (sys.q): no user text is ever
+-- read by a shell as code. Scratch files and folders are named <path>.tmp.<pid> (sys.scratch), so
+-- those of dead processes can be swept (sys.sweep); child commands that must not outlive foldc run
+-- through sys.run_tied.
 local ffi = require 'ffi'
 local lfs = require 'lfs'
 
 ffi.cdef [[ int getpid(void); ]]
+-- libc, under names of our own (other modules may declare the same functions)
+pcall(ffi.cdef, [[
+  typedef struct { unsigned long val[16]; } foldc_sigset_t;
+  typedef struct { long tv_sec; long tv_nsec; } foldc_sys_timespec;
+  typedef void (*foldc_sighandler_t)(int);
+  int foldc_fork(void) __asm__("fork");
+  int foldc_setpgid(int pid, int pgid) __asm__("setpgid");
+  int foldc_kill(int pid, int sig) __asm__("kill");
+  int foldc_waitpid(int pid, int *status, int options) __asm__("waitpid");
+  int foldc_pipe2(int fds[2], int flags) __asm__("pipe2");
+  int foldc_dup2(int oldfd, int newfd) __asm__("dup2");
+  int foldc_open(const char *path, int flags, int mode) __asm__("open");
+  int foldc_close(int fd) __asm__("close");
+  long foldc_write(int fd, const char *buf, unsigned long n) __asm__("write");
+  int foldc_execvp(const char *file, const char **argv) __asm__("execvp");
+  void foldc_exit(int status) __asm__("_exit");
+  int foldc_sigemptyset(foldc_sigset_t *set) __asm__("sigemptyset");
+  int foldc_sigaddset(foldc_sigset_t *set, int sig) __asm__("sigaddset");
+  int foldc_sigprocmask(int how, const foldc_sigset_t *set, foldc_sigset_t *old) __asm__("sigprocmask");
+  int foldc_sigtimedwait(const foldc_sigset_t *set, void *info, const foldc_sys_timespec *t) __asm__("sigtimedwait");
+  foldc_sighandler_t foldc_signal(int sig, foldc_sighandler_t handler) __asm__("signal");
+  int foldc_flock(int fd, int op) __asm__("flock");
+  int foldc_access(const char *path, int mode) __asm__("access");
+  int foldc_poll(void *fds, unsigned long n, int timeout_ms) __asm__("poll");
+  char *foldc_strerror(int errnum) __asm__("strerror");
+]])
+local C = ffi.C
+local O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC = 1, 64, 512, 524288
+local SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGCHLD = 1, 2, 9, 15, 17
+local SIG_BLOCK, SIG_SETMASK, WNOHANG, ESRCH, EINTR, EWOULDBLOCK = 0, 2, 1, 3, 4, 11
+local LOCK_EX, LOCK_NB = 2, 4
+local SIGNAL_NAMES = { [SIGHUP] = 'SIGHUP', [SIGINT] = 'SIGINT', [SIGTERM] = 'SIGTERM' }
 
 local sys = {}
+
+local function strerror() return ffi.string(C.foldc_strerror(ffi.errno())) end
 
 -- Shell-quote one word.
 function sys.q(s)
@@ -114,12 +152,181 @@ function sys.mkdir_p(path)
 end
 
 function sys.rm_rf(path)
-  if path and path ~= '' and path ~= '/' then os.execute('rm -rf ' .. sys.q(path)) end
+  if path and path ~= '' and path ~= '/' then os.execute('rm -rf -- ' .. sys.q(path)) end
 end
 
 function sys.exists(path) return lfs.attributes(path) ~= nil end
 
 function sys.pid() return ffi.C.getpid() end
+
+-- This process's scratch name for path: path.tmp.<pid>, or path.tmp.<pid>.<tag>.
+function sys.scratch(path, tag)
+  return path .. '.tmp.' .. sys.pid() .. (tag and ('.' .. tag) or '')
+end
+
+local function alive(pid)
+  return C.foldc_kill(pid, 0) == 0 or ffi.errno() ~= ESRCH
+end
+
+-- Remove the scratch entries (sys.scratch) in folder dir left by processes that no longer run;
+-- with prefix, only those of dir/prefix.
+function sys.sweep(dir, prefix)
+  local ok, iter, state = pcall(lfs.dir, dir)
+  if not ok then return end
+  local me = sys.pid()
+  for name in iter, state do
+    local base, pid, rest = name:match('^(.-)%.tmp%.(%d+)(.*)$')
+    pid = tonumber(pid)
+    if base and (prefix == nil or base == prefix) and (rest == '' or rest:match('^%.[%w_]+$'))
+        and pid ~= me and pid <= 4194304 and not alive(pid) then
+      sys.rm_rf(dir .. '/' .. name)
+    end
+  end
+end
+
+-- Run fn() holding an exclusive flock(2) on the existing folder dir (released when fn returns or
+-- raises); waits up to `seconds` for another holder, then raises `<what>: still locked by ...`.
+function sys.locked(dir, seconds, what, fn)
+  local fd = C.foldc_open(dir, O_CLOEXEC, 0)
+  if fd < 0 then error(what .. ': cannot open ' .. dir .. ' to lock it: ' .. strerror(), 0) end
+  local tries = 0
+  while C.foldc_flock(fd, LOCK_EX + LOCK_NB) ~= 0 do
+    local e = ffi.errno()
+    if (e ~= EWOULDBLOCK and e ~= EINTR) or tries >= seconds * 20 then
+      local why = (e == EWOULDBLOCK or e == EINTR)
+        and string.format('still locked by another foldc after %d s', seconds) or strerror()
+      C.foldc_close(fd)
+      error(what .. ': ' .. why, 0)
+    end
+    C.foldc_poll(nil, 0, 50)
+    tries = tries + 1
+  end
+  local ok, res = pcall(fn)
+  C.foldc_close(fd)
+  if not ok then error(res, 0) end
+  return res
+end
+
+-- Whether this process may write into (and enter) the folder at path.
+function sys.writable(path)
+  return C.foldc_access(path, 3) == 0
+end
+
+local function c_argv(list, keep)
+  local argv = ffi.new('const char *[?]', #list + 1)
+  for i, s in ipairs(list) do
+    s = tostring(s)
+    local c = ffi.new('char[?]', #s + 1, s)
+    keep[#keep + 1] = c
+    argv[i - 1] = c
+  end
+  return argv
+end
+
+local function sigset(list)
+  local set = ffi.new('foldc_sigset_t')
+  C.foldc_sigemptyset(set)
+  for _, s in ipairs(list) do C.foldc_sigaddset(set, s) end
+  return set
+end
+
+-- fork and exec argv with an empty signal mask; in the child, setup() runs first (only C calls on
+-- prepared values), and the child never returns into Lua. Returns the pid.
+local function spawn(argv, setup)
+  local empty, keep = sigset({}), {}
+  local cargv = c_argv(argv, keep)
+  local pid = C.foldc_fork()
+  if pid == 0 then
+    if not pcall(setup) then C.foldc_exit(127) end
+    C.foldc_sigprocmask(SIG_SETMASK, empty, nil)
+    C.foldc_execvp(cargv[0], cargv)
+    C.foldc_exit(127)
+  end
+  if pid < 0 then error('cannot start ' .. argv[1] .. ': ' .. strerror(), 0) end
+  return pid
+end
+
+local function exit_code(status)
+  local s = status[0]
+  if s % 128 == 0 then return math.floor(s / 256) % 256 end
+  return 128 + s % 128
+end
+
+-- The watchdog: holds the read end of a pipe only foldc writes to. A line means foldc is done; end
+-- of file means foldc died: the command's process group is killed (and gone) first. Either way the
+-- debris is removed. Values reach it as arguments, never as script text.
+local WATCHDOG = 'if ! read -r _; then kill -9 "-$1" 2>/dev/null; n=0; '
+  .. 'while kill -0 "-$1" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; fi; '
+  .. 'shift; rm -rf -- "$@"'
+
+-- Run argv like sys.run (returns ok, output, exit code), tied to this process: in a process group
+-- of its own, with its output in the file opts.log, and with a watchdog that kills the group if
+-- foldc dies, even by SIGKILL. SIGINT, SIGTERM or SIGHUP while it runs kill the group too and
+-- raise `interrupted by SIG...`. The paths in opts.debris (the log among them, if it should go)
+-- are removed when it ends, however it ends.
+function sys.run_tied(argv, opts)
+  local debris = opts.debris or {}
+  local block, old = sigset({ SIGINT, SIGTERM, SIGHUP, SIGCHLD }), ffi.new('foldc_sigset_t')
+  local fds, status = ffi.new('int[2]'), ffi.new('int[1]')
+  local log = C.foldc_open(opts.log, O_WRONLY + O_CREAT + O_TRUNC + O_CLOEXEC, 420)
+  if log < 0 or C.foldc_pipe2(fds, O_CLOEXEC) ~= 0 then
+    local why = opts.log .. ': ' .. strerror()
+    if log >= 0 then C.foldc_close(log) end
+    for _, p in ipairs(debris) do sys.rm_rf(p) end
+    error(why, 0)
+  end
+  C.foldc_sigprocmask(SIG_BLOCK, block, old)
+  local function fail(msg)
+    C.foldc_close(fds[1])
+    C.foldc_sigprocmask(SIG_SETMASK, old, nil)
+    for _, p in ipairs(debris) do sys.rm_rf(p) end
+    error(msg, 0)
+  end
+  local ok, cmd = pcall(spawn, argv, function()
+    C.foldc_setpgid(0, 0)
+    C.foldc_dup2(log, 1)
+    C.foldc_dup2(log, 2)
+  end)
+  C.foldc_close(log)
+  if not ok then C.foldc_close(fds[0]); fail(cmd) end
+  C.foldc_setpgid(cmd, cmd)
+  local watch_argv = { 'sh', '-c', WATCHDOG, 'foldc-watchdog', cmd }
+  for _, p in ipairs(debris) do watch_argv[#watch_argv + 1] = p end
+  local ignore = ffi.cast('foldc_sighandler_t', 1)
+  local wok, watchdog = pcall(spawn, watch_argv, function()
+    C.foldc_dup2(fds[0], 0)
+    C.foldc_signal(SIGINT, ignore)
+    C.foldc_signal(SIGTERM, ignore)
+    C.foldc_signal(SIGHUP, ignore)
+  end)
+  C.foldc_close(fds[0])
+  if not wok then
+    C.foldc_kill(-cmd, SIGKILL)
+    C.foldc_waitpid(cmd, status, 0)
+    fail(watchdog)
+  end
+  local signal
+  local wait = ffi.new('foldc_sys_timespec', 0, 200000000)
+  status[0] = 255 * 256 -- what is reported if the command cannot be waited for
+  while true do
+    local r = C.foldc_waitpid(cmd, status, WNOHANG)
+    if r == cmd or (r < 0 and ffi.errno() ~= EINTR) then break end
+    signal = SIGNAL_NAMES[C.foldc_sigtimedwait(block, nil, wait)]
+    if signal then
+      C.foldc_kill(-cmd, SIGKILL)
+      C.foldc_waitpid(cmd, status, 0)
+      break
+    end
+  end
+  local out = not signal and sys.read_bytes(opts.log) or ''
+  if not signal then C.foldc_write(fds[1], '\n', 1) end
+  C.foldc_close(fds[1])
+  C.foldc_waitpid(watchdog, nil, 0)
+  C.foldc_sigprocmask(SIG_SETMASK, old, nil)
+  if signal then error('interrupted by ' .. signal, 0) end
+  local code = exit_code(status)
+  return code == 0, out, code
+end
 
 local nproc
 function sys.nproc()

@@ -11,6 +11,7 @@ return {
   run = function(a)
     local pipeline = require 'pipeline'
     local backend = require 'backend'
+    backend.output_dir(a.output)
     local deploy, report = pipeline.deploy_graph(a.model, a.weights)
     local info = backend.build(deploy, a.output, { target = a.target, weights = not a.no_weights })
     io.stderr:write(backend.summary(deploy, report, info), '\n')

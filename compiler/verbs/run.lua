@@ -1,5 +1,22 @@
 -- foldc run: build (kernels cached), compile the bundle with the system C compiler, run one input.
+-- The input and the output path are checked before anything is compiled.
 local cli = require 'cli'
+local lfs = require 'lfs'
+local sys = require 'sys'
+
+-- --output must name a file (not a folder) in an existing folder this process may write.
+local function check_output(path)
+  local function refuse(why)
+    error(string.format('--output "%s": %s', (path:gsub('[^\32-\126]', '?')), why), 0)
+  end
+  if path == '' then refuse('empty path') end
+  if path:match('/$') then refuse('ends in /: names a folder, not a file') end
+  if lfs.attributes(path, 'mode') == 'directory' then refuse('is a folder, not a file') end
+  local parent = path:match('^(.*)/[^/]*$') or '.'
+  if parent == '' then parent = '/' end
+  if lfs.attributes(parent, 'mode') ~= 'directory' then refuse('folder ' .. parent .. ' does not exist') end
+  if not sys.writable(parent) then refuse('folder ' .. parent .. ' is not writable') end
+end
 
 return {
   help = 'Build (kernels cached), compile the bundle and run one input.',
@@ -12,6 +29,7 @@ return {
     local pipeline = require 'pipeline'
     local backend = require 'backend'
     local npy = require 'weights.npy'
+    check_output(a.output)
     local deploy = pipeline.deploy_graph(a.model, a.weights)
     local input = npy.read(a.input)
     local want = table.concat(deploy.input.shape, 'x')

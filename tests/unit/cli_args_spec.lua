@@ -1,5 +1,6 @@
--- The numeric options (compiler/numeric_args.lua) take only a plain decimal in range, and every verb
--- refuses a bad one while parsing, with one line naming the option and the value.
+-- Command-line arguments are checked before any work, with one line naming the option and the
+-- value: the numeric options (compiler/numeric_args.lua) take only a plain decimal in range, and
+-- foldc run's --output must be a file in an existing, writable folder.
 local numeric_args = require 'numeric_args'
 local cli = require 'cli'
 
@@ -51,6 +52,21 @@ describe('numeric options', function()
       assert.is_false(ok)
       assert.truthy(err:find(case[2], 1, true), err)
       assert.falsy(err:find('\n'), err)
+    end
+  end)
+
+  it('foldc run refuses an output path it could not write, before compiling', function()
+    local m, w = 'tests/fixtures/fixtures.lua:resnet18_w8', 'tests/fixtures/data/resnet18_w8.safetensors'
+    local input = 'tests/fixtures/data/resnet18_w8.input.npy'
+    for _, case in ipairs({
+      { '', '--output "": empty path' },
+      { 'tests/', '--output "tests/": ends in /' },
+      { 'tests', '--output "tests": is a folder' },
+      { 'no/such/folder/y.npy', '--output "no/such/folder/y.npy": folder no/such/folder does not exist' },
+    }) do
+      local ok, err = pcall(cli.main, { 'run', m, '--weights', w, '--input', input, '--output', case[1] })
+      assert.is_false(ok)
+      assert.truthy(err:find(case[2], 1, true), err)
     end
   end)
 end)

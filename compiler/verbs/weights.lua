@@ -137,6 +137,7 @@ local function diff(path, w, model)
 end
 
 return {
+  list = list, -- list(path, w): the listing, for tests that already hold the loaded weights
   help = 'List the tensors of a weights file (.safetensors or torch.save .pth), or --diff it against a model.',
   define = function(c)
     c:argument('file', 'Weights: .safetensors, or a torch.save checkpoint (.pth/.pt/.bin/.ckpt, zip or legacy).')

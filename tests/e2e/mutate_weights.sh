@@ -1,16 +1,20 @@
 #!/bin/sh
 # Mutation test of the weights readers: CASES (default 3000) corrupted copies (bit flips, boundary
-# bytes, truncation, splices, insertions, pickle-targeted edits, zip-directory edits) of real
-# checkpoints made by torch.save (tests/fixtures/pth/) and a safetensors fixture go through
-# weights.load; each must load or fail with a one-line error naming the file. A crash (signal), a
-# hang (the timeout) or an internal error fails the test, and the offending file is kept.
+# bytes, truncation, splices, insertions, pickle-targeted edits, zip-directory edits, hostile float
+# values: tag-like NaNs, infinities, negative variances) of real checkpoints made by torch.save
+# (tests/fixtures/pth/), safetensors fixtures, and resnet18_w8's weights (as safetensors and as zip
+# and legacy .pth written by the harness) go through weights.load and the `foldc weights` listing;
+# those of resnet18_w8 also through the front end (bind + passes, no kernels). Each must succeed or
+# fail with a one-line error naming the file. A crash (signal), a hang (the timeout) or an
+# internal error fails the test, and the offending file is kept.
 # Usage: mutate_weights.sh [CASES [SEED]]   (CI: 3000; the `fuzz` label runs 200000)
 . "$(dirname "$0")/lib.sh"
 cases=${1:-3000}
 seed=${2:-1}
 pth="$FIXTURES/pth"
-seeds="$pth/small.zip.pth $pth/small.legacy.pth $pth/wrapped.pth $pth/evil_os_system.pth $pth/evil_eval.pth
-  $pth/small.expect.safetensors $FIXTURES/data/resnet18_w8.safetensors"
+seeds="--model $FIXTURES/fixtures.lua:resnet18_w8 $FIXTURES/data/resnet18_w8.safetensors
+  $pth/small.zip.pth $pth/small.legacy.pth $pth/wrapped.pth $pth/evil_os_system.pth $pth/evil_eval.pth
+  $pth/small.expect.safetensors"
 # one file is written per case: in memory (/dev/shm) when there is one, twice as fast as a disk
 work="$SCRATCH"
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then

@@ -24,6 +24,16 @@ function emit.c_name(name)
   return s
 end
 
+-- Text from the description (layer and weight names, its path) as it goes into the C glue: safe
+-- both inside a "string literal" and inside a /* comment */. Printable ASCII stays, except \ " ?
+-- (escapes, trigraphs) and * (comment ends), which become octal escapes like every other byte.
+local function c_text(s)
+  return (tostring(s):gsub('.', function(c)
+    if c:match('^[\32-\126]$') and not c:match('^[\\"?*]$') then return c end
+    return string.format('\\%03o', c:byte())
+  end))
+end
+
 -- Weights layout: header, table, then every tensor 64-byte aligned. Sets w.offset / w.bytes.
 function emit.layout_weights(weights)
   local offset = memory_plan.align(64 + 16 * #weights)
@@ -89,7 +99,7 @@ local function describe_steps(program)
         local offset = arg.storage == 'arena' and (arg.act.offset + 4 * (arg.elem_offset or 0)) or arg.weight.offset
         views[#views + 1] = { storage = arg.storage == 'arena' and 0 or 1, offset = offset, rank = #arg.dims,
           extents = table.concat(extents, ', '), strides = table.concat(strides, ', '),
-          what = (arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. step.fn }
+          what = c_text((arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. step.fn) }
         refs[#refs + 1] = '&b[' .. (#views - 1) .. ']'
       end
       call = 'return ' .. step.fn .. '(' .. table.concat(refs, ', ') .. ');'
@@ -97,7 +107,7 @@ local function describe_steps(program)
       call = string.format('foldc_hwc_to_nchw((const float *)(a + %d), (float *)(a + %d), %d, %d, %d);\n    return 0;',
         step.src.offset, step.dst.offset, step.c, step.h, step.w)
     end
-    steps[i] = { index = i - 1, name = step.name, call = call, macs = string.format('%.0f', step.macs) }
+    steps[i] = { index = i - 1, name = c_text(step.name), call = call, macs = string.format('%.0f', step.macs) }
   end
   return views, steps
 end
@@ -140,7 +150,7 @@ function emit.bundle(program, dir, info)
   local macs = 0
   for _, s in ipairs(program.steps) do macs = macs + s.macs end
   local env = {
-    m = m, M = m:upper(), version = emit.VERSION, target = info.target, source = info.source,
+    m = m, M = m:upper(), version = emit.VERSION, target = info.target, source = c_text(info.source),
     input_macros = in_macros, output_macros = out_macros,
     arena_bytes = info.arena, arena_bound = info.bound, weights_bytes = info.weights_total,
     num_layers = #program.steps, macs = string.format('%.0f', macs),

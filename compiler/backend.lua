@@ -132,10 +132,16 @@ function backend.summary(graph, report, info)
   return table.concat(lines, '\n')
 end
 
--- Build with weights into a scratch folder and compile it with the system C compiler.
+-- Build with weights into a scratch folder in the kernel cache (sys.scratch: those of dead runs are
+-- swept first) and compile it with the system C compiler.
 local function scratch_bundle(graph, opts)
-  local dir = sys.tmpdir('foldc-bundle')
+  local base = kernels.cache_dir() .. '/scratch'
+  sys.mkdir_p(base)
+  sys.sweep(base)
+  local dir = sys.scratch(base .. '/bundle')
+  sys.rm_rf(dir)
   local ok, info = pcall(function()
+    sys.mkdir_p(dir)
     local info = backend.build(graph, dir .. '/bundle', { target = opts.target, weights = true })
     sys.run_quiet({ 'make', '-s', '-C', info.dir }, 'compiling the bundle')
     return info

@@ -441,8 +441,7 @@ end
 local zlib
 local function libz()
   if not zlib then
-    local ok, lib = pcall(ffi.load, 'z')
-    zlib = ok and lib or ffi.load('libz.so.1')
+    zlib = ffi.load('libz.so.1') -- zlib1g (the unversioned libz.so is only in zlib1g-dev)
   end
   return zlib
 end

@@ -195,7 +195,7 @@ local zlib
 local function crc32(p, n)
   if not zlib then
     pcall(ffi.cdef, 'unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int len);')
-    zlib = ffi.load('z')
+    zlib = ffi.load('libz.so.1') -- zlib1g (the unversioned libz.so is only in zlib1g-dev)
   end
   return tonumber(zlib.crc32(0, p, n))
 end

@@ -12,7 +12,7 @@ local BOUNDS = {
     help = 'how many times its file size (at least 1 MiB) a checkpoint may expand to as float32 tensors (overlapping views, fp16)' },
   deflate_ratio = { value = 100,
     help = 'largest ratio of inflated to deflated size (at least 16 KiB) of one compressed entry in a zip checkpoint' },
-  description_mega_instructions = { value = 2000, unit = 'M VM instructions',
+  description_mega_instructions = { value = 200, unit = 'M VM instructions',
     help = 'work a description may do while it is loaded and while its model is built' },
 }
 

@@ -5,8 +5,16 @@
 -- reference state_dict keys. Sequential children are named "0", "1", ... unless added with a name.
 -- Calling a module on a symbolic tensor records one IR node; shapes are inferred as the trace goes,
 -- so a shape error names the description line that caused it.
+--
+-- A description never holds a piece of the graph: it gets tensor handles (a copy of the shape, the
+-- graph tensor kept here), every attribute and parameter key is copied into the graph as plain data
+-- (numbers, strings, booleans, tables without metatables), and every size is checked where it enters:
+-- integers in range, and no tensor or weight beyond the memory_gib bound (compiler/limits.lua), before
+-- anything is allocated. Modules and tensors have protected metatables. zoo.lua runs description code
+-- in a sandbox and gives it nn.for_descriptions(), which hides the helpers below meant for DSL files.
 local ir = require 'ir'
 local ops = require 'ops'
+local limits = require 'limits'
 
 local nn = {}
 
@@ -17,65 +25,118 @@ local tracer = nil
 -- The first stack frame outside the compiler: the description line responsible for the call.
 -- A tail call (`return self.conv(x)`) leaves no frame for its line; then the innermost module
 -- being called answers with the line that defined it.
+-- While zoo.lua runs a description, nn.running = { file =, files = set of its source files }, and
+-- only those files' frames count.
 local function caller_where()
+  local running = rawget(nn, 'running')
   for level = 3, 40 do
     local info = debug.getinfo(level, 'Sl')
     if not info then break end
     local src = info.source
-    if src:sub(1, 1) == '@' and src:sub(2, #compiler_dir + 1) ~= compiler_dir then
+    if src:sub(1, 1) == '@' and (running and running.files[src:sub(2)]
+                                 or not running and src:sub(2, #compiler_dir + 1) ~= compiler_dir) then
       return src:sub(2) .. ':' .. (info.currentline or 0)
     end
   end
   local stack = tracer and tracer.calls
   local current = stack and stack[#stack]
-  return current and (current._where .. ' (in ' .. (current._path ~= '' and current._path or current._kind) .. ')') or '?'
+  if current then
+    return tostring(current._where) .. ' (in ' .. tostring(current._path ~= '' and current._path or current._kind) .. ')'
+  end
+  return running and running.file or '?'
 end
 nn.caller_where = caller_where
 
 local function fail(where, msg)
-  error(where .. ': ' .. msg, 0)
+  error(tostring(where) .. ': ' .. tostring(msg), 0)
 end
 nn.fail = fail
+
+local function shape_str(s) return table.concat(s, 'x') end
+
+-- Refuse `what` when its float32 (or 8-byte) elements exceed the memory_gib bound.
+local function check_bytes(where, what, shape, elem_bytes)
+  local n = elem_bytes or 4
+  for _, d in ipairs(shape) do n = n * d end
+  limits.check('memory_gib', n / 2 ^ 30, where .. ': ' .. what .. ' [' .. shape_str(shape) .. ']')
+  return n
+end
+
+-- A copy of `v` as plain data (raw traversal: no metamethod runs); functions and other values refused.
+local function plain(v, where, what, memo)
+  local t = type(v)
+  if t == 'number' or t == 'string' or t == 'boolean' or t == 'nil' then return v end
+  if t ~= 'table' then fail(where, what .. ' holds ' .. ops.show(v) .. ', not plain data') end
+  memo = memo or {}
+  if memo[v] then return memo[v] end
+  local c = {}
+  memo[v] = c
+  for k, x in next, v do c[plain(k, where, what, memo)] = plain(x, where, what, memo) end
+  return c
+end
+nn.plain = plain
 
 ---------------------------------------------------------------------------------------------------
 -- Tracing state (the `tracer` above): one trace at a time, a single-threaded front-end step.
 
-local Tensor = {}
-Tensor.__index = Tensor
+-- Tensor handles: what a description holds. `shape` is its own copy; the graph tensor is in `graph_of`.
+local tensor_methods = {}
+local Tensor = { __metatable = 'tensor', __index = tensor_methods }
 Tensor.__add = function(a, b) return nn.add(a, b) end
+local graph_of = setmetatable({}, { __mode = 'k' })
 
-local function symbolic(shape, producer)
-  assert(tracer, 'symbolic tensor outside a trace')
-  local t = setmetatable(tracer.graph:new_tensor(shape, producer), Tensor)
-  return t
+local function handle(t)
+  local shape = {}
+  for i, d in ipairs(t.shape) do shape[i] = d end
+  local h = setmetatable({ shape = shape }, Tensor)
+  graph_of[h] = t
+  return h
 end
 
-function Tensor:size(dim)
+-- A graph tensor of `shape` (positive integer dims, within the memory bound) as a handle.
+local function symbolic(where, what, shape, producer)
+  assert(tracer, 'symbolic tensor outside a trace')
+  local dims = {}
+  for i = 1, #shape do
+    local ok, err = pcall(ops.int, rawget(shape, i), 1, what .. ' dimension ' .. i)
+    if not ok then fail(where, err) end
+    dims[i] = shape[i]
+  end
+  check_bytes(where, what, dims)
+  return handle(tracer.graph:new_tensor(dims, producer))
+end
+
+function tensor_methods:size(dim)
   if dim then return self.shape[dim] end
   return self.shape
 end
 
-local function check_tensor(where, x, what)
-  if getmetatable(x) ~= Tensor then
-    fail(where, (what or 'argument') .. ' is not a tensor (got ' .. type(x) .. ')')
+-- The graph tensor behind handle `x` of the current trace; else an error naming `what`.
+local function tensor_of(where, x, what)
+  local t = graph_of[x]
+  if not t or not tracer or tracer.graph.tensors[t.id] ~= t then
+    fail(where, (what or 'argument') .. ' is not a tensor of this trace (got ' .. ops.show(x) .. ')')
   end
+  return t
 end
 
--- Record one node of op `op` with inputs, attributes and parameter keys; returns its output.
+-- Record one node of op `op` with inputs (handles), attributes and parameter keys; returns its output.
 local function record(where, module_path, op, inputs, attrs, params)
-  for i, x in ipairs(inputs) do check_tensor(where, x, op .. ' input ' .. i) end
-  local node = tracer.graph:add_node{
-    op = op, inputs = inputs, attrs = attrs or {}, params = params or {},
-    module = module_path, where = where,
-  }
-  local shapes = {}
-  for i, x in ipairs(inputs) do shapes[i] = x.shape end
-  local ok, out_shape = pcall(ops.get(op).shape, node, shapes)
-  if not ok then
-    fail(where, (module_path and (module_path .. ' (' .. op .. ')') or op) .. ': ' .. tostring(out_shape))
+  local xs, shapes = {}, {}
+  for i, x in ipairs(inputs) do
+    xs[i] = tensor_of(where, x, op .. ' input ' .. i)
+    shapes[i] = xs[i].shape
   end
-  local out = symbolic(out_shape, node)
-  node.outputs = { out }
+  local name = type(module_path) == 'string' and module_path or nil
+  local label = name and (name .. ' (' .. op .. ')') or op
+  local node = tracer.graph:add_node{
+    op = op, inputs = xs, attrs = plain(attrs or {}, where, label .. ' attributes'),
+    params = plain(params or {}, where, label .. ' parameters'), module = name, where = where,
+  }
+  local ok, out_shape = pcall(ops.get(op).shape, node, shapes)
+  if not ok then fail(where, label .. ': ' .. tostring(out_shape)) end
+  local out = symbolic(where, label .. ' output', out_shape, node)
+  node.outputs = { graph_of[out] }
   return out
 end
 
@@ -93,7 +154,7 @@ local function module_index(self, k)
 end
 
 local function module_newindex(self, k, v)
-  if type(v) == 'table' and getmetatable(v) and getmetatable(v).__foldc_module then
+  if type(v) == 'table' and debug.getmetatable(v) and rawget(debug.getmetatable(v), '__foldc_module') then
     local children = rawget(self, '_children')
     if children.by_name[k] == nil then children.order[#children.order + 1] = k end
     children.by_name[k] = v
@@ -103,6 +164,7 @@ local function module_newindex(self, k, v)
 end
 
 local module_mt = {
+  __metatable = 'module',
   __foldc_module = true,
   __index = module_index,
   __newindex = module_newindex,
@@ -124,7 +186,7 @@ function nn.Module(kind)
 end
 
 function nn.is_module(v)
-  return type(v) == 'table' and getmetatable(v) == module_mt
+  return type(v) == 'table' and debug.getmetatable(v) == module_mt
 end
 
 -- Declare a parameter or buffer of this module. opts: buffer=true, optional=true, dtype='I64'.
@@ -137,7 +199,7 @@ end
 -- Add a child under an explicit name (may contain dots, as PyTorch's add_module allows).
 function Module:add(name, child)
   if child == nil then child, name = name, tostring(#self._children.order) end
-  if not nn.is_module(child) then fail(caller_where(), 'add: ' .. tostring(name) .. ' is not a module') end
+  if not nn.is_module(child) then fail(caller_where(), 'add: ' .. ops.show(name) .. ' is not a module') end
   module_newindex(self, name, child)
   return self
 end
@@ -155,17 +217,43 @@ function Module:key(name)
   return self._path == '' and name or (self._path .. '.' .. name)
 end
 
--- Assign paths to the whole tree; returns the ordered list of parameter specs.
-local function assign_paths(m, path, specs)
-  m._path = path
-  for _, p in ipairs(m._params) do
-    specs[#specs + 1] = { key = m:key(p.name), shape = p.shape, buffer = p.buffer,
-                          optional = p.optional, dtype = p.dtype, where = m._where }
+-- A state_dict key (or a part of one): letters, digits, '_', '-' and '.'.
+local function key_name(v, where, what)
+  if type(v) == 'number' and v % 1 == 0 and v >= 0 then v = tostring(v) end
+  if type(v) ~= 'string' or not v:match('^[%w_%-%.]+$') or #v > 200 then
+    fail(where, what .. ' must be a name of letters, digits, _, - and . (at most 200), got ' .. ops.show(v))
+  end
+  return v
+end
+nn.key_name = key_name
+
+local ELEM_BYTES = { F32 = 4, I64 = 8 }
+
+-- Assign paths to the whole tree; returns the ordered list of parameter specs (plain copies, each
+-- shape checked) and their bytes.
+local function assign_paths(m, path, specs, on_path, bytes)
+  local where = type(rawget(m, '_where')) == 'string' and m._where or '?'
+  if on_path[m] then fail(where, (path ~= '' and path or 'the model') .. ' contains itself') end
+  on_path[m] = true
+  rawset(m, '_path', path)
+  for _, p in ipairs(rawget(m, '_params')) do
+    local key = m:key(key_name(p.name, where, 'parameter name'))
+    local dtype = p.dtype or 'F32'
+    if not ELEM_BYTES[dtype] then fail(where, key .. ': dtype must be F32 or I64, got ' .. ops.show(dtype)) end
+    if type(p.shape) ~= 'table' then fail(where, key .. ': shape must be a list of sizes, got ' .. ops.show(p.shape)) end
+    local shape = {}
+    for i = 1, #p.shape do shape[i] = ops.int(rawget(p.shape, i), 1, key .. ' dimension ' .. i) end
+    bytes = bytes + check_bytes(where, key, shape, ELEM_BYTES[dtype])
+    specs[#specs + 1] = { key = key, shape = shape, buffer = p.buffer == true,
+                          optional = p.optional == true, dtype = dtype, where = where }
   end
   for name, child in m:children() do
-    assign_paths(child, path == '' and name or (path .. '.' .. name), specs)
+    name = key_name(name, where, 'child module name')
+    if not nn.is_module(child) then fail(where, name .. ' is not a module') end
+    bytes = assign_paths(child, path == '' and name or (path .. '.' .. name), specs, on_path, bytes)
   end
-  return specs
+  on_path[m] = nil
+  return bytes
 end
 
 function Module:forward()
@@ -175,18 +263,34 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Leaf modules (PyTorch names and defaults).
 
-local function pair(v, where, what)
-  if type(v) == 'number' then return { v, v } end
-  if type(v) == 'table' and #v == 2 then return { v[1], v[2] } end
-  fail(where, what .. ' must be a number or a pair, got ' .. tostring(v))
+-- An integer >= min (ops.int's range), else an error at `where` naming `what` and the value.
+local function int(v, where, what, min)
+  local ok, err = pcall(ops.int, v, min or 1, what)
+  if not ok then fail(where, err) end
+  return v
+end
+nn.int = int
+
+local function positive_int(v, where, what) return int(v, where, what, 1) end
+
+-- A number or an {h, w} pair of integers >= min (1 unless given), as PyTorch's kernel/stride/...
+local function pair(v, where, what, min)
+  local p
+  if type(v) == 'number' then p = { v, v }
+  elseif type(v) == 'table' and rawget(v, 1) ~= nil and rawget(v, 3) == nil then p = { rawget(v, 1), rawget(v, 2) }
+  else fail(where, what .. ' must be a number or a pair, got ' .. ops.show(v)) end
+  int(p[1], where, what, min); int(p[2], where, what, min)
+  return p
 end
 
-local function positive_int(v, where, what)
-  if type(v) ~= 'number' or v < 1 or v % 1 ~= 0 then
-    fail(where, what .. ' must be a positive integer, got ' .. tostring(v))
+-- A positive finite number (eps, scale factors).
+local function finite(v, where, what, positive)
+  if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge or (positive and v <= 0) then
+    fail(where, what .. ' must be a ' .. (positive and 'positive ' or '') .. 'finite number, got ' .. ops.show(v))
   end
   return v
 end
+nn.finite = finite
 
 -- Conv2d(in, out, kernel, {stride=1, padding=0, dilation=1, groups=1, bias=true}); kernel/stride/
 -- padding/dilation are numbers or {h, w} pairs as in PyTorch.
@@ -200,10 +304,10 @@ function nn.Conv2d(cin, cout, kernel, o)
     fail(w, string.format('Conv2d groups=%d must divide in_channels=%d and out_channels=%d', groups, cin, cout))
   end
   m.cin, m.cout, m.groups = cin, cout, groups
-  m.kernel = pair(kernel, w, 'kernel_size')
-  m.stride = pair(o.stride or 1, w, 'stride')
-  m.padding = pair(o.padding or 0, w, 'padding')
-  m.dilation = pair(o.dilation or 1, w, 'dilation')
+  m.kernel = pair(kernel, w, 'Conv2d kernel_size')
+  m.stride = pair(o.stride or 1, w, 'Conv2d stride')
+  m.padding = pair(o.padding or 0, w, 'Conv2d padding', 0)
+  m.dilation = pair(o.dilation or 1, w, 'Conv2d dilation')
   m.has_bias = o.bias ~= false
   m:param('weight', { cout, cin / groups, m.kernel[1], m.kernel[2] })
   if m.has_bias then m:param('bias', { cout }) end
@@ -221,7 +325,7 @@ local function batchnorm(kind, rank_ok)
     o = o or {}
     local m = nn.Module(kind)
     positive_int(n, m._where, kind .. ' num_features')
-    m.n, m.eps = n, o.eps or 1e-5
+    m.n, m.eps = n, finite(o.eps or 1e-5, m._where, kind .. ' eps', true)
     m.affine = o.affine ~= false
     if m.affine then m:param('weight', { n }); m:param('bias', { n }) end
     m:param('running_mean', { n }, { buffer = true })
@@ -266,10 +370,10 @@ end
 local function pool_attrs(where, kernel, o)
   o = o or {}
   return {
-    kernel = pair(kernel, where, 'kernel_size'),
-    stride = pair(o.stride or kernel, where, 'stride'),
-    padding = pair(o.padding or 0, where, 'padding'),
-    ceil_mode = o.ceil_mode or false,
+    kernel = pair(kernel, where, 'pool kernel_size'),
+    stride = pair(o.stride or kernel, where, 'pool stride'),
+    padding = pair(o.padding or 0, where, 'pool padding', 0),
+    ceil_mode = o.ceil_mode == true,
     count_include_pad = o.count_include_pad ~= false,
   }
 end
@@ -285,7 +389,7 @@ local function avg_pool(where, path, x, kernel, o)
 end
 local function adaptive_avg_pool(where, path, x, size)
   if size ~= 1 and not (type(size) == 'table' and size[1] == 1 and size[2] == 1) then
-    fail(where, 'AdaptiveAvgPool2d supports output size 1 only, got ' .. tostring(size))
+    fail(where, 'AdaptiveAvgPool2d supports output size 1 only, got ' .. ops.show(size))
   end
   return record(where, path, 'global_avgpool', { x })
 end
@@ -296,8 +400,18 @@ end
 local function identity(_, _, x) return x end
 
 nn.ReLU = stateless('ReLU', relu)
-nn.MaxPool2d = stateless('MaxPool2d', max_pool)
-nn.AvgPool2d = stateless('AvgPool2d', avg_pool)
+-- Pool modules check their window where they are made.
+local function pool_module(kind, mode)
+  return function(kernel, o)
+    local m = nn.Module(kind)
+    local a = pool_attrs(m._where, kernel, o)
+    a.mode = mode
+    function m:forward(x) return record(caller_where(), self._path, 'pool2d', { x }, a) end
+    return m
+  end
+end
+nn.MaxPool2d = pool_module('MaxPool2d', 'max')
+nn.AvgPool2d = pool_module('AvgPool2d', 'avg')
 nn.AdaptiveAvgPool2d = stateless('AdaptiveAvgPool2d', adaptive_avg_pool)
 nn.Flatten = stateless('Flatten', flatten)
 nn.Identity = stateless('Identity', identity)
@@ -310,7 +424,7 @@ function nn.avg_pool2d(x, kernel, o) return avg_pool(caller_where(), nil, x, ker
 function nn.adaptive_avg_pool2d(x, size) return adaptive_avg_pool(caller_where(), nil, x, size) end
 function nn.flatten(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 function nn.add(a, b) return record(caller_where(), nil, 'add', { a, b }) end
-Tensor.flatten = function(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
+tensor_methods.flatten = function(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 
 -- Sequential(m1, m2, ...): children "0", "1", ...; forward chains them.
 function nn.Sequential(...)
@@ -329,17 +443,26 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Trace a root module on an input of `input_shape` (NCHW, batch 1) into a graph.
 
-function nn.trace(root, input_shape, name)
-  if not nn.is_module(root) then fail(caller_where(), 'model is not a module') end
+-- input_where names the input in errors (default: the root module's line). Refused before any
+-- forward() runs: an input that is not {1, ...} positive integers, and an input, a parameter or all
+-- parameters together beyond the memory_gib bound.
+function nn.trace(root, input_shape, name, input_where)
+  if not nn.is_module(root) then fail(caller_where(), 'model is not a module, got ' .. ops.show(root)) end
   if tracer then error('nested trace', 0) end
+  local where = input_where or root._where
   local graph = ir.new_graph(name)
-  graph.param_specs = assign_paths(root, '', {})
+  graph.param_specs = {}
+  local bytes = assign_paths(root, '', graph.param_specs, {}, 0)
+  limits.check('memory_gib', bytes / 2 ^ 30, root._where .. ': the weights (' .. #graph.param_specs .. ' tensors)')
+  if type(input_shape) ~= 'table' or rawget(input_shape, 1) ~= 1 then
+    fail(where, 'input must be a shape of batch 1, {1, C, H, W}, got ' .. ops.show(input_shape))
+  end
   tracer = { graph = graph, calls = {} }
   local ok, err = pcall(function()
-    graph.input = symbolic(input_shape, nil)
-    local out = root(graph.input)
-    check_tensor(root._where, out, 'forward() result')
-    graph.outputs = { out }
+    local x = symbolic(where, 'input', input_shape, nil)
+    graph.input = graph_of[x]
+    local out = root(x)
+    graph.outputs = { tensor_of(root._where, out, 'forward() result') }
   end)
   tracer = nil
   if not ok then error(err, 0) end
@@ -353,8 +476,7 @@ nn.record = record
 nn.pair = pair
 nn.positive_int = positive_int
 nn.stateless = stateless
-nn.check_tensor = check_tensor
-nn.Tensor = Tensor
+nn.tensor_of = tensor_of
 
 do
   local lfs = require 'lfs'
@@ -370,8 +492,25 @@ do
 end
 
 -- An op the DSL does not have is an error naming the description line, not a nil call.
-setmetatable(nn, { __index = function(_, name)
-  fail(caller_where(), 'nn.' .. tostring(name) .. ' is not an op foldc supports')
-end })
+local function not_an_op(_, name)
+  fail(caller_where(), 'nn.' .. ops.show(name):gsub('^"(.*)"$', '%1') .. ' is not an op foldc supports')
+end
+setmetatable(nn, { __index = not_an_op })
+
+-- What a description sees as `nn`: the DSL, read-only, without the helpers for DSL files and the
+-- tracer (a description cannot record raw nodes, mark blocks or reach the tensors of the graph).
+local INTERNAL = { record = true, pair = true, positive_int = true, int = true, finite = true, plain = true,
+  key_name = true, stateless = true, tensor_of = true, mark_block = true, trace = true,
+  Module_methods = true, for_descriptions = true }
+function nn.for_descriptions()
+  return setmetatable({}, {
+    __metatable = 'nn',
+    __index = function(_, k)
+      if INTERNAL[k] then return not_an_op(nil, k) end
+      return nn[k]
+    end,
+    __newindex = function(_, k) fail(caller_where(), 'nn is read-only (assigning nn.' .. ops.show(k) .. ')') end,
+  })
+end
 
 return nn

@@ -15,9 +15,31 @@ function ops.get(name)
   return require('ops.' .. name)
 end
 
+-- The largest size or index an attribute may have: sizes reach C and Halide as int32.
+ops.MAX_INT = 2 ^ 31 - 1
+
+-- A value for a message, without running a metamethod of it.
+function ops.show(v)
+  local t = type(v)
+  if t == 'number' or t == 'boolean' or t == 'nil' then return tostring(v) end
+  if t == 'string' then return string.format('%q', #v > 40 and (v:sub(1, 40) .. '...') or v) end
+  return 'a ' .. t
+end
+
+-- An integer size or index attribute in [min, ops.MAX_INT]; raises "WHAT must be ..., got V".
+function ops.int(v, min, what)
+  if type(v) ~= 'number' or v % 1 ~= 0 or v < min or v > ops.MAX_INT then
+    error(string.format('%s must be %s integer, got %s', what,
+      min == 1 and 'a positive' or min == 0 and 'a non-negative' or ('an >= ' .. min), ops.show(v)), 0)
+  end
+  return v
+end
+
 -- Output size of a sliding window, as PyTorch computes it (floor, or ceil when ceil_mode and the
--- last window starts inside the input or left padding).
+-- last window starts inside the input or left padding). Kernel, stride and dilation are at least 1,
+-- padding at least 0.
 function ops.window_out(size, k, stride, pad, dil, ceil_mode)
+  ops.int(k, 1, 'kernel_size'); ops.int(stride, 1, 'stride'); ops.int(pad, 0, 'padding'); ops.int(dil, 1, 'dilation')
   local span = size + 2 * pad - dil * (k - 1) - 1
   if span < 0 then return 0 end
   local out

@@ -1,22 +1,283 @@
 -- The model zoo and description loading: a model is named either by a zoo name ("resnet50") or by
 -- a description file with an optional config ("my_net.lua:small"). A description file returns a
 -- table { family = ..., configs = { name = { build = fn, input = {1,C,H,W}, ...args } } }.
+--
+-- A description is data, not code: its file (Lua source text only, never bytecode) runs in a sandbox,
+-- and so does every call into it (its build functions, and the forward functions nn.trace calls).
+-- The sandbox holds the DSL (`require 'nn'`, `require 'nn.X'`: the read-only nn; `require
+-- 'models.X'`: a zoo description, loaded into the same sandbox) and the pure parts of the standard
+-- library: math (without random), string (without dump; patterns that could backtrack for ever in
+-- C are refused), table, coroutine, bit and the base functions that reach nothing outside (no os,
+-- io, ffi, debug, jit, package, load*, dofile, print, collectgarbage, getfenv/setfenv;
+-- getmetatable sees the metatables of tables only, and foldc's own are protected). A run stops
+-- with the description's file and line when it exceeds description_mega_instructions (a count hook,
+-- with the JIT off, whose error no pcall inside the description can swallow) or, on Linux, memory_gib
+-- more memory (an address-space limit while it runs). What comes out is data: the description's
+-- table is copied without metatables, and the traced graph holds plain copies only (nn.lua).
 local lfs = require 'lfs'
+local ffi = require 'ffi'
 local nn = require 'nn'
+local limits = require 'limits'
 
 local zoo = {}
 
 local root = os.getenv('FOLDC_ROOT') or '.'
 zoo.models_dir = root .. '/models'
 
--- Load a description file; errors name the file and line.
-function zoo.load_file(path)
-  local chunk, err = loadfile(path)
+local compiler_dir = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or '.'
+local MAX_FILE_BYTES = 16 * 2 ^ 20   -- a description is a few KB of text
+local HOOK_EVERY = 10000             -- instructions between two looks at the budget
+
+local function copy(t, except)
+  local c = {}
+  for k, v in pairs(t) do
+    if not (except and except[k]) then c[k] = v end
+  end
+  return c
+end
+
+---------------------------------------------------------------------------------------------------
+-- One run of description code at a time: `run` is its state (files, budget, the reason it stopped).
+
+local run = nil
+
+-- "FILE:LINE" of the innermost description frame from `level` up, else the description's file.
+local function description_where(level)
+  for l = level, 200 do
+    local info = debug.getinfo(l, 'Sl')
+    if not info then break end
+    local src = info.source
+    if src:sub(1, 1) == '@' and run.files[src:sub(2)] then return src:sub(2) .. ':' .. (info.currentline or 0) end
+  end
+  return run.file
+end
+
+-- Memory errors reach no handler: they are placed at the line the budget hook saw last.
+local function over_memory(where)
+  return string.format('%s: the description ran over the memory it may use (memory_gib=%g GiB above foldc\'s own; '
+    .. '--limit memory_gib=N)', where, limits.get('memory_gib'))
+end
+
+-- After a pcall inside the description: a stop (budget, memory) goes on up, whatever caught it.
+local function unless_stopped(ok, ...)
+  if not ok and (...) == 'not enough memory' then run.stop = run.stop or over_memory(run.last) end
+  if run.stop then error(run.stop, 0) end
+  return ok, ...
+end
+
+local function budget_hook()
+  run.left = run.left - 1
+  run.last = description_where(3)
+  if run.left < 0 then
+    local n = limits.get('description_mega_instructions')
+    run.stop = run.stop or string.format('%s: the description ran over its budget of %g M instructions '
+      .. '(--limit description_mega_instructions=N)', description_where(3), n)
+    error(run.stop, 0)
+  end
+end
+
+-- Lua patterns backtrack in C, where the count hook cannot stop them: a subject of n characters and
+-- q repetition items may take n^(q+1) steps. Refused beyond 1e9.
+local gsub = string.gsub
+local function guarded(fn)
+  return function(s, p, ...)
+    if type(s) == 'string' and type(p) == 'string' then
+      local _, q = gsub(gsub(p, '%%.', ''), '[%*%+%-%?]', '')
+      if (#s + 1) ^ (q + 1) > 1e9 then
+        error(string.format('a pattern with %d repetitions on a string of %d characters could run for ever', q, #s), 2)
+      end
+    end
+    return fn(s, p, ...)
+  end
+end
+
+local safe_string = copy(string, { dump = true })
+for _, name in ipairs({ 'find', 'match', 'gmatch', 'gsub' }) do safe_string[name] = guarded(string[name]) end
+
+-- string.rep refuses at once (with the line) what the memory bound would refuse later.
+function safe_string.rep(s, n, sep)
+  if type(s) == 'string' and type(n) == 'number' then
+    local gib = (#s + (type(sep) == 'string' and #sep or 0)) * n / 2 ^ 30
+    if gib > limits.get('memory_gib') then
+      error(string.format('string.rep of %.4g GiB is over the limit memory_gib=%g (--limit memory_gib=N)',
+        gib, limits.get('memory_gib')), 2)
+    end
+  end
+  return string.rep(s, n, sep)
+end
+
+-- The address-space limit while description code runs (Linux): what the process uses + memory_gib.
+pcall(ffi.cdef, [[
+struct foldc_rlimit { uint64_t cur, max; };
+int getrlimit(int resource, struct foldc_rlimit *rlim);
+int setrlimit(int resource, const struct foldc_rlimit *rlim);
+]])
+local RLIMIT_AS = 9
+
+local function bound_memory()
+  if ffi.os ~= 'Linux' then return nil end
+  local f = io.open('/proc/self/status', 'r')
+  local kb = f and string.match(f:read('*a'), 'VmSize:%s*(%d+) kB')
+  if f then f:close() end
+  if not kb then return nil end
+  local old = ffi.new('struct foldc_rlimit')
+  if ffi.C.getrlimit(RLIMIT_AS, old) ~= 0 then return nil end
+  local want = ffi.new('struct foldc_rlimit', old)
+  local bytes = tonumber(kb) * 1024 + limits.get('memory_gib') * 2 ^ 30
+  if bytes < tonumber(old.cur) then want.cur = bytes end
+  ffi.C.setrlimit(RLIMIT_AS, want)
+  return old
+end
+
+-- The environment of one description file and the models it requires.
+local function sandbox()
+  local env = {}
+  for _, k in ipairs({ 'assert', 'error', 'ipairs', 'next', 'pairs', 'rawequal', 'rawget', 'rawset',
+                       'select', 'tonumber', 'tostring', 'type', 'unpack', 'setmetatable', '_VERSION' }) do
+    env[k] = _G[k]
+  end
+  env.getmetatable = function(v)
+    if type(v) == 'table' then return getmetatable(v) end
+    return nil
+  end
+  env.pcall = function(f, ...) return unless_stopped(pcall(f, ...)) end
+  -- (an error raised by the hook reaches the handler while LuaJIT still counts the hook as running,
+  -- so no hook would stop that handler: a stopped run skips it)
+  env.xpcall = function(f, h, ...)
+    return unless_stopped(xpcall(f, function(e)
+      if run.stop then return e end
+      return h(e)
+    end, ...))
+  end
+  env.math = copy(math, { random = true, randomseed = true })
+  env.string = copy(safe_string)
+  env.table = copy(table)
+  env.bit = copy(bit)
+  env.coroutine = copy(coroutine)
+  env.coroutine.resume = function(co, ...) return unless_stopped(coroutine.resume(co, ...)) end
+  env._G = env
+  local nn_view = nn.for_descriptions()
+  local loaded, loading = {}, {}
+  env.require = function(name)
+    if name == 'nn' then return nn_view end
+    if type(name) ~= 'string' then error('require: no module ' .. tostring(type(name)), 2) end
+    local ext = name:match('^nn%.([%w_]+)$')
+    if ext and lfs.attributes(compiler_dir .. '/nn/' .. ext .. '.lua', 'mode') == 'file' then return nn_view end
+    local model = name:match('^models%.([%w_]+)$')
+    local path = model and (zoo.models_dir .. '/' .. model .. '.lua')
+    if not path or lfs.attributes(path, 'mode') ~= 'file' then
+      error('require "' .. name:sub(1, 60) .. '": a description may require nn, nn.X and models.X (a zoo file) only', 2)
+    end
+    if loading[name] then error('require "' .. name .. '": a loop of requires', 2) end
+    if loaded[name] == nil then
+      loading[name] = true
+      loaded[name] = zoo.chunk(path, env)()
+      if loaded[name] == nil then loaded[name] = true end
+      loading[name] = nil
+    end
+    return loaded[name]
+  end
+  return env
+end
+
+-- A description file's text as a chunk in `env`: text only, of a sane size; errors name the file.
+function zoo.chunk(path, env)
+  local mode, size = lfs.attributes(path, 'mode'), lfs.attributes(path, 'size')
+  if mode ~= 'file' then error(path .. ': not a description file (' .. tostring(mode or 'missing') .. ')', 0) end
+  if size > MAX_FILE_BYTES then error(path .. ': ' .. size .. ' bytes, too large for a description', 0) end
+  local f = assert(io.open(path, 'rb'))
+  local text = f:read('*a')
+  f:close()
+  if text:sub(1, 1) == '\27' then error(path .. ': is Lua bytecode; a description must be Lua source', 0) end
+  local chunk, err = loadstring(text, '@' .. path)
   if not chunk then error(err, 0) end
-  local ok, desc = pcall(chunk)
-  if not ok then error(tostring(desc), 0) end
+  if run then run.files[path] = true end
+  return setfenv(chunk, env)
+end
+
+-- One line from whatever the description raised, placed at its file and line.
+local function message(err)
+  if type(err) ~= 'string' then
+    return description_where(3) .. ': raised a non-string error (' .. type(err) .. ')'
+  end
+  local sub, match = string.sub, string.match
+  if #err > 500 then err = sub(err, 1, 500) .. '...' end
+  err = string.gsub(err, '%c+', ' ')
+  -- positioned in the compiler's own source, or not positioned: the description line instead
+  local file, rest = match(err, '^(.-):%d+: (.*)$')
+  if file and sub(file, 1, #compiler_dir) == compiler_dir then return description_where(3) .. ': ' .. rest end
+  for f in pairs(run.files) do
+    if sub(err, 1, #f + 1) == f .. ':' then return err end
+  end
+  if match(err, '^[^%s]+:%d+: ') then return err end
+  return description_where(3) .. ': ' .. err
+end
+
+local function handler(err)
+  debug.sethook()
+  if run.stop then return run.stop end
+  return message(err)
+end
+
+-- Run fn(...) as description code of `file` under the sandbox's limits; errors are one line.
+function zoo.run(file, fn, ...)
+  if run then return fn(...) end
+  run = { file = file, files = { [file] = true }, last = file,
+          left = math.ceil(limits.get('description_mega_instructions') * 1e6 / HOOK_EVERY) }
+  local jit_on = jit.status()
+  jit.off()
+  jit.flush()
+  local memory = bound_memory()
+  local string_mt = debug.getmetatable('')
+  local string_index = string_mt.__index
+  string_mt.__index = safe_string
+  nn.running = run
+  debug.sethook(budget_hook, '', HOOK_EVERY)
+  local result = { xpcall(fn, handler, ...) }
+  debug.sethook()
+  nn.running = nil
+  if memory then ffi.C.setrlimit(RLIMIT_AS, memory) end
+  string_mt.__index = string_index
+  if jit_on then jit.on() end
+  local stop, last = run.stop, run.last
+  run = nil
+  if not result[1] then
+    local err = result[2]
+    if err == 'not enough memory' then err = stop or over_memory(last) end
+    error(err, 0)
+  end
+  return unpack(result, 2, table.maxn(result))
+end
+
+-- A copy of the description's table as data: strings, numbers, booleans, functions (called only
+-- through zoo.run) and tables without metatables.
+local function data(v, path, memo)
+  local t = type(v)
+  if t ~= 'table' then
+    if t == 'userdata' or t == 'thread' or t == 'cdata' then error(path .. ': the description returned a ' .. t, 0) end
+    return v
+  end
+  if memo[v] then return memo[v] end
+  local c = {}
+  memo[v] = c
+  for k, x in next, v do c[data(k, path, memo)] = data(x, path, memo) end
+  return c
+end
+
+-- Load a description file in its sandbox; errors name the file and line.
+function zoo.load_file(path)
+  local desc = data(zoo.run(path, function() return zoo.chunk(path, sandbox())() end), path, {})
   if type(desc) ~= 'table' or type(desc.configs) ~= 'table' then
     error(path .. ': a description must return a table with a "configs" field', 0)
+  end
+  if desc.family ~= nil and type(desc.family) ~= 'string' then
+    error(path .. ': family must be a string, got a ' .. type(desc.family), 0)
+  end
+  for name, cfg in pairs(desc.configs) do
+    if type(name) ~= 'string' or not name:match('^[%w_%-%.]+$') or type(cfg) ~= 'table' then
+      error(path .. ': configs must map names (letters, digits, _, -, .) to tables, got ' .. type(name)
+        .. ' ' .. (type(name) == 'string' and name:sub(1, 60) or '') .. ' -> ' .. type(cfg), 0)
+    end
   end
   return desc
 end
@@ -79,9 +340,16 @@ function zoo.trace(entry, overrides)
     error(entry.file .. ': config "' .. entry.name .. '" needs build = function and input = {1,C,H,W}', 0)
   end
   if overrides then cfg = setmetatable(overrides, { __index = cfg }) end
-  local ok, root_or_err = pcall(cfg.build, cfg)
-  if not ok then error(tostring(root_or_err), 0) end
-  local graph = nn.trace(root_or_err, cfg.input, entry.name)
+  local input_where = entry.file .. ': config "' .. entry.name .. '"'
+  local input = cfg.input
+  if #input ~= 4 then
+    local show = {}
+    for i = 1, math.min(#input, 8) do show[i] = tostring(type(input[i]) == 'number' and input[i] or type(input[i])) end
+    error(input_where .. ': input must be {1, C, H, W}, got {' .. table.concat(show, ', ') .. '}', 0)
+  end
+  local graph = zoo.run(entry.file, function()
+    return nn.trace(cfg.build(cfg), input, entry.name, input_where)
+  end)
   graph.family = entry.family
   return graph
 end

@@ -13,6 +13,7 @@ return function(nn)
     o = o or {}
     local stride, padding, groups = o.stride or 1, o.padding or 0, o.groups or 1
     local m = nn.Module('ACBlock')
+    nn.positive_int(k, m._where, 'ACBlock kernel_size'); nn.int(padding, m._where, 'ACBlock padding', 0)
     local relu = o.relu
     local function finish(y) return relu and nn.relu(y) or y end
     if o.deploy then

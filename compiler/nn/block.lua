@@ -12,8 +12,9 @@
 return function(nn)
   function nn.mark_block(input, output, info)
     local where = nn.caller_where()
-    nn.check_tensor(where, input, 'block input')
-    nn.check_tensor(where, output, 'block output')
+    input = nn.tensor_of(where, input, 'block input')
+    output = nn.tensor_of(where, output, 'block output')
+    info = nn.plain(info, where, 'block info')
     if output == input then nn.fail(where, (info.path or info.kind) .. ': block records no nodes') end
     local seen = {}
     local function visit(t)
@@ -28,7 +29,6 @@ return function(nn)
       for _, x in ipairs(node.inputs) do visit(x) end
     end
     visit(output)
-    return output
   end
 
   function nn.ConvBN(cin, cout, k, o)

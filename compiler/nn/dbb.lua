@@ -27,6 +27,8 @@ return function(nn)
   -- I the grouped identity kernel.
   local function IdentityBasedConv1x1(channels, groups)
     local m = nn.Module('IdentityBasedConv1x1')
+    nn.positive_int(channels, m._where, 'IdentityBasedConv1x1 channels')
+    nn.positive_int(groups, m._where, 'IdentityBasedConv1x1 groups')
     if channels % groups ~= 0 then
       nn.fail(m._where, string.format('IdentityBasedConv1x1 groups=%d must divide channels=%d', groups, channels))
     end
@@ -42,9 +44,10 @@ return function(nn)
 
   function nn.DiverseBranchBlock(cin, cout, k, o)
     o = o or {}
+    local m = nn.Module('DiverseBranchBlock')
+    nn.positive_int(k, m._where, 'DiverseBranchBlock kernel_size')
     local stride, groups = o.stride or 1, o.groups or 1
     local padding = o.padding or math.floor(k / 2)
-    local m = nn.Module('DiverseBranchBlock')
     local relu = o.relu
     local function finish(y) return relu and nn.relu(y) or y end
     if padding ~= math.floor(k / 2) then
@@ -67,7 +70,8 @@ return function(nn)
     end
     avg:add('avgbn', nn.BatchNorm2d(cout))
     m.dbb_avg = avg
-    local internal = o.internal or (groups < cout and cin or 2 * cin)
+    local internal = nn.positive_int(o.internal or (groups < cout and cin or 2 * cin), m._where,
+      'DiverseBranchBlock internal channels')
     local seq = nn.Sequential()
     if internal == cin then
       seq:add('idconv1', IdentityBasedConv1x1(cin, groups))

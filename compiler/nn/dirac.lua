@@ -36,19 +36,19 @@ return function(nn)
   function nn.DiracBlock(ni, no, o)
     local m = nn.Module('DiracBlock')
     nn.positive_int(ni, m._where, 'DiracBlock in_channels'); nn.positive_int(no, m._where, 'DiracBlock out_channels')
-    if type(o) ~= 'table' or type(o.eye) ~= 'string' or type(o.deploy) ~= 'string' then
-      nn.fail(m._where, 'DiracBlock needs {eye = KEY, deploy = PREFIX}')
-    end
+    if type(o) ~= 'table' then nn.fail(m._where, 'DiracBlock needs {eye = KEY, deploy = PREFIX}') end
+    local eye = nn.key_name(o.eye, m._where, 'DiracBlock eye')
+    local deploy = nn.key_name(o.deploy, m._where, 'DiracBlock deploy')
     m:param('conv', { no, ni, 3, 3 })
     m:param('alpha', { no })
     m:param('beta', { no })
     m.bn = nn.DiracBN(no)
     function m:forward(x)
       local y = nn.record(nn.caller_where(), self:key('conv'), 'dirac_conv2d', { nn.relu(x) }, conv_attrs(ni, no, 3, 1, 1), {
-        weight = self:key('conv'), alpha = self:key('alpha'), beta = self:key('beta'), eye = o.eye,
+        weight = self:key('conv'), alpha = self:key('alpha'), beta = self:key('beta'), eye = eye,
       })
       y = self.bn(y)
-      nn.mark_block(x, y, { kind = 'dirac', path = self._path, deploy = o.deploy })
+      nn.mark_block(x, y, { kind = 'dirac', path = self._path, deploy = deploy })
       return y
     end
     return m
@@ -57,6 +57,11 @@ return function(nn)
   -- The stem of the functional model m (params m.conv [cout, 3, k, k] as key `conv`, child m.bn):
   -- o = {cin, cout, kernel, stride, padding, deploy}.
   function nn.dirac_stem(m, x, o)
+    local where = nn.caller_where()
+    if not nn.is_module(m) or type(o) ~= 'table' then nn.fail(where, 'dirac_stem needs a module and {cin, cout, ...}') end
+    for _, f in ipairs({ 'cin', 'cout', 'kernel', 'stride' }) do nn.positive_int(o[f], where, 'dirac_stem ' .. f) end
+    nn.int(o.padding, where, 'dirac_stem padding', 0)
+    nn.key_name(o.deploy, where, 'dirac_stem deploy')
     local key = m:key('conv')
     local y = nn.record(nn.caller_where(), key, 'conv2d', { x }, conv_attrs(o.cin, o.cout, o.kernel, o.stride, o.padding),
       { weight = key })

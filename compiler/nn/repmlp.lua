@@ -49,8 +49,9 @@ return function(nn)
     o = o or {}
     local m = nn.Module('RepMLP')
     local groups = o.fc3_groups or 1
-    local ks = o.reparam_conv_k
-    for _, v in ipairs({ C, O, H, W, h, w, groups }) do nn.positive_int(v, m._where, 'RepMLP sizes') end
+    local ks = o.reparam_conv_k and nn.plain(o.reparam_conv_k, m._where, 'RepMLP reparam_conv_k')
+    local sizes = { C = C, O = O, H = H, W = W, h = h, w = w, fc3_groups = groups }
+    for _, n in ipairs({ 'C', 'O', 'H', 'W', 'h', 'w', 'fc3_groups' }) do nn.positive_int(sizes[n], m._where, 'RepMLP ' .. n) end
     if H % h ~= 0 or W % w ~= 0 then
       nn.fail(m._where, string.format('RepMLP: a %dx%d map does not split into %dx%d partitions', H, W, h, w))
     end
@@ -78,8 +79,8 @@ return function(nn)
     if not o.deploy then
       m.fc3_bn = nn.BatchNorm2d(O * h * w)
       for _, k in ipairs(ks or {}) do
-        if type(k) ~= 'number' or k % 2 ~= 1 then
-          nn.fail(m._where, 'RepMLP reparam_conv_k must be odd kernels, got ' .. tostring(k))
+        if nn.positive_int(k, m._where, 'RepMLP reparam_conv_k') % 2 ~= 1 then
+          nn.fail(m._where, 'RepMLP reparam_conv_k must be odd kernels, got ' .. k)
         end
         local branch = nn.Sequential()
         branch:add('conv', PartitionConv(C, O, k, h, w, groups))

@@ -13,6 +13,7 @@ return function(nn)
     local k, stride, groups = o.kernel or 3, o.stride or 1, o.groups or 1
     local padding = o.padding or math.floor(k / 2)
     local m = nn.Module('RepVGGBlock')
+    nn.positive_int(k, m._where, 'RepVGGBlock kernel'); nn.int(padding, m._where, 'RepVGGBlock padding', 0)
     if k % 2 ~= 1 or padding < math.floor(k / 2) then
       nn.fail(m._where, string.format('RepVGGBlock needs an odd kernel and padding >= kernel // 2 (got kernel %s, padding %s)',
         tostring(k), tostring(padding)))

@@ -18,6 +18,7 @@
 -- Bad shapes fail at trace time with the module path and the description line.
 return function(nn)
   local record, positive_int, fail = nn.record, nn.positive_int, nn.fail
+  local ops = require 'ops'
 
   local function shape_str(s) return table.concat(s, 'x') end
 
@@ -25,7 +26,7 @@ return function(nn)
     o = o or {}
     local m = nn.Module('LayerNorm')
     positive_int(d, m._where, 'LayerNorm normalized_shape')
-    m.d, m.eps = d, o.eps or 1e-5
+    m.d, m.eps = d, nn.finite(o.eps or 1e-5, m._where, 'LayerNorm eps', true)
     m:param('weight', { d })
     m:param('bias', { d })
     function m:forward(x)
@@ -40,8 +41,8 @@ return function(nn)
   function nn.gelu(x) return gelu(nn.caller_where(), nil, x) end
 
   local function attention(where, path, qkv, heads)
-    nn.check_tensor(where, qkv, 'attention input')
-    local s = qkv.shape
+    positive_int(heads, where, 'attention num_heads')
+    local s = nn.tensor_of(where, qkv, 'attention input').shape
     if #s ~= 3 or s[3] % 3 ~= 0 then
       fail(where, (path or 'attention') .. ': expects qkv tokens [1, N, 3*dim], got ' .. shape_str(s))
     end
@@ -70,23 +71,25 @@ return function(nn)
 
   function nn.parameter(module, name)
     local where = nn.caller_where()
+    if not nn.is_module(module) then fail(where, 'nn.parameter: not a module: ' .. ops.show(module)) end
     for _, p in ipairs(module._params) do
       if p.name == name then
         return record(where, module:key(name), 'constant', {}, { shape = p.shape }, { value = module:key(name) })
       end
     end
-    fail(where, 'nn.parameter: ' .. (module._kind or 'module') .. ' declares no parameter ' .. tostring(name))
+    fail(where, 'nn.parameter: ' .. (module._kind or 'module') .. ' declares no parameter ' .. ops.show(name))
   end
 
   function nn.tokens(x)
     local where = nn.caller_where()
-    nn.check_tensor(where, x, 'tokens input')
+    nn.tensor_of(where, x, 'tokens input')
     return record(where, nil, 'to_tokens', { x })
   end
 
   function nn.token_map(t, h, w)
     local where = nn.caller_where()
-    nn.check_tensor(where, t, 'token_map input')
+    nn.tensor_of(where, t, 'token_map input')
+    positive_int(h, where, 'token_map height'); positive_int(w, where, 'token_map width')
     return record(where, nil, 'to_map', { t }, { h = h, w = w })
   end
 
@@ -95,10 +98,13 @@ return function(nn)
   end
 
   function nn.slice_tokens(t, start, n)
-    return record(nn.caller_where(), nil, 'token_slice', { t }, { start = start, count = n })
+    local where = nn.caller_where()
+    nn.int(start, where, 'slice_tokens start', 0); positive_int(n, where, 'slice_tokens count')
+    return record(where, nil, 'token_slice', { t }, { start = start, count = n })
   end
 
   function nn.select_token(t, i)
+    nn.int(i, nn.caller_where(), 'select_token index', 0)
     return record(nn.caller_where(), nil, 'token_slice', { t }, { start = i, count = 1, squeeze = true })
   end
 
@@ -109,7 +115,7 @@ return function(nn)
   nn.DropPath = nn.stateless('DropPath', function(_, _, x) return x end)
 
   function nn.mul(x, s)
-    if type(s) ~= 'number' then fail(nn.caller_where(), 'nn.mul: the factor must be a number') end
+    nn.finite(s, nn.caller_where(), 'nn.mul factor')
     return record(nn.caller_where(), nil, 'scale', { x }, { s = s })
   end
 end

@@ -763,6 +763,81 @@ static int run_linear(const kcase *k) {
     return ok;
 }
 
+/* linear_tokens: out(co, r) = act(bias + sum_ci w(co, ci) in(ci, r)) (+ residual), act = exact
+ * GELU or identity; weights (cout, cin) or w_block=B: (co % B, ci + cin * (co / B)). */
+static int run_linear_tokens(const kcase *k) {
+    const char *P = k->params;
+    int cin = get_param(P, "cin", 384), cout = get_param(P, "cout", 1536), rows = get_param(P, "rows", 197);
+    int gelu = get_param(P, "gelu", 0), res = get_param(P, "residual", 0), wb = get_param(P, "w_block", 0);
+    int e_in[2] = {cin, rows}, e_w[2] = {cout, cin}, e_wb[2] = {wb, wb > 0 ? cin * (cout / wb) : 0};
+    int e_b[1] = {cout}, e_o[2] = {cout, rows};
+    tbuf in, w, wk, bias, resb, out;
+    tbuf *args[5];
+    int nb = 0, r, co, ci, ok = 1, nonfinite, pass;
+    double *ref, err, t;
+    tbuf_init(&in, 2, e_in);
+    tbuf_init(&w, 2, e_w);
+    tbuf_init(&bias, 1, e_b);
+    tbuf_init(&out, 2, e_o);
+    tbuf_rand(&in, 1.0f);
+    tbuf_rand(&w, 2.0f / sqrtf((float)cin));
+    tbuf_rand(&bias, 0.5f);
+    args[nb++] = &in;
+    if (wb > 0) {
+        size_t q;
+        tbuf_init(&wk, 2, e_wb);
+        for (q = 0; q < w.n; q++) { /* w.p[ci * cout + co] */
+            size_t co_ = q % cout, ci_ = q / cout;
+            wk.p[(ci_ + (size_t)cin * (co_ / wb)) * wb + co_ % wb] = w.p[q];
+        }
+        args[nb++] = &wk;
+    } else {
+        args[nb++] = &w;
+    }
+    args[nb++] = &bias;
+    if (res) {
+        tbuf_init(&resb, 2, e_o);
+        tbuf_rand(&resb, 1.0f);
+        args[nb++] = &resb;
+    }
+    args[nb++] = &out;
+    ref = (double *)malloc(out.n * sizeof(double));
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) { /* NaN pass: NaN tokens (first, middle, last), a NaN in the residual */
+        put_nan(in.p, in.n, 0);
+        if (res) put_nan(resb.p, resb.n, 1);
+    }
+    memset(out.p, 0xff, out.n * sizeof(float));
+    if (call_kernel(k, args, nb) != 0) {
+        printf("FAIL  %-34s kernel returned error\n", k->name);
+        return 0;
+    }
+    for (r = 0; r < rows; r++)
+        for (co = 0; co < cout; co++) {
+            double s = bias.p[co];
+            for (ci = 0; ci < cin; ci++) s += (double)w.p[(size_t)ci * cout + co] * in.p[(size_t)r * cin + ci];
+            if (gelu) s = 0.5 * s * (1.0 + erf(s * 0.70710678118654752));
+            if (res) s += resb.p[(size_t)r * cout + co];
+            ref[(size_t)r * cout + co] = s;
+        }
+    err = rel_err(out.p, ref, out.n, &nonfinite);
+    if (pass == 1) {
+        ok = report_nan(k, err, TOL, nonfinite) && ok;
+        break;
+    }
+    t = time_kernel(k, args, nb);
+    ok = report(k, err, nonfinite, t, 2.0 * cout * (double)cin * rows, 0);
+    }
+    free(ref);
+    tbuf_free(&in);
+    tbuf_free(&w);
+    if (wb > 0) tbuf_free(&wk);
+    tbuf_free(&bias);
+    if (res) tbuf_free(&resb);
+    tbuf_free(&out);
+    return ok;
+}
+
 static int run_eltwise(const kcase *k) {
     const char *P = k->params;
     char op[16];
@@ -849,6 +924,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k->gen, "pool2d")) ok = run_pool(k);
         else if (!strcmp(k->gen, "global_avgpool")) ok = run_gap(k);
         else if (!strcmp(k->gen, "linear")) ok = run_linear(k);
+        else if (!strcmp(k->gen, "linear_tokens")) ok = run_linear_tokens(k);
         else if (!strcmp(k->gen, "eltwise")) ok = run_eltwise(k);
         else {
             printf("FAIL  %-34s unknown generator %s\n", k->name, k->gen);

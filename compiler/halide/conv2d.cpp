@@ -327,7 +327,7 @@ public:
 
         Expr v = acc(c, x, y);
         if (res_in) v += (*res_in)(c, x, y);
-        if (relu) v = max(v, 0.0f);
+        if (relu) v = relu_keep_nan(v);
         output(c, x, y) = v;
         pin_dense(output, {COUT, OW, OH});
 

@@ -47,7 +47,7 @@ public:
         Var i("i");
         Expr e = a(i);
         if (b) e += (*b)(i);
-        if (o != "add") e = max(e, 0.0f);
+        if (o != "add") e = relu_keep_nan(e);  // NaN stays NaN (foldc_common.h)
         output(i) = e;
         pin_dense(output, {N});
 

@@ -58,6 +58,38 @@ inline void estimate_dense(B &b, const std::vector<int> &extents) {
     b.set_estimates(r);
 }
 
+// NaN as PyTorch propagates it: relu(NaN) = NaN, max over a window with a NaN in it = NaN.
+//
+// Halide's float max does not: it compiles to LLVM with no-NaNs fast-math flags (instruction flags
+// and the backend's NoNaNsFPMath), so max(v, 0) becomes x86 maxps with either operand order
+// (maxps returns its second operand when either is NaN) and gave 0 for a NaN; the simplifier turns
+// select(v < 0, 0, v) into max(v, 0); and is_nan(v) of an FMA/add result (an instruction marked
+// "no NaNs") folds to false. strict_float() would work but switches the whole module to
+// per-instruction fast-math flags. So the tests below are on the bits, which no float assumption
+// touches.
+
+// ReLU keeping NaN: as int32, exactly the non-NaN values <= -0 (negatives, -0, -inf) are
+// <= bits(-inf) = 0xff800000 = -8388608; every NaN (either sign) is above. One integer compare and
+// a masked move / and: one instruction more than maxps.
+inline Expr relu_keep_nan(const Expr &v) {
+    return select(reinterpret<int32_t>(v) <= -8388608, 0.0f, v);
+}
+
+// max of taps that is NaN when any tap is NaN. The max itself may drop NaNs (any operand order);
+// a NaN is then forced in on the bits (m | 0x7fc00000 is a quiet NaN). The test is is_nan on the
+// taps themselves, which must be plain loads (not results of float arithmetic or of a boundary
+// select, which LLVM assumes NaN-free); LLVM pairs (is_nan(a) || is_nan(b)) into one unordered
+// compare, so the cost is about one compare/or per two taps on top of the max.
+inline Expr max_keep_nan(const std::vector<Expr> &taps) {
+    Expr m = taps[0], any_nan = is_nan(taps[0]);
+    for (size_t i = 1; i < taps.size(); i++) {
+        m = max(m, taps[i]);
+        any_nan = any_nan || is_nan(taps[i]);
+    }
+    Expr bits = reinterpret<uint32_t>(m) | select(any_nan, Internal::make_const(UInt(32), 0x7fc00000), Internal::make_const(UInt(32), 0));
+    return reinterpret<float>(bits);
+}
+
 // Largest divisor d of n with lo <= d <= hi, or 0.
 inline int largest_divisor_in(int n, int lo, int hi) {
     for (int d = std::min(n, hi); d >= lo; d--) {

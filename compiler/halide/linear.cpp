@@ -52,7 +52,7 @@ public:
         acc(c, r) = bias(c);
         acc(c, r) += weights(c, k) * input(k, r);
         Expr v = acc(c, r);
-        if (relu) v = max(v, 0.0f);
+        if (relu) v = relu_keep_nan(v);
         output(c, r) = v;
         pin_dense(output, {COUT, R});
 

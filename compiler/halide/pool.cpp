@@ -5,14 +5,15 @@
 //   wstart = x*stride_x - pad_x, wend = min(wstart + kw, in_w + pad_x)
 //   pool_size = (hend - hstart) * (wend - wstart)
 //   clamp hstart/hend to [0, in_h], wstart/wend to [0, in_w]
-//   max: out = max over in-bounds taps (padding is -inf)
+//   max: out = max over in-bounds taps (padding ignored); NaN if any in-bounds tap is NaN
+//        (PyTorch's max_pool2d); taps clamped to the edge (see generate())
 //   avg: out = sum over in-bounds taps / (count_include_pad ? pool_size
 //                                          : (hend-hstart)*(wend-wstart))
 //   (PyTorch's AvgPool2d/MaxPool2d formulas; out_w/out_h are given by the
 //   front end, which applies ceil_mode.)  Optional relu afterwards.
 //   Buffers: input (c, in_w, in_h), output (c, out_w, out_h).
 //   Schedule: the kw*kh taps are unrolled in the expression itself (no RDom);
-//   the boundary is constant_exterior on x,y only, so the in-bounds test is a
+//   the boundary (avg: constant_exterior, max: repeat_edge) is on x,y only, so the in-bounds test is a
 //   scalar per tap; vectorised over c (natural width, ShiftInwards tail,
 //   up to 4 vectors unrolled), parallel over strips of output rows.
 //
@@ -67,20 +68,24 @@ public:
 
         Var c("c"), x("x"), y("y");
         Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
-        Func in_b = BoundaryConditions::constant_exterior(
-            input, is_max ? Expr(-std::numeric_limits<float>::infinity()) : Expr(0.0f), bounds);
+        // max: the taps are clamped to the edge instead of padded with -inf. Every window holds
+        // at least one input pixel and is contiguous (padding <= kernel / 2, ceil_mode windows
+        // start inside the input or its left padding), so a clamped tap repeats a pixel of its
+        // own window and the max is the same; and the taps stay plain loads, which the NaN test
+        // of max_keep_nan needs (a NaN in the window gives NaN, as in PyTorch; padding never does).
+        Func in_b = is_max ? BoundaryConditions::repeat_edge(input, bounds)
+                           : BoundaryConditions::constant_exterior(input, Expr(0.0f), bounds);
 
         Expr e;
+        std::vector<Expr> taps;
         for (int ky = 0; ky < KH; ky++) {
             for (int kx = 0; kx < KW; kx++) {
                 Expr t = in_b(c, x * SX - PX + kx, y * SY - PY + ky);
-                if (!e.defined()) {
-                    e = t;
-                } else {
-                    e = is_max ? max(e, t) : e + t;
-                }
+                taps.push_back(t);
+                if (!is_max) e = e.defined() ? e + t : t;
             }
         }
+        if (is_max) e = max_keep_nan(taps);
         if (!is_max) {
             Expr hs = y * SY - PY, ws = x * SX - PX;
             Expr he = min(hs + KH, IH + PY), we = min(ws + KW, IW + PX);
@@ -95,7 +100,7 @@ public:
             }
             e = e / cast<float>(div);
         }
-        if (relu) e = max(e, 0.0f);
+        if (relu) e = relu_keep_nan(e);
         output(c, x, y) = e;
         pin_dense(output, {C, OW, OH});
 

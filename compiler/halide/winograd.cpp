@@ -309,7 +309,7 @@ public:
         }
         Expr v = Y(c, x % MM, y % MM, x / MM, y / MM) + bias(c);
         if (res_in) v += (*res_in)(c, x, y);
-        if (relu) v = max(v, 0.0f);
+        if (relu) v = relu_keep_nan(v);
         output(c, x, y) = v;
         pin_dense(output, {COUT, OW, OH});
 

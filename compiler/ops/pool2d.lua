@@ -1,5 +1,6 @@
 -- pool2d: max or average over a kh x kw window with stride and padding (PyTorch MaxPool2d /
--- AvgPool2d, dilation 1). Max pads with -inf. Average divides by the window clipped to the padded
+-- AvgPool2d, dilation 1). Max pads with -inf and is NaN when a tap of the window is NaN (padding
+-- never is). Average divides by the window clipped to the padded
 -- input ((hend-hstart)*(wend-wstart), hend = min(hstart+k, H+pad)) when count_include_pad, else by
 -- the number of taps inside the input. ceil_mode follows ops.window_out. A following ReLU may be
 -- fused (attrs.relu).
@@ -46,7 +47,9 @@ function pool2d.eval(node, inputs)
           v = -math.huge
           for iy = ya, yb - 1 do
             for ix = xa, xb - 1 do
-              v = math.max(v, x.data[(ch * ih + iy) * iw + ix])
+              -- NaN if any tap is NaN, as PyTorch (LuaJIT's math.max drops NaNs)
+              local t = x.data[(ch * ih + iy) * iw + ix]
+              if t > v or t ~= t then v = t end
             end
           end
         else

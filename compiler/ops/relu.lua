@@ -1,4 +1,4 @@
--- relu: y = max(x, 0). Fused into the producing conv/linear/pool/add by passes/fuse_epilogue.lua.
+-- relu: y = max(x, 0), NaN for NaN (PyTorch). Fused into the producing conv/linear/pool/add by passes/fuse_epilogue.lua.
 local tensor = require 'tensor'
 local lower = require 'lower'
 
@@ -12,7 +12,7 @@ function relu.eval(_, inputs)
   local y = tensor.new(x.shape)
   for i = 0, x.numel - 1 do
     local v = x.data[i]
-    y.data[i] = v > 0 and v or 0
+    y.data[i] = v < 0 and 0 or v -- NaN stays NaN (torch.relu); `v > 0 and v or 0` gave 0
   end
   return y
 end

@@ -10,6 +10,12 @@
  * (conv2d/linear) or GB/s (memory-bound kernels).  conv2d_winograd cases
  * count the direct convolution's FLOPs (so "% of peak" can exceed 100) and
  * are checked against the direct convolution of the untransformed weights.
+ * Every case then runs a second time, untimed, with NaNs put into its data inputs (a corner, the
+ * middle and the last element of the input; the middle of a residual / second operand; NaNs of
+ * both signs): the output must be NaN exactly where the reference (PyTorch's semantics: relu(NaN)
+ * = NaN, a max-pool window holding a NaN gives NaN, padding never does) is NaN, and within the
+ * tolerance elsewhere. Winograd may give NaN at more outputs (a NaN spreads over its tile through
+ * the transforms); only missing NaNs fail there.
  *
  * Usage: kernel_test [-t threads] [-b] [-c] [-m] [-s seconds] [filter]
  *   -t N   halide_set_num_threads(N) (default 1)
@@ -153,18 +159,45 @@ static double now_s(void) {
 }
 
 /* --------------------------------------------------------------- compare */
+/* NaN pass (see the top comment): counts of reference NaNs, of those the kernel missed, and of
+ * NaNs the kernel gave where the reference is a number; g_allow_extra_nan (Winograd) lets the
+ * last pass. */
+static long g_nan_ref = 0, g_nan_missing = 0, g_nan_extra = 0;
+static int g_allow_extra_nan = 0;
+
 static double rel_err(const float *out, const double *ref, size_t n, int *nonfinite) {
     double maxref = 0, maxdiff = 0;
     size_t i;
     *nonfinite = 0;
+    g_nan_ref = g_nan_missing = g_nan_extra = 0;
     for (i = 0; i < n; i++) {
         double d = fabs((double)out[i] - ref[i]);
+        if (isnan(ref[i])) {
+            g_nan_ref++;
+            if (!isnan(out[i])) g_nan_missing++, *nonfinite = 1;
+            continue;
+        }
+        if (isnan(out[i])) {
+            g_nan_extra++;
+            if (!g_allow_extra_nan) *nonfinite = 1;
+            continue;
+        }
         if (!isfinite(out[i]) && isfinite(ref[i])) *nonfinite = 1;
         if (isfinite(ref[i]) && fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
         if (isfinite(ref[i]) && d > maxdiff) maxdiff = d;
         if (!isfinite(ref[i]) && out[i] != (float)ref[i]) *nonfinite = 1;
     }
     return maxref > 0 ? maxdiff / maxref : maxdiff;
+}
+
+/* NaNs of both signs (x86's own default NaN, from inf - inf, is negative) at the first, middle
+ * and last elements, or only the middle one (mid_only). */
+static void put_nan(float *p, size_t n, int mid_only) {
+    const uint32_t qnan = 0x7fc00000u, neg_qnan = 0xffc00001u;
+    memcpy(&p[n / 2], &neg_qnan, 4);
+    if (mid_only) return;
+    memcpy(&p[0], &qnan, 4);
+    memcpy(&p[n - 1], &neg_qnan, 4);
 }
 
 /* ---------------------------------------------------------------- runner */
@@ -252,6 +285,17 @@ static int report_tol(const kcase *k, double err, double tol, int nonfinite, dou
     return ok;
 }
 
+/* The NaN pass's line: "PASS  name+nan  ...". */
+static int report_nan(const kcase *k, double err, double tol, int nonfinite) {
+    int ok = err < tol && !nonfinite && g_nan_ref > 0;
+    char name[64];
+    snprintf(name, sizeof(name), "%s+nan", k->name);
+    printf("%-5s %-34s err=%.2e  NaN outputs: %ld expected, %ld missing, %ld extra%s\n", ok ? "PASS" : "FAIL",
+           name, err, g_nan_ref, g_nan_missing, g_nan_extra, g_allow_extra_nan ? " (allowed)" : "");
+    fflush(stdout);
+    return ok;
+}
+
 static int report(const kcase *k, double err, int nonfinite, double t, double flops, double bytes) {
     return report_tol(k, err, TOL, nonfinite, t, flops, bytes);
 }
@@ -291,7 +335,7 @@ static int run_conv(const kcase *k) {
     int e_pin[3] = {pcin, piw, pih}, e_pw[4] = {cout, pcin, 1, 1};
     tbuf in, w, wk, bias, resb, out, pin, pw, pwk;
     tbuf *args[7];
-    int nb = 0, rc, co, x, y, ci, kx, ky, ok;
+    int nb = 0, rc, co, x, y, ci, kx, ky, ok = 1, pass;
     double *ref, err, t;
     int nonfinite;
     tbuf_init(&in, 3, e_in);
@@ -335,12 +379,23 @@ static int run_conv(const kcase *k) {
         out.b.host = resb.b.host;
         out.p = resb.p;
     }
+    ref = (double *)malloc(out.n * sizeof(double));
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) { /* NaN pass: NaNs in the input, the projection input and the residual */
+        put_nan(in.p, in.n, 0);
+        if (pcin > 0) put_nan(pin.p, pin.n, 1);
+        if (res) {
+            if (res_copy) memcpy(resb.p, res_copy, resb.n * sizeof(float)); /* timing overwrote it */
+            put_nan(resb.p, resb.n, 1);
+            if (res_copy) put_nan(res_copy, resb.n, 1);
+        }
+        if (!res_copy) memset(out.p, 0xff, out.n * sizeof(float));
+    }
     rc = call_kernel(k, args, nb);
     if (rc != 0) {
         printf("FAIL  %-34s kernel returned %d\n", k->name, rc);
         return 0;
     }
-    ref = (double *)malloc(out.n * sizeof(double));
     for (y = 0; y < oh; y++)
         for (x = 0; x < ow; x++)
             for (co = 0; co < cout; co++) {
@@ -365,8 +420,13 @@ static int run_conv(const kcase *k) {
                 ref[((size_t)y * ow + x) * cout + co] = s;
             }
     err = rel_err(out.p, ref, out.n, &nonfinite);
+    if (pass == 1) {
+        ok = report_nan(k, err, TOL, nonfinite) && ok;
+        break;
+    }
     t = time_kernel(k, args, nb);
     ok = report(k, err, nonfinite, t, 2.0 * cout * ow * oh * ((double)cpg * kw * kh + pcin), 0);
+    }
     free(ref);
     tbuf_free(&in);
     tbuf_free(&w);
@@ -423,7 +483,7 @@ static int run_wino(const kcase *k) {
     tbuf in, u, bias, resb, out;
     tbuf *args[5];
     float *g;
-    int nb = 0, rc, co, x, y, ci, kx, ky, ok, jj, l, nonfinite;
+    int nb = 0, rc, co, x, y, ci, kx, ky, ok = 1, jj, l, nonfinite, pass;
     double *ref, err, t;
     get_str(P, "points", "", spec, sizeof(spec));
     npts = wino_points(m, spec, pts);
@@ -486,12 +546,19 @@ static int run_wino(const kcase *k) {
     }
     args[nb++] = &out;
     memset(out.p, 0xff, out.n * sizeof(float));
+    ref = (double *)malloc(out.n * sizeof(double));
+    tol = m <= 4 ? TOL : 1e-4;
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) { /* NaN pass */
+        put_nan(in.p, in.n, 0);
+        if (res) put_nan(resb.p, resb.n, 1);
+        memset(out.p, 0xff, out.n * sizeof(float));
+    }
     rc = call_kernel(k, args, nb);
     if (rc != 0) {
         printf("FAIL  %-34s kernel returned %d\n", k->name, rc);
         return 0;
     }
-    ref = (double *)malloc(out.n * sizeof(double));
     for (y = 0; y < oh; y++)
         for (x = 0; x < ow; x++)
             for (co = 0; co < cout; co++) {
@@ -511,10 +578,18 @@ static int run_wino(const kcase *k) {
                 if (relu && s < 0) s = 0;
                 ref[((size_t)y * ow + x) * cout + co] = s;
             }
+    g_allow_extra_nan = pass == 1; /* a NaN spreads over its output tile */
     err = rel_err(out.p, ref, out.n, &nonfinite);
+    g_allow_extra_nan = 0;
+    if (pass == 1) {
+        g_allow_extra_nan = 1;
+        ok = report_nan(k, err, tol, nonfinite) && ok;
+        g_allow_extra_nan = 0;
+        break;
+    }
     t = time_kernel(k, args, nb);
-    tol = m <= 4 ? TOL : 1e-4;
     ok = report_tol(k, err, tol, nonfinite, t, 2.0 * cout * ow * oh * (double)cin * 9, 0);
+    }
     free(ref);
     free(g);
     tbuf_free(&in);
@@ -537,7 +612,7 @@ static int run_pool(const kcase *k) {
     int e_in[3] = {c, iw, ih}, e_o[3] = {c, ow, oh};
     tbuf in, out;
     tbuf *args[2];
-    int x, y, ch, ok, nonfinite, ismax;
+    int x, y, ch, ok = 1, nonfinite, ismax, pass;
     double *ref, err, t;
     get_str(P, "op", "max", op, sizeof(op));
     ismax = !strcmp(op, "max");
@@ -546,12 +621,18 @@ static int run_pool(const kcase *k) {
     tbuf_rand(&in, 1.0f);
     args[0] = &in;
     args[1] = &out;
+    ref = (double *)malloc(out.n * sizeof(double));
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) { /* NaN pass: NaNs (corners: next to the padding), and -inf / +inf data */
+        put_nan(in.p, in.n, 0);
+        in.p[in.n / 3] = -INFINITY;
+        in.p[(size_t)c * iw * (ih / 2) + 1] = INFINITY;
+    }
     memset(out.p, 0xff, out.n * sizeof(float));
     if (call_kernel(k, args, 2) != 0) {
         printf("FAIL  %-34s kernel returned error\n", k->name);
         return 0;
     }
-    ref = (double *)malloc(out.n * sizeof(double));
     for (y = 0; y < oh; y++)
         for (x = 0; x < ow; x++) {
             int hs = y * sy - py, ws = x * sx - px;
@@ -567,7 +648,7 @@ static int run_pool(const kcase *k) {
                     for (xx = ws2; xx < we2; xx++) {
                         double v = in.p[((size_t)yy * iw + xx) * c + ch];
                         if (ismax) {
-                            if (v > s) s = v;
+                            if (v > s || isnan(v)) s = v; /* torch: NaN if any tap is NaN */
                         } else {
                             s += v;
                         }
@@ -578,8 +659,13 @@ static int run_pool(const kcase *k) {
             }
         }
     err = rel_err(out.p, ref, out.n, &nonfinite);
+    if (pass == 1) {
+        ok = report_nan(k, err, TOL, nonfinite) && ok;
+        break;
+    }
     t = time_kernel(k, args, 2);
     ok = report(k, err, nonfinite, t, 0, 4.0 * (in.n + out.n));
+    }
     free(ref);
     tbuf_free(&in);
     tbuf_free(&out);
@@ -592,25 +678,33 @@ static int run_gap(const kcase *k) {
     int e_in[3] = {c, iw, ih}, e_o[1] = {c};
     tbuf in, out;
     tbuf *args[2];
-    int i, ch, ok, nonfinite;
+    int i, ch, ok = 1, nonfinite, pass;
     double *ref, err, t;
     tbuf_init(&in, 3, e_in);
     tbuf_init(&out, 1, e_o);
     tbuf_rand(&in, 1.0f);
     args[0] = &in;
     args[1] = &out;
+    ref = (double *)calloc(c, sizeof(double));
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) put_nan(in.p, in.n, 0); /* NaN pass */
     memset(out.p, 0xff, out.n * sizeof(float));
     if (call_kernel(k, args, 2) != 0) {
         printf("FAIL  %-34s kernel returned error\n", k->name);
         return 0;
     }
-    ref = (double *)calloc(c, sizeof(double));
+    for (ch = 0; ch < c; ch++) ref[ch] = 0;
     for (i = 0; i < iw * ih; i++)
         for (ch = 0; ch < c; ch++) ref[ch] += in.p[(size_t)i * c + ch];
     for (ch = 0; ch < c; ch++) ref[ch] /= (double)(iw * ih);
     err = rel_err(out.p, ref, out.n, &nonfinite);
+    if (pass == 1) {
+        ok = report_nan(k, err, TOL, nonfinite) && ok;
+        break;
+    }
     t = time_kernel(k, args, 2);
     ok = report(k, err, nonfinite, t, 0, 4.0 * (in.n + out.n));
+    }
     free(ref);
     tbuf_free(&in);
     tbuf_free(&out);
@@ -624,7 +718,7 @@ static int run_linear(const kcase *k) {
     int e_in[2] = {cin, rows}, e_w[2] = {cout, cin}, e_b[1] = {cout}, e_o[2] = {cout, rows};
     tbuf in, w, bias, out;
     tbuf *args[4];
-    int r, co, ci, ok, nonfinite;
+    int r, co, ci, ok = 1, nonfinite, pass;
     double *ref, err, t;
     tbuf_init(&in, 2, e_in);
     tbuf_init(&w, 2, e_w);
@@ -637,12 +731,14 @@ static int run_linear(const kcase *k) {
     args[1] = &w;
     args[2] = &bias;
     args[3] = &out;
+    ref = (double *)malloc(out.n * sizeof(double));
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) put_nan(in.p, in.n, rows < 3); /* NaN pass (rows >= 3: first, middle, last row) */
     memset(out.p, 0xff, out.n * sizeof(float));
     if (call_kernel(k, args, 4) != 0) {
         printf("FAIL  %-34s kernel returned error\n", k->name);
         return 0;
     }
-    ref = (double *)malloc(out.n * sizeof(double));
     for (r = 0; r < rows; r++)
         for (co = 0; co < cout; co++) {
             double s = bias.p[co];
@@ -651,13 +747,93 @@ static int run_linear(const kcase *k) {
             ref[(size_t)r * cout + co] = s;
         }
     err = rel_err(out.p, ref, out.n, &nonfinite);
+    if (pass == 1) {
+        ok = report_nan(k, err, TOL, nonfinite) && ok;
+        break;
+    }
     t = time_kernel(k, args, 4);
     ok = report(k, err, nonfinite, t, 2.0 * cout * (double)cin * rows, 0);
     if (rows == 1) printf("      (GEMV: %.1f GB/s of weights)\n", 4.0 * cout * cin / t * 1e-9);
+    }
     free(ref);
     tbuf_free(&in);
     tbuf_free(&w);
     tbuf_free(&bias);
+    tbuf_free(&out);
+    return ok;
+}
+
+/* linear_tokens: out(co, r) = act(bias + sum_ci w(co, ci) in(ci, r)) (+ residual), act = exact
+ * GELU or identity; weights (cout, cin) or w_block=B: (co % B, ci + cin * (co / B)). */
+static int run_linear_tokens(const kcase *k) {
+    const char *P = k->params;
+    int cin = get_param(P, "cin", 384), cout = get_param(P, "cout", 1536), rows = get_param(P, "rows", 197);
+    int gelu = get_param(P, "gelu", 0), res = get_param(P, "residual", 0), wb = get_param(P, "w_block", 0);
+    int e_in[2] = {cin, rows}, e_w[2] = {cout, cin}, e_wb[2] = {wb, wb > 0 ? cin * (cout / wb) : 0};
+    int e_b[1] = {cout}, e_o[2] = {cout, rows};
+    tbuf in, w, wk, bias, resb, out;
+    tbuf *args[5];
+    int nb = 0, r, co, ci, ok = 1, nonfinite, pass;
+    double *ref, err, t;
+    tbuf_init(&in, 2, e_in);
+    tbuf_init(&w, 2, e_w);
+    tbuf_init(&bias, 1, e_b);
+    tbuf_init(&out, 2, e_o);
+    tbuf_rand(&in, 1.0f);
+    tbuf_rand(&w, 2.0f / sqrtf((float)cin));
+    tbuf_rand(&bias, 0.5f);
+    args[nb++] = &in;
+    if (wb > 0) {
+        size_t q;
+        tbuf_init(&wk, 2, e_wb);
+        for (q = 0; q < w.n; q++) { /* w.p[ci * cout + co] */
+            size_t co_ = q % cout, ci_ = q / cout;
+            wk.p[(ci_ + (size_t)cin * (co_ / wb)) * wb + co_ % wb] = w.p[q];
+        }
+        args[nb++] = &wk;
+    } else {
+        args[nb++] = &w;
+    }
+    args[nb++] = &bias;
+    if (res) {
+        tbuf_init(&resb, 2, e_o);
+        tbuf_rand(&resb, 1.0f);
+        args[nb++] = &resb;
+    }
+    args[nb++] = &out;
+    ref = (double *)malloc(out.n * sizeof(double));
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) { /* NaN pass: NaN tokens (first, middle, last), a NaN in the residual */
+        put_nan(in.p, in.n, 0);
+        if (res) put_nan(resb.p, resb.n, 1);
+    }
+    memset(out.p, 0xff, out.n * sizeof(float));
+    if (call_kernel(k, args, nb) != 0) {
+        printf("FAIL  %-34s kernel returned error\n", k->name);
+        return 0;
+    }
+    for (r = 0; r < rows; r++)
+        for (co = 0; co < cout; co++) {
+            double s = bias.p[co];
+            for (ci = 0; ci < cin; ci++) s += (double)w.p[(size_t)ci * cout + co] * in.p[(size_t)r * cin + ci];
+            if (gelu) s = 0.5 * s * (1.0 + erf(s * 0.70710678118654752));
+            if (res) s += resb.p[(size_t)r * cout + co];
+            ref[(size_t)r * cout + co] = s;
+        }
+    err = rel_err(out.p, ref, out.n, &nonfinite);
+    if (pass == 1) {
+        ok = report_nan(k, err, TOL, nonfinite) && ok;
+        break;
+    }
+    t = time_kernel(k, args, nb);
+    ok = report(k, err, nonfinite, t, 2.0 * cout * (double)cin * rows, 0);
+    }
+    free(ref);
+    tbuf_free(&in);
+    tbuf_free(&w);
+    if (wb > 0) tbuf_free(&wk);
+    tbuf_free(&bias);
+    if (res) tbuf_free(&resb);
     tbuf_free(&out);
     return ok;
 }
@@ -669,7 +845,7 @@ static int run_eltwise(const kcase *k) {
     int e[1] = {n};
     tbuf a, b, out;
     tbuf *args[3];
-    int nb = 0, i, ok, nonfinite, has_b;
+    int nb = 0, i, ok = 1, nonfinite, has_b, pass;
     double *ref, err, t;
     get_str(P, "op", "add", op, sizeof(op));
     has_b = strcmp(op, "relu") != 0;
@@ -681,12 +857,21 @@ static int run_eltwise(const kcase *k) {
     args[nb++] = &a;
     if (has_b) args[nb++] = &b;
     args[nb++] = &out;
+    ref = (double *)malloc(n * sizeof(double));
+    for (pass = 0; pass < 2; pass++) {
+    if (pass == 1) { /* NaN pass: NaNs in a, one in b, and inf + -inf (NaN in any order) */
+        put_nan(a.p, a.n, 0);
+        if (has_b && n > 4) {
+            put_nan(b.p, b.n, 1);
+            a.p[1] = INFINITY;
+            b.p[1] = -INFINITY;
+        }
+    }
     memset(out.p, 0xff, out.n * sizeof(float));
     if (call_kernel(k, args, nb) != 0) {
         printf("FAIL  %-34s kernel returned error\n", k->name);
         return 0;
     }
-    ref = (double *)malloc(n * sizeof(double));
     for (i = 0; i < n; i++) {
         double s = a.p[i];
         if (has_b) s += b.p[i];
@@ -694,8 +879,13 @@ static int run_eltwise(const kcase *k) {
         ref[i] = s;
     }
     err = rel_err(out.p, ref, out.n, &nonfinite);
+    if (pass == 1) {
+        ok = report_nan(k, err, TOL, nonfinite) && ok;
+        break;
+    }
     t = time_kernel(k, args, nb);
     ok = report(k, err, nonfinite, t, 0, 4.0 * n * (has_b ? 3 : 2));
+    }
     free(ref);
     tbuf_free(&a);
     tbuf_free(&b);
@@ -734,6 +924,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k->gen, "pool2d")) ok = run_pool(k);
         else if (!strcmp(k->gen, "global_avgpool")) ok = run_gap(k);
         else if (!strcmp(k->gen, "linear")) ok = run_linear(k);
+        else if (!strcmp(k->gen, "linear_tokens")) ok = run_linear_tokens(k);
         else if (!strcmp(k->gen, "eltwise")) ok = run_eltwise(k);
         else {
             printf("FAIL  %-34s unknown generator %s\n", k->name, k->gen);

@@ -2,7 +2,10 @@
 -- (largest first, lowest offset that overlaps no tensor alive at the same time), as TFLite's
 -- "greedy by size" planner does. Live range of a tensor: from the step that writes it to the last
 -- step that reads it. The lower bound reported beside the arena is the largest total size of the
--- tensors alive at any one step: no plan can use less.
+-- tensors alive at any one step: no plan can use less. An arena over the memory_gib bound
+-- (compiler/limits.lua) is refused.
+local limits = require 'limits'
+
 local memory_plan = {}
 
 local ALIGN = 64
@@ -35,6 +38,7 @@ function memory_plan.plan(buffers)
     placed[#placed + 1] = b
     arena = math.max(arena, offset + align(b.bytes))
   end
+  limits.check('memory_gib', arena / 2 ^ 30, 'the activation arena (' .. #buffers .. ' tensors)')
   local last_step = 0
   for _, b in ipairs(buffers) do last_step = math.max(last_step, b.last) end
   local bound = 0

@@ -342,10 +342,10 @@ function zoo.trace(entry, overrides)
   if overrides then cfg = setmetatable(overrides, { __index = cfg }) end
   local input_where = entry.file .. ': config "' .. entry.name .. '"'
   local input = cfg.input
-  if #input ~= 4 then
+  if #input ~= 4 and #input ~= 3 then
     local show = {}
     for i = 1, math.min(#input, 8) do show[i] = tostring(type(input[i]) == 'number' and input[i] or type(input[i])) end
-    error(input_where .. ': input must be {1, C, H, W}, got {' .. table.concat(show, ', ') .. '}', 0)
+    error(input_where .. ': input must be {1, C, H, W} (or tokens {1, N, D}), got {' .. table.concat(show, ', ') .. '}', 0)
   end
   local graph = zoo.run(entry.file, function()
     return nn.trace(cfg.build(cfg), input, entry.name, input_where)

@@ -186,7 +186,7 @@ describe('description sandbox', function()
       3, 'parameter name must be a name')
     for input, want in pairs({ ['1, 3, 100000, 100000'] = 'input [1x3x100000x100000]: needs 111.8 GiB, over the limit memory_gib',
                                ['1, 3, 0, 8'] = 'input dimension 3 must be a positive integer, got 0',
-                               ['1, 3, 8'] = 'input must be {1, C, H, W}, got {1, 3, 8}' }) do
+                               ['1, 3'] = 'input must be {1, C, H, W} (or tokens {1, N, D}), got {1, 3}' }) do
       local path = description('input', 'do end')
       local f = assert(io.open(path)); local text = f:read('*a'):gsub('1, 3, 8, 8', input); f:close()
       f = assert(io.open(path, 'w')); f:write(text); f:close()

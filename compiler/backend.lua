@@ -169,23 +169,28 @@ function backend.run_once(graph, input, opts)
 end
 
 -- FMA peak of one core in GFLOP/s, for "% of peak": measured on this machine by compiler/peak.c
--- (independent vector FMA chains; built with clang for the target's widest vectors, cached per
--- target in the kernel cache) when the target is x86 with AVX-512 or AVX2; FOLDC_PEAK_GFLOPS
--- overrides it. 0 (no % column) when neither applies.
+-- (independent vector FMA chains), built with clang for the widest tier of the target this machine
+-- runs (targets/<family>.lua peak_flags), cached per flags in the kernel cache; FOLDC_PEAK_GFLOPS
+-- overrides it. 0 (no % column) when this machine runs no tier of the target.
 function backend.peak_gflops(target)
   local env = tonumber(os.getenv('FOLDC_PEAK_GFLOPS') or '')
   if env then return env end
-  local flags = target:match('avx512') and { '-mavx512f', '-mfma' } or target:match('avx2') and { '-mavx2', '-mfma' }
-  if not flags or not target:match('^x86') then return 0 end
+  local T = require('targets').resolve(target)
+  local tier = T:native_tier()
+  if not tier then return 0 end
+  local flags = T.family.peak_flags(tier)
+  flags[#flags + 1] = '-ffp-contract=fast'
   local dir = require('kernels').cache_dir() .. '/peak'
-  local exe = dir .. '/peak-' .. flags[1]:sub(3)
+  local exe = dir .. '/peak' .. table.concat(flags):gsub('[^%w]+', '-')
   if not sys.exists(exe) then
     sys.mkdir_p(dir)
     sys.sweep(dir)
     local root = os.getenv('FOLDC_ROOT') or '.'
     local tmp = sys.scratch(exe)
-    sys.run_quiet({ 'clang', '-O2', '-std=c99', flags[1], flags[2], root .. '/compiler/peak.c', '-o', tmp },
-      'compiling compiler/peak.c')
+    local argv = { 'clang', '-O2', '-std=c99' }
+    for _, f in ipairs(flags) do argv[#argv + 1] = f end
+    for _, a in ipairs({ root .. '/compiler/peak.c', '-o', tmp }) do argv[#argv + 1] = a end
+    sys.run_quiet(argv, 'compiling compiler/peak.c')
     assert(os.rename(tmp, exe))
   end
   local out = sys.capture({ exe })

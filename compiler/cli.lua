@@ -16,7 +16,8 @@ end
 function cli.model_args(c)
   c:argument('model', 'Zoo name, or FILE.lua[:CONFIG].')
   c:option('--weights', 'Weights (.safetensors), or random[:SEED] for seeded random weights.')
-  c:option('--target', 'host, or a full Halide target string (spell every feature).', 'host')
+  c:option('--target', 'host; x86-64 (AVX-512, AVX2+FMA and SSE4.1 tiers chosen at run time), x86-64-avx512, '
+    .. 'x86-64-avx2, arm64; or a full Halide target string (spell every feature); comma lists of these.', 'host')
   cli.limit_arg(c)
   cli.allow_nonfinite_arg(c)
 end
@@ -54,7 +55,7 @@ function cli.main(argv)
   end
   local ok, args = p:pparse(argv)
   if not ok then error(args .. ' (see foldc --help)', 0) end
-  if args.target then require('kernels').check_target(args.target) end
+  if args.target then require('targets').check(args.target) end
   for _, spec in ipairs(args.limit or {}) do require('limits').set(spec) end
   if args.allow_nonfinite then require('bind').allow_nonfinite = true end
   return verbs[args.verb].run(args)

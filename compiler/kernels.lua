@@ -3,26 +3,19 @@
 -- (which covers the generator sources and Halide's version too), so rebuilding a model is seconds.
 -- Missing kernels are compiled in parallel through a generated Makefile, kept in the cache and run
 -- tied to foldc (sys.run_tied: nothing keeps running or stays behind when foldc dies); every value
--- in it is a checked target or a quoted word.
+-- in it is a checked target or a quoted word. A target of several tiers (targets/: x86-64) gives
+-- one object per kernel that picks its tier on the CPU at the first call; the runtime is built once,
+-- for the baseline tier.
 local lfs = require 'lfs'
 local hash = require 'hash'
 local sys = require 'sys'
 local schedules = require 'schedules'
+local targets = require 'targets'
 
 local kernels = {}
 
 local root = os.getenv('FOLDC_ROOT') or '.'
 local HALIDE_VERSION = '14'
-
--- Generator parameters in a fixed order: the cache key and the command line.
-function kernels.param_list(gparams)
-  local keys = {}
-  for k in pairs(gparams) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local out = {}
-  for _, k in ipairs(keys) do out[#out + 1] = k .. '=' .. tostring(gparams[k]) end
-  return out
-end
 
 local generator_digest
 local function generator_sources_digest()
@@ -38,6 +31,9 @@ local function generator_sources_digest()
   generator_digest = hash.hex(hash.string(table.concat(parts, '\0')))
   return generator_digest
 end
+
+-- Generator parameters in a fixed order (schedules.param_list: the signatures' order).
+kernels.param_list = schedules.param_list
 
 function kernels.cache_dir()
   local base = os.getenv('FOLDC_CACHE')
@@ -61,62 +57,22 @@ function kernels.generator()
   return bin
 end
 
-local ARCHS = { 'x86', 'arm', 'powerpc', 'hexagon', 'wasm', 'riscv' }
-local OSES = { 'linux', 'windows', 'osx', 'android', 'ios', 'qurt', 'noos', 'fuchsia', 'wasmrt' }
-local function one_of(list, v)
-  for _, x in ipairs(list) do if x == v then return true end end
-  return false
-end
-
--- Refuse a target string that is not 'host' or Halide targets arch-bits-os[-feature...] (Halide
--- 14's architectures and systems; features of letters, digits and '_'), comma-separated; raises
--- `--target "...": ...` naming the bad character or piece.
-function kernels.check_target(target)
-  local function refuse(why)
-    local shown = tostring(target):sub(1, 200):gsub('[^\32-\126]', function(c) return string.format('\\%d', c:byte()) end)
-    error('--target "' .. shown .. '": ' .. why, 0)
-  end
-  if type(target) ~= 'string' or target == '' then refuse('empty target') end
-  if target == 'host' then return target end
-  local bad = target:match('[^%w_,%-]')
-  if bad then
-    local q = bad == '"' and "'" or '"'
-    refuse((bad:match('^[\32-\126]$') and ('character ' .. q .. bad .. q) or ('byte ' .. bad:byte()))
-      .. ' is not allowed (letters, digits, "-", "_", and "," between targets)')
-  end
-  for piece in (target .. ','):gmatch('([^,]*),') do
-    local arch, bits, os_name, features = piece:match('^([^-]*)%-([^-]*)%-([^-]*)(.*)$')
-    local why = not arch and 'expected arch-bits-os[-feature...], e.g. x86-64-linux-avx2-fma-sse41'
-      or not one_of(ARCHS, arch) and ('unknown architecture "' .. arch .. '" (' .. table.concat(ARCHS, ', ') .. ')')
-      or bits ~= '32' and bits ~= '64' and ('bits "' .. bits .. '", not 32 or 64')
-      or not one_of(OSES, os_name) and ('unknown operating system "' .. os_name .. '" (' .. table.concat(OSES, ', ') .. ')')
-      or (features .. '-'):find('%-%-') and 'an empty feature'
-    if why then refuse('"' .. piece .. '" is not a Halide target: ' .. why) end
-  end
-  return target
-end
-
--- "host" -> the host's full target string; anything else is checked (kernels.check_target).
+-- The build's target string for a --target text (targets.resolve: checked before anything runs).
 function kernels.resolve_target(target)
-  if target == nil or target == 'host' then
-    local out = sys.capture({ '/usr/lib/x86_64-linux-gnu/halide14/get_host_target' })
-    return (out:gsub('%s+$', ''))
-  end
-  return kernels.check_target(target)
+  return targets.resolve(target).string
 end
 
 -- Attach .fn (C function name) and .object/.header to every kernel step; compile what is missing.
--- Returns the list of distinct kernels and the runtime object path.
-function kernels.compile(program, target)
-  local cache = kernels.cache_dir()
-  local digest = generator_sources_digest()
-  local kernel_target = target .. '-no_runtime-user_context'
+-- Returns the list of distinct kernels and the runtime object path. names (a multi-architecture
+-- bundle's whole target string) gives a kernel one C name on every architecture: from names and
+-- the lowering's parameters, since schedule records differ between architectures.
+function kernels.compile(program, target, names)
   local distinct, by_fn = {}, {}
   local db = schedules.load(target)
   for _, step in ipairs(program.steps) do
     if step.kind == 'kernel' then
       -- a schedule record for this target (schedules/, written by foldc tune) adds its parameters
-      local gparams, sig = step.gparams, schedules.signature(step.generator, kernels.param_list(step.gparams))
+      local gparams, sig = step.gparams, schedules.signature(step.generator, schedules.param_list(step.gparams))
       local rec = db[sig]
       if rec then
         gparams = {}
@@ -126,11 +82,12 @@ function kernels.compile(program, target)
         end
       end
       step.schedule = rec and schedules.format_params(rec.params) or nil
-      local plist = kernels.param_list(gparams)
+      local plist = schedules.param_list(gparams)
       -- the C name depends on what the kernel computes; the cache entry also on how it was made
-      step.fn = kernels.describe(step.generator, plist, target).fn
+      local name = names and table.concat({ names, step.generator, table.concat(schedules.param_list(step.gparams), ' ') }, '|')
+      step.fn = kernels.describe(step.generator, plist, target, name).fn
       if not by_fn[step.fn] then
-        local k = kernels.describe(step.generator, plist, target)
+        local k = kernels.describe(step.generator, plist, target, name)
         by_fn[step.fn] = k
         distinct[#distinct + 1] = k
       end
@@ -140,13 +97,15 @@ function kernels.compile(program, target)
 end
 
 -- One kernel: its C name (from what it computes: target, generator, parameters) and its cache
--- entry (also from how it was made: the generator sources and Halide's version).
-function kernels.describe(generator, plist, target)
+-- entry (also from how it was made: the generator sources and Halide's version); name, when given,
+-- is what the C name is made from instead.
+function kernels.describe(generator, plist, target, name)
   local cache = kernels.cache_dir()
   local digest = generator_sources_digest()
-  local signature = table.concat({ target .. '-no_runtime-user_context', generator, table.concat(plist, ' ') }, '|')
-  local k = { fn = 'foldc_' .. hash.hex(hash.string(signature)), generator = generator, params = plist,
-              dir = cache .. '/kernels/' .. hash.hex(hash.string(digest .. '|' .. signature)) }
+  local signature = table.concat({ targets.resolve(target):kernel_target(), generator, table.concat(plist, ' ') }, '|')
+  local fn = 'foldc_' .. hash.hex(hash.string(name or signature))
+  local k = { fn = fn, generator = generator, params = plist,
+              dir = cache .. '/kernels/' .. hash.hex(hash.string(digest .. '|' .. signature .. (name and '|' .. fn or ''))) }
   k.object, k.header = k.dir .. '/' .. k.fn .. '.o', k.dir .. '/' .. k.fn .. '.h'
   return k
 end
@@ -168,8 +127,9 @@ function kernels.build(distinct, target, opts)
   opts = opts or {}
   local cache = kernels.cache_dir()
   local digest = generator_sources_digest()
-  local kernel_target = target .. '-no_runtime-user_context'
-  local runtime_dir = cache .. '/runtime/' .. hash.hex(hash.string(digest .. '|' .. target .. '-user_context'))
+  local T = targets.resolve(target)
+  local kernel_target = T:kernel_target()
+  local runtime_dir = cache .. '/runtime/' .. hash.hex(hash.string(digest .. '|' .. T:runtime_target()))
   local runtime = { dir = runtime_dir, object = runtime_dir .. '/foldc_halide_runtime.o' }
 
   local jobs = {}
@@ -187,24 +147,31 @@ function kernels.build(distinct, target, opts)
   -- one make rule per missing kernel: generate into a scratch folder, rename into the cache
   local work = sys.scratch(cache .. '/kernels/make')
   local names, rules, debris = {}, {}, { work }
-  local function rule(name, dir, cmd)
+  -- fn: a multi-tier kernel's per-tier objects and dispatch wrapper become one object fn.o
+  local function rule(name, dir, cmd, fn)
     names[#names + 1] = name
     local tmp = sys.scratch(dir)
     debris[#debris + 1] = tmp
     -- rename into place atomically; if another process got there first, its copy is as good
     local t, d = make_word(tmp), make_word(dir)
-    rules[#rules + 1] = string.format('%s:\n\t@rm -rf %s && mkdir -p %s && %s -o %s > %s/log 2>&1 || { cat %s/log >&2; rm -rf %s; exit 1; }\n\t@rm -f %s/log && { mv -T %s %s 2>/dev/null || rm -rf %s; }',
-      name, t, t, table.concat(cmd, ' '), t, t, t, t, t, t, d, t)
+    local join = ''
+    if fn then
+      local parts = make_word(tmp .. '/' .. fn) .. '-*.o ' .. make_word(tmp .. '/' .. fn .. '_wrapper.o')
+      join = string.format(' && %s -r -o %s %s >> %s/log 2>&1 && rm -f %s', make_word(T.family.ld),
+        make_word(tmp .. '/' .. fn .. '.o'), parts, t, parts)
+    end
+    rules[#rules + 1] = string.format('%s:\n\t@rm -rf %s && mkdir -p %s && %s -o %s > %s/log 2>&1%s || { cat %s/log >&2; rm -rf %s; exit 1; }\n\t@rm -f %s/log && { mv -T %s %s 2>/dev/null || rm -rf %s; }',
+      name, t, t, table.concat(cmd, ' '), t, t, join, t, t, t, t, d, t)
   end
   for _, k in ipairs(jobs) do
     local cmd = { make_word(gen), '-g', make_word(k.generator), '-f', make_word(k.fn), '-e', 'object,c_header',
       make_word('target=' .. kernel_target) }
     for _, p in ipairs(k.params) do cmd[#cmd + 1] = make_word(p) end
-    rule(k.fn, k.dir, cmd)
+    rule(k.fn, k.dir, cmd, #T.tiers > 1 and k.fn or nil)
   end
   if need_runtime then
     rule('runtime', runtime.dir, { make_word(gen), '-r', 'foldc_halide_runtime', '-e', 'object',
-      make_word('target=' .. target .. '-user_context') })
+      make_word('target=' .. T:runtime_target()) })
   end
   local all = table.concat(names, ' ')
   local written, werr = pcall(function()

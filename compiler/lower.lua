@@ -1,5 +1,7 @@
--- Lowering: the deploy graph becomes a program of steps over buffers. Each op's `lower(node, L)`
--- (in ops/<op>.lua) returns its generator, generator parameters and argument views.
+-- Lowering: the deploy graph becomes a program of steps over buffers, for one target. This stage
+-- makes the choices that depend on the target and on the schedule database (lower.choose: the
+-- algorithm of a conv, the weight blocking); each op's `lower(node, L, choice)` (in ops/<op>.lua)
+-- only maps them to its generator, generator parameters and argument views.
 --   * activations live channels-innermost: a [1,C,H,W] tensor is the Halide buffer (c, x, y);
 --     a [1,...,N] tensor is (n, rows);
 --   * weights are repacked into the layouts the kernels read (conv HWIO: dims (co, ci, kx, ky);
@@ -9,12 +11,15 @@
 --   * step 0 converts the NCHW input into the arena, the last step writes the NCHW output;
 --   * a conv with a residual input writes its output over the residual when nothing reads it
 --     afterwards (Lowering:can_overwrite): one buffer less alive, its lines read and written once.
--- opts.target (the build's resolved target) reaches the ops' lowerings as L.target: a conv's
--- algorithm record is per target (winograd.choose); opts.conv_algo (L.conv_algo) forces one
--- algorithm for every eligible conv (the tuner's algorithm run-off).
+-- opts.target (the build's resolved target string) becomes L.target, a target object
+-- (compiler/targets/); opts.conv_algo (L.conv_algo) forces one algorithm for every eligible conv
+-- (the tuner's algorithm run-off).
 local tensor = require 'tensor'
 local ops = require 'ops'
 local ir = require 'ir'
+local targets = require 'targets'
+local schedules = require 'schedules'
+local winograd = require 'winograd'
 
 local lower = {}
 
@@ -31,6 +36,46 @@ function lower.act_dims(shape)
 end
 
 function lower.flat_dims(shape) return { { numel(shape), 1 } } end
+
+---------------------------------------------------------------------------------------------------
+-- Choices per node, from the target and schedules/<target>/.
+
+-- Output channels per weight block for a kernel with cout output channels (dense: more than one
+-- input channel per group): the target's weight_block when it divides cout, else 0 (unblocked).
+-- Blocked, a register tile's weights stream from memory as a few sequential runs that the hardware
+-- prefetcher follows, instead of 64-256 byte pieces cout*4 bytes apart (deep layers read their
+-- weights from DRAM once per run; RepMLP's grouped partition FC on 28x28, 9.8 MB of weights:
+-- 0.97-1.29 -> 0.54-0.59 ms alone; ViT-B's token Linears, a page per row at 3072 channels: 167 ->
+-- 158 ms). Depthwise convs stay unblocked.
+function lower.weight_block(T, cout, dense)
+  return (dense and cout % T.weight_block == 0) and T.weight_block or 0
+end
+
+-- A conv2d node's direct kernel parameters on target T, and the key of its algorithm record in
+-- schedules/<target>/ ("algo " and that kernel's signature).
+function lower.algo_key(node, T)
+  local a = node.attrs
+  local gp = ops.get('conv2d').direct_params(node, lower.weight_block(T, a.cout, a.cin > a.groups))
+  return schedules.algo_key(gp), gp
+end
+
+-- The choice for a node: { w_block } for the kernels with blocked weights, and for a conv2d also
+-- algo (the Winograd tile m, or nil: direct; winograd.choose with the conv's record).
+function lower.choose(node, L)
+  local a, T = node.attrs, L.target
+  if node.op == 'conv2d' then
+    local key = lower.algo_key(node, T)
+    local rec = L.records[key]
+    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups),
+             algo = winograd.choose(node, { mode = L.conv_algo, record = rec and rec.algo, target = T,
+                                            where = (schedules.path(T.string) or '') .. ': ' .. key .. ': ' }) }
+  elseif node.op == 'conv2d_proj' then
+    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups) }
+  elseif node.op == 'linear_tokens' then
+    return { w_block = lower.weight_block(T, a.cout, true) }
+  end
+  return {}
+end
 
 ---------------------------------------------------------------------------------------------------
 
@@ -117,11 +162,13 @@ function Lowering:bias(node, n)
   return self:weight((key or (node.params.weight .. '#zero_bias')), t, { { n, 1 } })
 end
 
--- program = { input, output, steps, acts (arena tensors), weights }; opts: target, conv_algo (above).
+-- program = { input, output, steps, acts (arena tensors), weights }; opts: target (required), conv_algo
+-- (above).
 function lower.lower(graph, opts)
   opts = opts or {}
+  local T = targets.resolve(opts.target)
   local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
-                          step = 0, target = opts.target, conv_algo = opts.conv_algo, last_use = {},
+                          step = 0, target = T, records = schedules.load(T.string), conv_algo = opts.conv_algo, last_use = {},
                           tensor_producer = {} }, Lowering)
   -- for can_overwrite: the index of each tensor's last consumer (graph outputs: never), and which
   -- tensors an op computes (not the input, not a constant)
@@ -152,7 +199,13 @@ function lower.lower(graph, opts)
       if not lowerer then
         error(string.format('%s: op %s has no kernel yet (unsupported)', node.where or ir.node_name(node), node.op), 0)
       end
-      local generator, gparams, args = lowerer(node, L)
+      local choice = lower.choose(node, L)
+      local generator, gparams, args
+      if choice.algo then
+        generator, gparams, args = winograd.lower(node, L, choice, lower)
+      else
+        generator, gparams, args = lowerer(node, L, choice)
+      end
       if generator then
         program.steps[#program.steps + 1] = { kind = 'kernel', generator = generator, gparams = gparams,
           args = args, name = ir.node_name(node), op = node.op, macs = ops.get(node.op).macs(node) }

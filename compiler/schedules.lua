@@ -6,7 +6,7 @@
 -- e.g.
 --   conv2d cin=64 cout=64 ... stride_y=1	tile_co=4 tile_x=14 loop_order=1	# 221.3 GFLOP/s vs 208.0 default, ...
 -- "default" means the generator's heuristics won (the kernel was tuned; nothing to add).
--- A convolution's algorithm record (winograd.choose) is a line keyed by "algo " and the signature of
+-- A convolution's algorithm record (lower.choose) is a line keyed by "algo " and the signature of
 -- its direct conv2d kernel (the one conv2d.lower builds when the conv runs direct), whose value is
 -- the algorithm that won in the model (direct, winograd2 or winograd4):
 --   algo conv2d cin=64 cout=64 ... w_block=16	winograd4	# direct 0.970 ms, winograd2 0.520 ms, ...
@@ -29,6 +29,17 @@ function schedules.path(target)
   return root .. '/' .. target .. '/halide' .. schedules.HALIDE_VERSION .. '.txt'
 end
 
+-- Generator parameters in a fixed order ("k=v" sorted by k): signatures, the kernel cache key and
+-- the generator's command line.
+function schedules.param_list(gparams)
+  local keys = {}
+  for k in pairs(gparams) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do out[#out + 1] = k .. '=' .. tostring(gparams[k]) end
+  return out
+end
+
 -- The signature of a kernel: generator and shape parameters ("k=v" sorted), no schedule.
 function schedules.signature(generator, plist)
   return generator .. ' ' .. table.concat(plist, ' ')
@@ -37,9 +48,10 @@ end
 -- The algorithms an algorithm record may name.
 schedules.ALGOS = { 'direct', 'winograd2', 'winograd4' }
 
--- The key of a convolution's algorithm record: "algo " .. its direct conv2d kernel's signature.
-function schedules.algo_key(direct_plist)
-  return 'algo ' .. schedules.signature('conv2d', direct_plist)
+-- The key of a convolution's algorithm record: "algo " .. its direct conv2d kernel's signature
+-- (direct_gparams: that kernel's generator parameters).
+function schedules.algo_key(direct_gparams)
+  return 'algo ' .. schedules.signature('conv2d', schedules.param_list(direct_gparams))
 end
 
 -- "a=1 b=2" <-> { a = '1', b = '2' }

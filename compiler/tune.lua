@@ -5,7 +5,8 @@
 --     pixels, ranked by the generator's own FMA-per-load score), loop order (rows / channel tiles
 --     outer), reduction blocking (ci_block), padding mode; linear: tile_co x tile_r; linear_tokens:
 --     tile_co x tile_r, then the weight panel depth kb. Stage 1 tries
---     the tiles, stage 2 refines the best one. Kernels of other generators have no knobs here.
+--     the tiles, stage 2 refines the best one. Kernels of other generators have no knobs here. The
+--     vector width, the registers and the knobs' values are the target's (targets/<family>.lua).
 --   * Validation: the generator's default schedule is the reference (itself checked against a
 --     naive C reference by tests/kernels); a candidate whose output differs by more than `tol`
 --     (relative to the largest output) is rejected before it is timed (compiler/tune_harness.c).
@@ -21,7 +22,7 @@
 --   * Algorithm run-off in the model (tune.algo_runoff, after the kernels, with their records):
 --     per stride-1 3x3 conv signature, direct vs Winograd F(2x2) vs F(4x4), each forced in a build
 --     of the whole model, profiled interleaved; the fastest whose model output matches the direct
---     variant's is recorded (`algo` lines, read by winograd.choose).
+--     variant's is recorded (`algo` lines, read by the lowering stage: lower.choose).
 --   * Budget: --minutes for the whole model (verbs/tune.lua: a fifth kept for the algorithm
 --     run-off when it has convs to choose), shared evenly by the kernels still to do.
 --   * Resume: every measured candidate is appended to a log in the cache (tune/<target>/<key>.tsv)
@@ -30,6 +31,7 @@
 --     unless --force.
 local kernels = require 'kernels'
 local schedules = require 'schedules'
+local targets = require 'targets'
 local hash = require 'hash'
 local sys = require 'sys'
 
@@ -55,17 +57,12 @@ local function pow2_at_most(n, cap)
   return v
 end
 
-local function target_vector(target)
-  if target:match('avx512') then return 16, 32 end
-  if target:match('avx') then return 8, 16 end
-  return 4, 16
-end
-
 local function num(p, k, d) return tonumber(p[k]) or d end
 
 -- Candidate schedules of a kernel: stage 1 (list of param tables) and refine(best) -> stage 2.
 function tune.space(generator, p, target)
-  local V, regs = target_vector(target)
+  local T = targets.resolve(target)
+  local V, regs, knobs = T.lanes, T.registers, T.knobs[generator]
   if generator == 'conv2d' then
     local cin, cout, ow = num(p, 'cin'), num(p, 'cout'), num(p, 'out_w')
     local groups = num(p, 'groups', 1)
@@ -73,9 +70,9 @@ function tune.space(generator, p, target)
     local VW = pow2_at_most(cout, V)
     local depthwise = groups > 1 and cpg == 1 and cout == groups
     local tiles = {}
-    for c = 1, 8 do
+    for c = 1, knobs.tile_co do
       if c * VW <= cout then
-        for x = 1, math.min(16, ow) do
+        for x = 1, math.min(knobs.tile_x, ow) do
           local need = c * x + c + 1 -- accumulators, weight vectors, the broadcast input (halide/conv2d.cpp)
           -- an in-place kernel rounds its tiles to divisors of the output: try only those
           local divides = cout % (c * VW) == 0 and ow % x == 0
@@ -112,15 +109,15 @@ function tune.space(generator, p, target)
         with({ loop_order = 2 })
       end
       if not depthwise then
-        for _, cb in ipairs({ 16, 32, 64, 128, 256 }) do
+        for _, cb in ipairs(knobs.ci_block) do
           if cb < cpg and cpg % cb == 0 then with({ ci_block = cb }) end
         end
         if cpg > 4 then with({ ci_block = cpg }) end
       end
       -- software prefetch of the weights (they stream from DRAM in the model: tuned cold)
       local wbytes = 4 * cout * cpg * num(p, 'kw', 1) * num(p, 'kh', 1)
-      if not depthwise and wbytes >= 256 * 1024 then
-        for _, pf in ipairs({ -1, 16, 32, 64 }) do with({ prefetch = pf }) end
+      if not depthwise and wbytes >= knobs.prefetch_bytes then
+        for _, pf in ipairs(knobs.prefetch) do with({ prefetch = pf }) end
       end
       if num(p, 'pad_x', 0) > 0 or num(p, 'pad_y', 0) > 0 then
         with({ pad_mode = 1 })
@@ -133,12 +130,12 @@ function tune.space(generator, p, target)
     local cout, rows = num(p, 'cout'), num(p, 'rows', 1)
     local VW = pow2_at_most(cout, V)
     local stage1 = {}
-    for _, c in ipairs({ 1, 2, 3, 4, 6, 8 }) do
+    for _, c in ipairs(knobs.tile_co) do
       if c * VW <= cout then
         if rows == 1 then
           stage1[#stage1 + 1] = { tile_co = c }
         else
-          for _, r in ipairs({ 2, 4, 6, 8, 12 }) do
+          for _, r in ipairs(knobs.tile_r) do
             if r <= rows and c * r + c + 1 <= regs then stage1[#stage1 + 1] = { tile_co = c, tile_r = r } end
           end
         end
@@ -149,16 +146,16 @@ function tune.space(generator, p, target)
     -- register tile (tile_co vectors x tile_r rows), then the weight panel's depth kb
     local cin, cout, rows = num(p, 'cin'), num(p, 'cout'), num(p, 'rows', 1)
     local stage1 = {}
-    for _, c in ipairs({ 1, 2, 3, 4, 6 }) do
+    for _, c in ipairs(knobs.tile_co) do
       if cout % (c * V) == 0 then
-        for r = 2, math.min(12, rows) do
+        for r = 2, math.min(knobs.tile_r, rows) do
           if c * r + c + 1 <= regs then stage1[#stage1 + 1] = { tile_co = c, tile_r = r } end
         end
       end
     end
     local function refine(best)
       local out = {}
-      for _, kb in ipairs({ 32, 64, 128, 256 }) do
+      for _, kb in ipairs(knobs.kb) do
         if kb < cin and cin % kb == 0 then
           local c = {}
           for k, v in pairs(best) do c[k] = v end
@@ -181,7 +178,7 @@ function tune.kernels_of(...)
     local mine = {}
     for _, step in ipairs(program.steps) do
       if step.kind == 'kernel' then
-        local sig = schedules.signature(step.generator, kernels.param_list(step.gparams))
+        local sig = schedules.signature(step.generator, schedules.param_list(step.gparams))
         local k = by[sig]
         if not k then
           local dims = {}
@@ -208,9 +205,9 @@ end
 
 -- Compile and run the harness over { default, cands... }; returns per candidate { err, us }.
 local function measure(k, cands, target, opts)
-  local descs = { kernels.describe(k.generator, kernels.param_list(k.gparams), target) }
+  local descs = { kernels.describe(k.generator, schedules.param_list(k.gparams), target) }
   for _, c in ipairs(cands) do
-    descs[#descs + 1] = kernels.describe(k.generator, kernels.param_list(merged(k.gparams, c)), target)
+    descs[#descs + 1] = kernels.describe(k.generator, schedules.param_list(merged(k.gparams, c)), target)
   end
   local runtime = kernels.build(descs, target, { keep_going = true, quiet = true })
   -- a failure can be transient (the generator binary being rebuilt meanwhile): retry those once
@@ -271,8 +268,9 @@ local function measure(k, cands, target, opts)
   sys.write_file(work .. '/tune_case.h', table.concat(h, '\n') .. '\n')
   local root = os.getenv('FOLDC_ROOT') or '.'
   local exe = work .. '/harness'
+  -- the harness flushes caches the target's way (tune_harness.c: FOLDC_FLUSH_*)
   local argv = { os.getenv('CC') or 'cc', '-O2', '-std=c99', '-I' .. work, '-I/usr/include/halide14',
-    root .. '/compiler/tune_harness.c' }
+    '-DFOLDC_FLUSH_' .. targets.resolve(target).flush:upper(), root .. '/compiler/tune_harness.c' }
   for _, o in ipairs(objs) do argv[#argv + 1] = o end
   for _, a in ipairs({ runtime.object, '-lpthread', '-ldl', '-lm', '-o', exe }) do argv[#argv + 1] = a end
   local ok, err = pcall(sys.run_quiet, argv, 'compiling the tuning harness')
@@ -544,7 +542,7 @@ local function runoff_in_model(graph, cand, opts, base, label)
   local sig_of = {}
   for _, step in ipairs(lower.lower(graph, { target = target }).steps) do
     if step.kind == 'kernel' then
-      sig_of[step.name] = schedules.signature(step.generator, kernels.param_list(step.gparams))
+      sig_of[step.name] = schedules.signature(step.generator, schedules.param_list(step.gparams))
     end
   end
   local variants = { { name = base, drop = base == 'default' and cand or nil } }
@@ -637,15 +635,16 @@ function tune.prefetch_runoff(graph, opts)
   local lower = require 'lower'
   local out = opts.out or io.stderr
   local db = schedules.load(opts.target)
+  local knobs = targets.resolve(opts.target).knobs.conv2d
   local cand, n = {}, 0
   for _, step in ipairs(lower.lower(graph, { target = opts.target }).steps) do
     local g = step.kind == 'kernel' and step.generator == 'conv2d' and step.gparams
     if g then
-      local sig = schedules.signature(step.generator, kernels.param_list(g))
+      local sig = schedules.signature(step.generator, schedules.param_list(g))
       local rec = db[sig]
       local groups = tonumber(g.groups) or 1
       local wbytes = 4 * g.cout * (g.cin / groups) * g.kw * g.kh
-      if rec and not cand[sig] and (not opts.only or opts.only[sig]) and wbytes >= 256 * 1024 and g.cin > groups then
+      if rec and not cand[sig] and (not opts.only or opts.only[sig]) and wbytes >= knobs.prefetch_bytes and g.cin > groups then
         -- the record's distance (without one: the generator's default, halide/conv2d.cpp: 32
         -- channels ahead from 2 MB of weights, projection included, on at most 64 output pixels,
         -- else off) is the base
@@ -655,7 +654,7 @@ function tune.prefetch_runoff(graph, opts)
           own = (big and g.out_w * g.out_h <= 64) and 32 or -1
         end
         local list = {}
-        for _, pf in ipairs({ -1, 16, 32, 64 }) do
+        for _, pf in ipairs(knobs.prefetch) do
           if own ~= pf then
             local c = { prefetch = pf }
             for k, v in pairs(rec.params) do if k ~= 'prefetch' then c[k] = v end end
@@ -674,21 +673,22 @@ function tune.prefetch_runoff(graph, opts)
 end
 
 -- The convs of a deploy graph that can run as Winograd (winograd.eligible), one entry per algorithm
--- record key (conv2d.algo_key: the direct kernel's signature), in graph order:
+-- record key (lower.algo_key: the direct kernel's signature), in graph order:
 -- { { key, gparams (the direct kernel's), layers = { layer names } } }; and those of them without
 -- an algorithm record for target (all with force): the algorithm run-off's work.
 function tune.algo_convs(graph, target, force)
   local ir = require 'ir'
   local winograd = require 'winograd'
-  local conv2d = require 'ops.conv2d'
+  local lower = require 'lower'
+  local T = targets.resolve(target)
   local db = schedules.load(target)
   local list, todo, by = {}, {}, {}
   for _, node in ipairs(graph.nodes) do
     if node.op == 'conv2d' and winograd.eligible(node) then
-      local key = conv2d.algo_key(node)
+      local key, gparams = lower.algo_key(node, T)
       local c = by[key]
       if not c then
-        c = { key = key, gparams = conv2d.direct_params(node), layers = {} }
+        c = { key = key, gparams = gparams, layers = {} }
         by[key] = c
         list[#list + 1] = c
         if force or not db[key] then todo[#todo + 1] = c end

@@ -12,7 +12,7 @@
  * COLD = 1: as inside a whole model, where every layer's weights come from DRAM (a run streams
  * ~100 MB of them through a 32 MB cache) and so do its residual input and the output's lines,
  * while its input activation (just written by the layer before) is warm: every timed call is a
- * single call after every argument but the input was flushed from the caches (clflush); the best
+ * single call after every argument but the input was flushed from the caches (flush_arg); the best
  * of `rounds` x 3 such calls. Schedules tuned hot favour big weight reuse, no prefetch and
  * re-reading activations, and lose in the model (resnet50's 64->256 1x1 +residual on 56x56 with
  * channel tiles outer: 107% of peak hot, 68% in the model).
@@ -44,15 +44,21 @@ static void timed(kfn_t f, int reps) {
   for (i = 0; i < reps; i++) CALL(f);
 }
 
-/* Flush argument a (the weights) from every cache level. */
+/* Flush argument a (the weights) from every cache level, the way the target's family file says
+ * (compiler/targets/<family>.lua `flush`, passed as -DFOLDC_FLUSH_<WAY>): CLFLUSH per 64-byte line
+ * on x86; DC CIVAC (clean and invalidate to the point of coherency, allowed to user space by Linux)
+ * per line on AArch64. */
 static void flush_arg(int a) {
-#if defined(__x86_64__) || defined(__i386__)
   const char *p = (const char *)mem[a];
   size_t i, n = count[a] * sizeof(float);
+#if defined(FOLDC_FLUSH_CLFLUSH)
   for (i = 0; i < n; i += 64) __builtin_ia32_clflush(p + i);
   __builtin_ia32_mfence();
+#elif defined(FOLDC_FLUSH_DC_CIVAC)
+  for (i = 0; i < n; i += 64) __asm__ volatile("dc civac, %0" : : "r"(p + i) : "memory");
+  __asm__ volatile("dsb ish" : : : "memory");
 #else
-  (void)a;
+#error "tune_harness.c: define FOLDC_FLUSH_CLFLUSH or FOLDC_FLUSH_DC_CIVAC (compiler/tune.lua does, from the target)"
 #endif
 }
 

@@ -1,6 +1,7 @@
 -- Winograd F(m x m, 3 x 3) for stride-1 3x3 dense convolutions (Lavin & Gray 2016): the lowering
--- side of halide/winograd.cpp (generator conv2d_winograd). ops/conv2d.lua asks winograd.choose(node)
--- and, when it says so, lowers the conv here instead of to the direct kernel.
+-- side of halide/winograd.cpp (generator conv2d_winograd). The lowering stage (lower.lua) asks
+-- winograd.choose(node, ...) and, when it says so, lowers the conv here instead of to the direct
+-- kernel.
 --
 -- Maths: per m x m output tile, Y = A^T [ (G g G^T) (.) (B^T d B) ] A, summed over input channels in
 -- the transformed domain (a = m + 2 points per side). The matrices come from Toom-Cook on a - 1
@@ -15,12 +16,12 @@
 --   1. FOLDC_CONV_ALGO when set and not `auto` (testing): `direct`, `winograd` (F(4x4)),
 --      `winograd2` / `winograd4` / `winograd6` (that F(m x m)) for every eligible conv;
 --   2. the conv's algorithm record for the build's target (`algo <direct conv2d signature>` in
---      schedules/<target>/, written by foldc tune's algorithm run-off in the model: tune.lua);
---   3. the cheapest of direct, F(2x2) and F(4x4) by winograd.cost (Winograd only when it is
---      estimated at least 10% faster).
+--      schedules/<target>/, written by foldc tune's algorithm run-off in the model: tune.lua), which
+--      the lowering stage looks up (lower.algo_key);
+--   3. the cheapest of direct, F(2x2) and F(4x4) by winograd.cost with the target's constants
+--      (targets/<family>.lua winograd(): Winograd only when it is estimated at least 10% faster).
 -- The tuner forces one algorithm for its variants with the lowering's conv_algo, above them all.
 local tensor = require 'tensor'
-local schedules = require 'schedules'
 
 local winograd = {}
 
@@ -116,18 +117,17 @@ function winograd.transform_weights(W, cout, cin, m, ub)
   return U
 end
 
--- Estimated seconds of a cin -> cout 3x3 conv over an ow x oh map on one core: direct (m = nil)
--- or F(m x m). Compute at a fraction of the FMA peak (direct 95%, F(2x2) 75%, F(4x4) 60%: the
--- transforms' share grows with m) plus the weights' stream from DRAM (a model's layers find their
--- weights cold; F(m x m) reads (m+2)^2/9 times the direct bytes). Calibrated on resnet50's layers
--- (AVX-512, 1 thread): 56x56x64 and 28x28x128 go to F(4x4), 14x14x256 to F(2x2), 7x7x512 stays
--- direct (its transformed weights, 17-38 MB, cost more than the multiplies saved).
-local PEAK, DRAM = 230e9, 20e9
-local EFF = { [2] = 0.75, [4] = 0.6, [6] = 0.5 }
-function winograd.cost(cin, cout, ow, oh, m)
-  if not m then return 2 * 9 * cin * cout * ow * oh / (PEAK * 0.95) + 4 * 9 * cin * cout / DRAM end
+-- Estimated seconds of a cin -> cout 3x3 conv over an ow x oh map on one core of target T: direct
+-- (m = nil) or F(m x m). Compute at a fraction of the FMA peak (T.winograd.eff: the transforms'
+-- share grows with m) plus the weights' stream from DRAM (a model's layers find their weights
+-- cold; F(m x m) reads (m+2)^2/9 times the direct bytes). On x86 with AVX-512 (calibrated on
+-- resnet50's layers, 1 thread): 56x56x64 and 28x28x128 go to F(4x4), 14x14x256 to F(2x2), 7x7x512
+-- stays direct (its transformed weights, 17-38 MB, cost more than the multiplies saved).
+function winograd.cost(cin, cout, ow, oh, m, T)
+  local c = T.winograd
+  if not m then return 2 * 9 * cin * cout * ow * oh / (c.peak * c.eff.direct) + 4 * 9 * cin * cout / c.dram end
   local a, tiles = m + 2, math.ceil(ow / m) * math.ceil(oh / m)
-  return 2 * a * a * cin * cout * tiles / (PEAK * EFF[m]) + 4 * a * a * cin * cout / DRAM
+  return 2 * a * a * cin * cout * tiles / (c.peak * c.eff[m]) + 4 * a * a * cin * cout / c.dram
 end
 
 -- Whether a conv2d node can run as Winograd at all.
@@ -151,33 +151,33 @@ local function tile_of(algo, where)
 end
 
 -- The tile size m to run this conv with, or nil for the direct kernel. opts: mode (an algorithm
--- name forces it, `auto` chooses; in place of FOLDC_CONV_ALGO: the lowering's conv_algo), target
--- and key (the conv's algorithm record in schedules/<target>/: conv2d.algo_key).
+-- name forces it, `auto` chooses; in place of FOLDC_CONV_ALGO: the lowering's conv_algo), record
+-- (the algorithm of the conv's record, named `where` in errors) and target (a target object, for
+-- the cost model).
 function winograd.choose(node, opts)
   if not winograd.eligible(node) then return nil end
-  opts = opts or {}
   local mode = opts.mode or os.getenv('FOLDC_CONV_ALGO')
   if mode and mode ~= '' and mode ~= 'auto' then return tile_of(mode, opts.mode and 'conv_algo=' or 'FOLDC_CONV_ALGO=') end
-  local rec = opts.target and opts.key and schedules.load(opts.target)[opts.key]
-  if rec then return tile_of(rec.algo, schedules.path(opts.target) .. ': ' .. opts.key .. ': ') end
+  if opts.record then return tile_of(opts.record, opts.where or '') end
   local y = node.outputs[1].shape
-  local best, best_t = nil, 0.9 * winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], nil)
+  local best, best_t = nil, 0.9 * winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], nil, opts.target)
   for _, m in ipairs({ 2, 4 }) do
-    local t = winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], m)
+    local t = winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], m, opts.target)
     if t < best_t then best, best_t = m, t end
   end
   return best
 end
 
 -- Lower a conv chosen by winograd.choose: the generator, its parameters and the argument views.
-function winograd.lower(node, L, m, lower)
+-- choice: the lowering stage's (lower.lua): algo = m, w_block = the output channels U is blocked
+-- by (u_block, halide/winograd.cpp: a co tile's weights stream from DRAM as a few sequential runs;
+-- 0 = unblocked).
+function winograd.lower(node, L, choice, lower)
   local a = node.attrs
   local x, y = node.inputs[1], node.outputs[1]
   local W = L.params[node.params.weight]
+  local m, ub = choice.algo, choice.w_block
   local cout, cin, al = a.cout, a.cin, m + 2
-  -- U blocked by 16 output channels when they allow (u_block, halide/winograd.cpp): a co tile's
-  -- weights stream from DRAM as a few sequential runs
-  local ub = cout % 16 == 0 and 16 or 0
   local U = winograd.transform_weights(W, cout, cin, m, ub)
   local dims = { { cout, 1 }, { cin, cout }, { al, cout * cin }, { al, cout * cin * al } }
   if ub > 0 then dims = { { ub, 1 }, { cin, ub }, { al, ub * cin }, { al * cout / ub, ub * cin * al } } end

@@ -2,15 +2,13 @@
 --                            (+ r[co,oy,ox]) ),  g = co / (Cout/groups), Cg = Cin/groups, zero padding.
 -- (PyTorch Conv2d semantics.) The fused epilogue -- bias, residual input r (inputs[2]) and ReLU --
 -- is added by passes/fuse_epilogue.lua; the direct kernel writes over the residual when it is the
--- residual's last use (in_place). Lowered to the direct kernel (halide/conv2d.cpp), or to
--- Winograd where winograd.choose says so (a conv's algorithm record is keyed by conv2d.algo_key).
+-- residual's last use (in_place). Lowered to the direct kernel (halide/conv2d.cpp) with the weight
+-- blocking the lowering stage chose; where that stage chooses Winograd (lower.choose), winograd.lua
+-- lowers the conv instead.
 local ffi = require 'ffi'
 local ops = require 'ops'
 local tensor = require 'tensor'
 local lower = require 'lower'
-local winograd = require 'winograd'
-local schedules = require 'schedules'
-local kernels = require 'kernels'
 
 local conv2d = {}
 
@@ -90,19 +88,9 @@ function conv2d.eval(node, inputs, params)
   return y
 end
 
--- Convs with more than one input channel per group get their weights blocked by 16 output
--- channels (w_block, halide/conv2d.cpp): [kh * cout/16][kw][cig][16], so a register tile's weights
--- stream from memory as a few sequential runs that the hardware prefetcher follows, instead of
--- 64-256 byte pieces cout*4 bytes apart (deep layers read their weights from DRAM once per run;
--- RepMLP's grouped partition FC on 28x28, 9.8 MB of weights: 0.97-1.29 -> 0.54-0.59 ms alone).
--- Depthwise convs, and cout not a multiple of 16: HWIO. Returns the block (0 = HWIO).
-function conv2d.weight_block(a)
-  return (a.cin > a.groups and a.cout % 16 == 0) and 16 or 0
-end
-
 -- A [cout, cig, kh, kw] weight W (a tensor) in the kernels' memory order: HWIO, [kh][kw][cig][cout]
--- (wb = 0), or blocked by wb output channels, [cout/wb][kh][kw][cig][wb]. Also the token Linears'
--- layout (ops/linear_tokens.lua: kh = kw = 1).
+-- (wb = 0), or blocked by wb output channels (w_block, halide/conv2d.cpp; lower.weight_block),
+-- [cout/wb][kh][kw][cig][wb]. Also the token Linears' layout (ops/linear_tokens.lua: kh = kw = 1).
 function conv2d.pack_weight(W, cout, cig, kh, kw, wb)
   local packed = tensor.new({ kh, kw, cig, cout })
   for co = 0, cout - 1 do
@@ -119,12 +107,13 @@ function conv2d.pack_weight(W, cout, cig, kh, kw, wb)
   return packed
 end
 
--- A [cout, cig, kh, kw] weight as the kernel reads it: a weights view named key@hwio[16].
+-- A [cout, cig, kh, kw] weight as the kernel reads it: a weights view named key@hwio (unblocked) or
+-- key@hwio<wb>.
 function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb)
   local packed = conv2d.pack_weight(L.params[key], cout, cig, kh, kw, wb)
   local wdims = { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }
   if wb > 0 then wdims = { { wb, 1 }, { cig, wb }, { kw, wb * cig }, { kh * cout / wb, wb * cig * kw } } end
-  return L:weight(key .. (wb > 0 and '@hwio16' or '@hwio'), packed, wdims)
+  return L:weight(key .. '@hwio' .. (wb > 0 and wb or ''), packed, wdims)
 end
 
 -- The direct kernel's shape parameters (geometry from the attributes: RepMLP's partition FC keeps
@@ -139,27 +128,20 @@ function conv2d.gparams(a, x, y, wb)
   }
 end
 
--- The direct kernel's generator parameters for a conv2d node.
-function conv2d.direct_params(node)
-  local gp = conv2d.gparams(node.attrs, node.inputs[1], node.outputs[1], conv2d.weight_block(node.attrs))
+-- The direct kernel's generator parameters for a conv2d node, its weights blocked by wb output
+-- channels (0: unblocked).
+function conv2d.direct_params(node, wb)
+  local gp = conv2d.gparams(node.attrs, node.inputs[1], node.outputs[1], wb)
   gp.residual = node.inputs[2] ~= nil
   return gp
 end
 
--- The key of this conv's algorithm record in schedules/<target>/ (winograd.choose): "algo " and
--- the signature of its direct kernel.
-function conv2d.algo_key(node)
-  return schedules.algo_key(kernels.param_list(conv2d.direct_params(node)))
-end
-
--- Backend: the kernel and the argument views (see lower.lua).
-function conv2d.lower(node, L)
-  -- stride-1 3x3 dense convs where Winograd pays (winograd.lua)
-  local wino_m = winograd.choose(node, { mode = L.conv_algo, target = L.target, key = conv2d.algo_key(node) })
-  if wino_m then return winograd.lower(node, L, wino_m, lower) end
+-- Backend: the direct kernel and the argument views (see lower.lua); choice: the lowering stage's
+-- (w_block).
+function conv2d.lower(node, L, choice)
   local a = node.attrs
   local x, y = node.inputs[1], node.outputs[1]
-  local gp = conv2d.direct_params(node)
+  local gp = conv2d.direct_params(node, choice.w_block)
   local args = {
     L:act(x, lower.act_dims(x.shape)),
     conv2d.packed_weight(L, node.params.weight, a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2], gp.w_block or 0),

@@ -54,12 +54,13 @@ function conv2d_proj.eval(node, inputs, params)
   return y
 end
 
--- Backend: the direct conv2d kernel with its projection input (halide/conv2d.cpp, proj_cin > 0).
--- The two biases are added here, in double, into one bias vector.
-function conv2d_proj.lower(node, L)
+-- Backend: the direct conv2d kernel with its projection input (halide/conv2d.cpp, proj_cin > 0),
+-- both weights blocked as the lowering stage chose (choice.w_block). The two biases are added here,
+-- in double, into one bias vector.
+function conv2d_proj.lower(node, L, choice)
   local a, p = node.attrs, node.attrs.proj
   local x, s, y = node.inputs[1], node.inputs[2], node.outputs[1]
-  local wb = conv2d.weight_block(a)
+  local wb = choice.w_block
   local bias = tensor.new({ a.cout })
   local keys = {}
   for _, key in ipairs({ node.params.bias or false, node.params.proj_bias or false }) do

@@ -31,19 +31,18 @@ function linear_tokens.eval(node, inputs, params)
   return y
 end
 
--- The weights blocked by 16 output channels, [cout/16][cin][16] (halide/linear_tokens.cpp
--- w_block): a register tile's weight panel is then a few contiguous runs instead of rows cout*4
--- bytes apart (a page each at 1024+ channels). cout is a multiple of the vector width here.
-local W_BLOCK = 16
-
-function linear_tokens.lower(node, L)
+-- Backend: the weights blocked by choice.w_block output channels (the lowering stage's,
+-- lower.weight_block), [cout/wb][cin][wb] (halide/linear_tokens.cpp w_block): a register tile's
+-- weight panel is then a few contiguous runs instead of rows cout*4 bytes apart (a page each at
+-- 1024+ channels).
+function linear_tokens.lower(node, L, choice)
   local x, y = node.inputs[1], node.outputs[1]
   local cin, cout = node.attrs.cin, node.attrs.cout
-  local wb = cout % W_BLOCK == 0 and W_BLOCK or 0
+  local wb = choice.w_block
   -- a [cout, cin] weight is a [cout, cin, 1, 1] kernel: the convs' packing, 2-D dims
   local packed = conv2d.pack_weight(L.params[node.params.weight], cout, cin, 1, 1, wb)
   local wdims = wb > 0 and { { wb, 1 }, { cin * cout / wb, wb } } or { { cout, 1 }, { cin, cout } }
-  local args = { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. (wb > 0 and '@t16' or '@t'), packed, wdims),
+  local args = { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. '@t' .. (wb > 0 and wb or ''), packed, wdims),
                  L:bias(node, cout) }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
   args[#args + 1] = L:act(y, lower.act_dims(y.shape))

@@ -1,7 +1,7 @@
 -- Convolution algorithm records (schedules/<target>/: `algo <direct conv2d signature>` lines) and
 -- foldc tune's algorithm run-off: the records round-trip through the schedules file, a bad value
--- is refused naming the file, line and key; winograd.choose takes FOLDC_CONV_ALGO over the record
--- over the cost model; a real `foldc tune` of a three-conv model (two signatures, one shared by two
+-- is refused naming the file, line and key; the lowering stage (lower.choose) takes FOLDC_CONV_ALGO
+-- over the record over the cost model; a real `foldc tune` of a three-conv model (two signatures, one shared by two
 -- layers) writes a record per signature whose choice is the fastest time in its comment, a later
 -- `foldc build` runs every conv as its record says (the bundle's JSON report), a second tune
 -- resumes, and a variant whose output is off is not chosen. Which algorithm wins is not checked.
@@ -9,6 +9,8 @@ local ffi = require 'ffi'
 local schedules = require 'schedules'
 local winograd = require 'winograd'
 local conv2d = require 'ops.conv2d'
+local lower = require 'lower'
+local targets = require 'targets'
 local kernels = require 'kernels'
 local pipeline = require 'pipeline'
 local tune = require 'tune'
@@ -28,6 +30,7 @@ local root = os.getenv('FOLDC_ROOT') or '.'
 -- a stride-1 3x3 conv node (as winograd_spec's)
 local function node(cin, cout, h, w)
   return {
+    op = 'conv2d',
     attrs = { cin = cin, cout = cout, groups = 1, kernel = { 3, 3 }, stride = { 1, 1 }, padding = { 1, 1 },
               dilation = { 1, 1 }, relu = true },
     inputs = { { shape = { 1, cin, h, w } } },
@@ -64,9 +67,9 @@ describe('convolution algorithm records', function()
 
   it('round-trip through the schedules file beside the kernel records; a bad value names file, line and key', function()
     local target = 'x86-64-linux-test_roundtrip'
-    local key = conv2d.algo_key(node(64, 64, 56, 56))
+    local key = lower.algo_key(node(64, 64, 56, 56), targets.resolve(target))
     assert.is_truthy(key:match('^algo conv2d cin=64 cout=64 .* w_block=16$'))
-    local ksig = schedules.signature('conv2d', kernels.param_list(conv2d.direct_params(node(64, 64, 56, 56))))
+    local ksig = schedules.signature('conv2d', schedules.param_list(conv2d.direct_params(node(64, 64, 56, 56), 16)))
     assert.are.equal('algo ' .. ksig, key)
     local db = {
       [key] = { algo = 'winograd4', comment = '# direct 0.970 ms, winograd2 0.520 ms, winograd4 0.400 ms in the model' },
@@ -85,28 +88,33 @@ describe('convolution algorithm records', function()
     assert.is_truthy(err:find(schedules.path(target) .. ':2: algorithm record "' .. key .. '": expected direct, winograd2, winograd4, got "winograd5"', 1, true))
   end)
 
-  it('winograd.choose: FOLDC_CONV_ALGO, then the record for the target, then the cost model', function()
+  it('lower.choose: FOLDC_CONV_ALGO, then the record for the target, then the cost model', function()
     local target = 'x86-64-linux-test_choose'
+    local T = targets.resolve(target)
     local n = node(64, 64, 56, 56)
-    local key = conv2d.algo_key(n)
-    local opts = { target = target, key = key }
-    assert.are.equal(4, winograd.choose(n, opts)) -- no record: the cost model (F(4x4) at 56x56)
+    local key = lower.algo_key(n, T)
+    -- the lowering stage's state: the target, its records, the forced algorithm
+    local function choose(nd, mode, t)
+      t = t or T
+      return lower.choose(nd, { target = t, records = schedules.load(t.string), conv_algo = mode }).algo
+    end
+    assert.are.equal(4, choose(n)) -- no record: the cost model (F(4x4) at 56x56)
     schedules.save(target, { [key] = { algo = 'direct', comment = '# test' } })
-    assert.is_nil(winograd.choose(n, opts))
-    assert.are.equal(4, winograd.choose(n, { target = 'x86-64-linux-other', key = key })) -- another target's
-    assert.are.equal(4, winograd.choose(node(64, 64, 28, 28), { target = target, key = conv2d.algo_key(node(64, 64, 28, 28)) }))
+    assert.is_nil(choose(n))
+    assert.are.equal(4, choose(n, nil, targets.resolve('x86-64-linux-other'))) -- another target's
+    assert.are.equal(4, choose(node(64, 64, 28, 28)))
     schedules.save(target, { [key] = { algo = 'winograd2', comment = '# test' } })
-    assert.are.equal(2, winograd.choose(n, opts))
+    assert.are.equal(2, choose(n))
     setenv('FOLDC_CONV_ALGO', 'auto')
-    assert.are.equal(2, winograd.choose(n, opts))
+    assert.are.equal(2, choose(n))
     setenv('FOLDC_CONV_ALGO', 'direct')
-    assert.is_nil(winograd.choose(n, opts))
+    assert.is_nil(choose(n))
     setenv('FOLDC_CONV_ALGO', 'winograd4')
-    assert.are.equal(4, winograd.choose(n, opts))
-    assert.is_nil(winograd.choose(n, { target = target, key = key, mode = 'direct' })) -- the lowering's conv_algo
+    assert.are.equal(4, choose(n))
+    assert.is_nil(choose(n, 'direct')) -- the lowering's conv_algo
     setenv('FOLDC_CONV_ALGO', nil)
     setenv('FOLDC_SCHEDULES', 'none')
-    assert.are.equal(4, winograd.choose(n, opts))
+    assert.are.equal(4, choose(n))
     setenv('FOLDC_SCHEDULES', dir .. '/schedules')
   end)
 

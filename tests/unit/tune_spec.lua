@@ -17,7 +17,7 @@ local gparams = { cin = 8, cout = 16, in_w = 6, in_h = 5, out_w = 6, out_h = 5, 
 local function dims3(c, w, h) return { { c, 1 }, { w, c }, { h, c * w } } end
 local kernel = { generator = 'conv2d', gparams = gparams, macs = 16 * 8 * 9 * 30, name = 'tiny', count = 1,
   dims = { dims3(8, 6, 5), { { 16, 1 }, { 8, 16 }, { 3, 128 }, { 3, 384 } }, { { 16, 1 } }, dims3(16, 6, 5) } }
-kernel.sig = schedules.signature('conv2d', kernels.param_list(gparams))
+kernel.sig = schedules.signature('conv2d', schedules.param_list(gparams))
 
 describe('foldc tune', function()
   local dir, root
@@ -56,7 +56,7 @@ describe('foldc tune', function()
     local graph = pipeline.deploy_graph(model, 'random')
     local sigs = {}
     for _, step in ipairs(lower.lower(graph, { target = target }).steps) do
-      if step.kind == 'kernel' then sigs[#sigs + 1] = schedules.signature(step.generator, kernels.param_list(step.gparams)) end
+      if step.kind == 'kernel' then sigs[#sigs + 1] = schedules.signature(step.generator, schedules.param_list(step.gparams)) end
     end
     return graph, sigs
   end

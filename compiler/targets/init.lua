@@ -1,0 +1,196 @@
+-- Targets: what foldc builds for, in one place. The rule: ISA facts the Lua side needs live in
+-- compiler/targets/, one file per family (x86.lua, arm.lua), and every consumer asks a target
+-- object instead of matching strings; the Halide generators derive theirs (vector width,
+-- registers) from Halide's Target (halide/foldc_common.h). Adding a family is adding its file to
+-- FAMILIES below; targets_spec checks that it provides every field of FIELDS.
+--
+-- --target takes `host` (the default: this machine's full Halide target string), a family's names
+-- (x86-64: AVX-512, AVX2+FMA and SSE4.1 tiers in one library that dispatches on cpuid;
+-- x86-64-avx512, x86-64-avx2, arm64), a full Halide target string arch-bits-os[-feature...], or a
+-- comma list of these. The text is checked whole before anything runs (targets.check: letters,
+-- digits, -, _ and , only). A target object is the tiers of one architecture (arch-bits-os), in
+-- priority order; where one value is needed it answers for its primary (first) tier. Its resolved
+-- string (T.string: the tiers joined by commas) is what flows through the compiler: the schedule
+-- database's key and the build report's target.
+local sys = require 'sys'
+
+local targets = {}
+
+local FAMILIES = { 'x86', 'arm' }
+
+-- Every field a family file provides: name -> Lua type.
+targets.FIELDS = {
+  arch = 'string', bits = 'number', os = 'string', luajit_arch = 'string', multiarch = 'string',
+  names = 'table', lanes = 'function', registers = 'function', cache = 'table', weight_block = 'number',
+  peak_flags = 'function', winograd = 'function', knobs = 'table', flush = 'string', cc = 'string', ld = 'string',
+  run = 'table', qemu_cpu = 'function',
+}
+
+targets.families = {}
+for _, name in ipairs(FAMILIES) do targets.families[name] = require('targets.' .. name) end
+
+-- Halide 14's operating systems
+local OSES = { 'linux', 'windows', 'osx', 'android', 'ios', 'qurt', 'noos', 'fuchsia', 'wasmrt' }
+
+local function one_of(list, v)
+  for _, x in ipairs(list) do if x == v then return true end end
+  return false
+end
+
+local function family_of_arch(arch)
+  for _, name in ipairs(FAMILIES) do
+    if targets.families[name].arch == arch then return targets.families[name] end
+  end
+end
+
+-- the tiers of a family name (x86-64, arm64, ...), or nil
+local function named(piece)
+  for _, name in ipairs(FAMILIES) do
+    local tiers = targets.families[name].names[piece]
+    if tiers then return tiers end
+  end
+end
+
+local function all_names()
+  local out = { 'host' }
+  for _, name in ipairs(FAMILIES) do
+    local ns = {}
+    for n in pairs(targets.families[name].names) do ns[#ns + 1] = n end
+    table.sort(ns)
+    for _, n in ipairs(ns) do out[#out + 1] = n end
+  end
+  return table.concat(out, ', ')
+end
+
+-- Refuse a --target text that is not a comma list of names and Halide targets arch-bits-os[-feature
+-- ...] (an architecture with a family file, Halide 14's systems, features of letters, digits and
+-- '_'); raises `--target "...": ...` naming the bad character or piece. Runs nothing.
+function targets.check(target)
+  local function refuse(why)
+    local shown = tostring(target):sub(1, 200):gsub('[^\32-\126]', function(c) return string.format('\\%d', c:byte()) end)
+    error('--target "' .. shown .. '": ' .. why, 0)
+  end
+  if type(target) ~= 'string' or target == '' then refuse('empty target') end
+  local bad = target:match('[^%w_,%-]')
+  if bad then
+    local q = bad == '"' and "'" or '"'
+    refuse((bad:match('^[\32-\126]$') and ('character ' .. q .. bad .. q) or ('byte ' .. bad:byte()))
+      .. ' is not allowed (letters, digits, "-", "_", and "," between targets)')
+  end
+  for piece in (target .. ','):gmatch('([^,]*),') do
+    if piece ~= 'host' and not named(piece) then
+      local arch, bits, os_name, features = piece:match('^([^-]*)%-([^-]*)%-([^-]*)(.*)$')
+      local why = not arch and ('expected ' .. all_names() .. ', or arch-bits-os[-feature...], e.g. x86-64-linux-avx2-fma-sse41')
+        or not family_of_arch(arch) and ('unknown architecture "' .. arch .. '" (foldc has ' .. table.concat(FAMILIES, ', ') .. ': compiler/targets/)')
+        or bits ~= '32' and bits ~= '64' and ('bits "' .. bits .. '", not 32 or 64')
+        or not one_of(OSES, os_name) and ('unknown operating system "' .. os_name .. '" (' .. table.concat(OSES, ', ') .. ')')
+        or (features .. '-'):find('%-%-') and 'an empty feature'
+      if why then refuse('"' .. piece .. '" is not a Halide target: ' .. why) end
+    end
+  end
+  return target
+end
+
+-- This machine's family (by LuaJIT's architecture) and full Halide target string (Halide's own
+-- get_host_target for that family), once per process.
+local host_string
+function targets.host()
+  if host_string then return host_string end
+  for _, name in ipairs(FAMILIES) do
+    local f = targets.families[name]
+    if f.luajit_arch == jit.arch then
+      local out = sys.capture({ '/usr/lib/' .. f.multiarch .. '/halide14/get_host_target' })
+      host_string = (out:gsub('%s+$', ''))
+      return host_string
+    end
+  end
+  error('--target host: this machine (' .. jit.arch .. ') has no family in compiler/targets/; name a target', 0)
+end
+
+-- A tier's arch-bits-os and its set of features.
+local function split(tier)
+  local arch, bits, os_name, rest = tier:match('^([^-]+)%-([^-]+)%-([^-]+)(.*)$')
+  local features = {}
+  for f in rest:gmatch('[^-]+') do features[f] = true end
+  return arch .. '-' .. bits .. '-' .. os_name, features, arch
+end
+
+local Target = {}
+Target.__index = Target
+
+-- The Halide target of the kernels: every tier without the runtime (built once, below) and with a
+-- user_context argument, so that Halide's generator emits one object dispatching between them.
+function Target:kernel_target()
+  local out = {}
+  for i, t in ipairs(self.tiers) do out[i] = t .. '-no_runtime-user_context' end
+  return table.concat(out, ',')
+end
+
+-- The Halide target of the bundle's one runtime: the baseline (last) tier's.
+function Target:runtime_target() return self.tiers[#self.tiers] .. '-user_context' end
+
+-- The first tier this machine runs natively (its architecture and every feature in the host's
+-- target string), or nil.
+function Target:native_tier()
+  local hkey, hfeat = split(targets.host())
+  for _, tier in ipairs(self.tiers) do
+    local key, feat = split(tier)
+    local ok = key == hkey
+    for f in pairs(feat) do ok = ok and hfeat[f] == true end
+    if ok then return tier end
+  end
+end
+
+local function new_target(tiers)
+  local key, _, arch = split(tiers[1])
+  local f = family_of_arch(arch)
+  local primary = tiers[1]
+  return setmetatable({
+    string = table.concat(tiers, ','), tiers = tiers, key = key, family = f, arch = arch,
+    lanes = f.lanes(primary), registers = f.registers(primary), cache = f.cache, weight_block = f.weight_block,
+    winograd = f.winograd(primary), knobs = f.knobs, flush = f.flush, cc = f.cc, run = f.run,
+  }, Target)
+end
+
+-- The targets a --target text names: one target object per architecture (arch-bits-os), in order of
+-- first appearance, each with its tiers in the order given (duplicates dropped).
+function targets.parse(text)
+  targets.check(text or 'host')
+  local order, by, seen = {}, {}, {}
+  for piece in ((text or 'host') .. ','):gmatch('([^,]*),') do
+    local tiers = piece == 'host' and { targets.host() } or named(piece) or { piece }
+    for _, tier in ipairs(tiers) do
+      if not seen[tier] then
+        seen[tier] = true
+        local key = split(tier)
+        if not by[key] then
+          by[key] = {}
+          order[#order + 1] = key
+        end
+        by[key][#by[key] + 1] = tier
+      end
+    end
+  end
+  local out = {}
+  for i, key in ipairs(order) do out[i] = new_target(by[key]) end
+  return out
+end
+
+-- One target object for a --target text or a resolved string (memoized); a text naming several
+-- architectures is refused (targets.parse gives one target per architecture).
+local memo = {}
+function targets.resolve(text)
+  text = text or 'host'
+  if memo[text] then return memo[text] end
+  local list = targets.parse(text)
+  if #list > 1 then
+    local keys = {}
+    for i, t in ipairs(list) do keys[i] = t.key end
+    error('--target "' .. text .. '": names ' .. #list .. ' architectures (' .. table.concat(keys, ', ') ..
+      '); this command builds for one', 0)
+  end
+  memo[text] = list[1]
+  return list[1]
+end
+
+return targets

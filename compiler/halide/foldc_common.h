@@ -32,12 +32,14 @@ inline int vec_for(int n, int natural) {
     return pow2_at_most(n, natural);
 }
 
-// Number of vector registers of the target (32 with AVX-512, 16 otherwise).
+// Number of vector registers of the target, from Halide's Target (the rule: the generators derive
+// their ISA facts from it; the Lua side's live in compiler/targets/): x86 32 zmm with AVX-512, else
+// 16 xmm/ymm; ARM 32 128-bit NEON registers on AArch64, 16 q registers on 32-bit ARM; 16 elsewhere.
 inline int vector_registers(const Target &t) {
     if (t.arch == Target::X86) {
         return t.has_feature(Target::AVX512) || t.has_feature(Target::AVX512_Skylake) ? 32 : 16;
     }
-    if (t.arch == Target::ARM) return 32;
+    if (t.arch == Target::ARM) return t.bits == 64 ? 32 : 16;
     return 16;
 }
 

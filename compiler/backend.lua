@@ -3,6 +3,7 @@
 local lower = require 'lower'
 local memory_plan = require 'memory_plan'
 local kernels = require 'kernels'
+local targets = require 'targets'
 local emit = require 'emit'
 local sys = require 'sys'
 local lfs = require 'lfs'
@@ -77,27 +78,43 @@ end
 -- Build a bundle into out_dir (backend.output_dir; an existing bundle there is replaced). Nothing
 -- is left behind on failure: everything is written into a scratch sibling (sys.scratch; those of
 -- dead builds are swept first) and renamed into place at the end.
--- opts: target, weights (write the weights blob), source (description text for the README),
--- conv_algo (force one convolution algorithm: lower.lower).
+-- opts: target (a --target text: one architecture, or several for a multi-architecture bundle),
+-- weights (write the weights blob), source (description text for the README), conv_algo (force one
+-- convolution algorithm: lower.lower).
+-- A multi-architecture bundle is lowered once, for its first architecture (one glue, one weights
+-- blob), and has one kernel library per architecture, lib<m>_kernels-<machine>.a (machine: the
+-- first word of the family's multiarch triple, as `cc -dumpmachine` and CMAKE_SYSTEM_PROCESSOR say
+-- it); its kernels take one C name for every architecture (kernels.compile's names).
 function backend.build(graph, out_dir, opts)
   opts = opts or {}
   local dir, parent = backend.output_dir(out_dir)
   sys.sweep(parent, dir:match('[^/]*$'))
-  local target = kernels.resolve_target(opts.target)
-  local program = lower.lower(graph, { target = target, conv_algo = opts.conv_algo })
+  local archs = targets.parse(opts.target)
+  local strings = {}
+  for i, T in ipairs(archs) do strings[i] = T.string end
+  local target = table.concat(strings, ',')
+  local program = lower.lower(graph, { target = archs[1].string, conv_algo = opts.conv_algo })
   local name = emit.c_name(program.name)
   check_replaceable(dir, name)
   local arena, bound = memory_plan.plan(program.acts)
   local weights_total = emit.layout_weights(program.weights)
-  local distinct, runtime = kernels.compile(program, target)
+  -- the first architecture last, so that its schedule records stay on the steps for emit
+  local libraries = {}
+  for i = #archs, 1, -1 do
+    local T = archs[i]
+    local distinct, runtime = kernels.compile(program, T.string, #archs > 1 and target or nil)
+    libraries[i] = { machine = #archs > 1 and T.family.multiarch:match('^[^-]+') or nil,
+                     kernels = distinct, runtime = runtime }
+  end
   local tmp = sys.scratch(dir)
   sys.rm_rf(tmp)
   local ok, err = pcall(function()
     local made, why = lfs.mkdir(tmp)
     if not made then error('-o "' .. dir .. '": cannot create ' .. tmp .. ': ' .. tostring(why), 0) end
     emit.bundle(program, tmp, {
-      target = target, arena = arena, bound = bound, weights_total = weights_total, kernels = distinct,
-      runtime = runtime, source = opts.source or graph.name, with_weights = opts.weights,
+      target = target, arena = arena, bound = bound, weights_total = weights_total,
+      kernels = libraries[1].kernels, runtime = libraries[1].runtime, libraries = libraries,
+      source = opts.source or graph.name, with_weights = opts.weights,
     })
     replace(dir, parent, tmp, name)
   end)
@@ -105,8 +122,8 @@ function backend.build(graph, out_dir, opts)
     sys.rm_rf(tmp)
     error(err, 0)
   end
-  return { dir = dir, name = name, arena = arena, bound = bound,
-           weights_bytes = weights_total, kernels = #distinct, steps = #program.steps, target = target }
+  return { dir = dir, name = name, arena = arena, bound = bound, weights_bytes = weights_total,
+           kernels = #libraries[1].kernels, steps = #program.steps, target = target, archs = archs }
 end
 
 -- The fold report (passes.run's report): what was folded, blocks by kind, then parameters and
@@ -132,9 +149,60 @@ function backend.summary(graph, report, info)
   return table.concat(lines, '\n')
 end
 
+-- A program on PATH (or a path to one), or nil.
+local function on_path(prog)
+  if prog:find('/') then return lfs.attributes(prog, 'mode') == 'file' and prog or nil end
+  for d in ((os.getenv('PATH') or '') .. ':'):gmatch('([^:]*):') do
+    if d ~= '' and lfs.attributes(d .. '/' .. prog, 'mode') == 'file' then return d .. '/' .. prog end
+  end
+end
+
+-- How this machine runs a bundle for a --target text (targets.parse): natively when one of its
+-- architectures has a tier this CPU runs (Target:native_tier), else under the emulator of the first
+-- architecture whose emulator (family.run, with qemu_cpu's -cpu for a tier of this architecture that
+-- needs features this CPU lacks) and cross compiler (family.cc, for another architecture) are
+-- installed. Returns { T, cc (nil: the system's), prefix (argv before the program), under (the
+-- emulator's words, nil when native) }; raises one line naming what is missing. With native, an
+-- emulator is refused (timings under one mean nothing).
+function backend.runner(text, native)
+  local archs = targets.parse(text)
+  for _, T in ipairs(archs) do
+    if T:native_tier() then return { T = T, prefix = {} } end
+  end
+  local host = targets.parse('host')[1]
+  local function refuse(why)
+    error('--target "' .. tostring(text) .. '": this machine (' .. host.key .. ') runs none of it natively; ' .. why, 0)
+  end
+  if native then refuse('timings under an emulator mean nothing, so build it and time it on such a CPU') end
+  local missing = {}
+  for _, T in ipairs(archs) do
+    local same = T.key == host.key
+    local cpu = same and T.family.qemu_cpu(T.tiers[1]) or nil
+    local cc = not same and T.cc or nil
+    if same and not cpu then
+      missing[#missing + 1] = 'no emulated CPU has the features of ' .. T.string
+    elseif not on_path(T.run[1]) then
+      missing[#missing + 1] = T.run[1] .. ' is not installed (Debian: qemu-user-static)'
+    elseif cc and not on_path(cc) then
+      missing[#missing + 1] = cc .. ' is not installed (Debian: ' .. cc:gsub('^(.*)%-gcc$', 'gcc-%1') .. ')'
+    else
+      local prefix = { T.run[1] }
+      if cpu then prefix[2], prefix[3] = '-cpu', cpu end
+      for i = 2, #T.run do prefix[#prefix + 1] = T.run[i] end
+      local label = T.string
+      for n, tiers in pairs(T.family.names) do
+        if table.concat(tiers, ',') == T.string then label = n end
+      end
+      return { T = T, cc = cc, prefix = prefix, label = label,
+               under = table.concat(prefix, ' ', 1, cpu and 3 or 1) }
+    end
+  end
+  refuse(table.concat(missing, '; '))
+end
+
 -- Build with weights into a scratch folder in the kernel cache (sys.scratch: those of dead runs are
--- swept first) and compile it with the system C compiler.
-local function scratch_bundle(graph, opts)
+-- swept first) and compile it with the runner's C compiler (backend.runner).
+local function scratch_bundle(graph, opts, runner)
   local base = kernels.cache_dir() .. '/scratch'
   sys.mkdir_p(base)
   sys.sweep(base)
@@ -143,7 +211,9 @@ local function scratch_bundle(graph, opts)
   local ok, info = pcall(function()
     sys.mkdir_p(dir)
     local info = backend.build(graph, dir .. '/bundle', { target = opts.target, weights = true })
-    sys.run_quiet({ 'make', '-s', '-C', info.dir }, 'compiling the bundle')
+    local make = { 'make', '-s', '-C', info.dir }
+    if runner.cc then make[#make + 1] = 'CC=' .. runner.cc end
+    sys.run_quiet(make, 'compiling the bundle' .. (runner.cc and ' with ' .. runner.cc or ''))
     return info
   end)
   if not ok then
@@ -153,14 +223,23 @@ local function scratch_bundle(graph, opts)
   return dir, info
 end
 
--- Run the compiled model once on input (a tensor); returns the output tensor.
+-- Run the compiled model once on input (a tensor), natively or under an emulator (opts.runner, or
+-- backend.runner(opts.target), said on stderr); returns the output tensor.
 function backend.run_once(graph, input, opts)
+  opts = opts or {}
   local npy = require 'weights.npy'
-  local dir, info = scratch_bundle(graph, opts or {})
+  local runner = opts.runner or backend.runner(opts.target)
+  local dir, info = scratch_bundle(graph, opts, runner)
   local ok, out = pcall(function()
     npy.write(dir .. '/in.npy', input)
-    sys.run_quiet({ info.dir .. '/' .. info.name .. '_main', '--weights', info.dir .. '/' .. info.name .. '.weights',
-      '--input', dir .. '/in.npy', '--output', dir .. '/out.npy' }, 'running ' .. info.name)
+    local argv = {}
+    for i, w in ipairs(runner.prefix) do argv[i] = w end
+    for _, w in ipairs({ info.dir .. '/' .. info.name .. '_main', '--weights', info.dir .. '/' .. info.name .. '.weights',
+      '--input', dir .. '/in.npy', '--output', dir .. '/out.npy' }) do argv[#argv + 1] = w end
+    if runner.under then
+      io.stderr:write('foldc: running the ', runner.label, ' bundle under ', runner.under, '\n')
+    end
+    sys.run_quiet(argv, 'running ' .. info.name .. (runner.under and ' under ' .. runner.under or ''))
     return npy.read(dir .. '/out.npy')
   end)
   sys.rm_rf(dir)
@@ -201,7 +280,7 @@ end
 
 -- Time the compiled model: min and median of `runs` runs, and a per-layer profile.
 function backend.bench(graph, opts)
-  local dir, info = scratch_bundle(graph, opts)
+  local dir, info = scratch_bundle(graph, opts, backend.runner(opts.target, true))
   local threads = opts.threads or 1
   local peak = backend.peak_gflops(info.target)
   if peak > 0 and not opts.json then
@@ -223,6 +302,7 @@ end
 -- runs interleaved round by round. opts: target, threads, rounds, runs, seed, skip, json.
 function backend.compare(model, opts)
   local pipeline = require 'pipeline'
+  local runner = backend.runner(opts.target, true)
   local root = os.getenv('FOLDC_ROOT') or '.'
   local py = os.getenv('FOLDC_PYTHON') or '/usr/bin/python3'
   local base = require('kernels').cache_dir()
@@ -245,7 +325,7 @@ function backend.compare(model, opts)
       'onnxruntime-node@1.20.1' }, 'npm install onnxruntime-node')
   end
   local graph = pipeline.deploy_graph(name, dir .. '/' .. name .. '.safetensors')
-  local bdir, info = scratch_bundle(graph, opts)
+  local bdir, info = scratch_bundle(graph, opts, runner)
   local argv = { py, root .. '/compiler/compare/compare.py', '--model', name, '--dir', dir,
     '--foldc-main', info.dir .. '/' .. info.name .. '_main', '--foldc-weights', info.dir .. '/' .. info.name .. '.weights',
     '--threads', tostring(opts.threads or 1), '--rounds', tostring(opts.rounds or 8), '--runs', tostring(opts.runs or 5),

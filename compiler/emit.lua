@@ -177,19 +177,24 @@ function emit.bundle(program, dir, info)
   sys.write_file(dir .. '/foldc_pool.h', sys.read_file(root .. '/runtime/foldc_pool.h'))
   sys.write_file(dir .. '/HalideRuntime.h', sys.read_file(HALIDE_RUNTIME_H))
   sys.mkdir_p(dir .. '/kernels')
-  local objects = { info.runtime.object }
   for _, k in ipairs(info.kernels) do
     -- Halide names the include guard after the output path; make it depend on the kernel only
     local header = sys.read_file(k.header):gsub('HALIDE_[%w_]*_h', 'HALIDE_' .. k.fn .. '_h')
     sys.write_file(dir .. '/kernels/' .. k.fn .. '.h', header)
-    objects[#objects + 1] = k.object
   end
-  -- by file name (the archive member name), not by cache path: the order must not depend on the
-  -- generator sources' digest, so the archive stays byte-identical when unrelated generators change
-  table.sort(objects, function(a, b) return a:match('[^/]*$') < b:match('[^/]*$') end)
-  local ar = { 'ar', 'rcsD', dir .. '/lib' .. m .. '_kernels.a' }
-  for _, o in ipairs(objects) do ar[#ar + 1] = o end
-  sys.run_quiet(ar, 'archiving the kernels')
+  -- the kernel library lib<m>_kernels.a, or one per architecture (info.libraries: { machine,
+  -- runtime, kernels }) named lib<m>_kernels-<machine>.a, which the Makefile and CMakeLists.txt
+  -- pick by the compiler's target
+  for _, lib in ipairs(info.libraries or { { runtime = info.runtime, kernels = info.kernels } }) do
+    local objects = { lib.runtime.object }
+    for _, k in ipairs(lib.kernels) do objects[#objects + 1] = k.object end
+    -- by file name (the archive member name), not by cache path: the order must not depend on the
+    -- generator sources' digest, so the archive stays byte-identical when unrelated generators change
+    table.sort(objects, function(a, b) return a:match('[^/]*$') < b:match('[^/]*$') end)
+    local ar = { 'ar', 'rcsD', dir .. '/lib' .. m .. '_kernels' .. (lib.machine and '-' .. lib.machine or '') .. '.a' }
+    for _, o in ipairs(objects) do ar[#ar + 1] = o end
+    sys.run_quiet(ar, 'archiving the kernels')
+  end
   -- the JSON report: the same facts for tools
   local layers, weights = {}, {}
   for i, s in ipairs(program.steps) do

@@ -1,5 +1,6 @@
 -- foldc check: the bundle and the reference interpreter (on the training-time graph) on the same
--- random input; prints the largest difference relative to the output's largest magnitude.
+-- random input; prints the largest difference relative to the output's largest magnitude. A target
+-- this machine does not run natively runs under its emulator (backend.runner), checked first.
 local cli = require 'cli'
 local numeric_args = require 'numeric_args'
 
@@ -14,10 +15,11 @@ return {
     local backend = require 'backend'
     local interpreter = require 'interpreter'
     local tensor = require 'tensor'
+    local runner = backend.runner(a.target)
     local deploy, _, graph = pipeline.deploy_graph(a.model, a.weights)
     local input = tensor.random(graph.input.shape, tensor.rng(a.seed), 1)
     local ref = interpreter.run(graph, input)[1]
-    local out = backend.run_once(deploy, input, { target = a.target })
+    local out = backend.run_once(deploy, input, { target = a.target, runner = runner })
     local rel, maxdiff, maxref = interpreter.rel_diff(out, ref)
     local ok = rel <= 1e-4
     print(string.format('%s: max |bundle - reference| = %.3g, max |reference| = %.3g, relative %.3g (%s)',

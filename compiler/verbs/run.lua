@@ -1,5 +1,6 @@
 -- foldc run: build (kernels cached), compile the bundle with the system C compiler, run one input.
--- The input and the output path are checked before anything is compiled.
+-- The input, the output path and how this machine runs the target (natively, or under an emulator
+-- with a cross compiler: backend.runner) are checked before anything is compiled.
 local cli = require 'cli'
 local lfs = require 'lfs'
 local sys = require 'sys'
@@ -30,12 +31,13 @@ return {
     local backend = require 'backend'
     local npy = require 'weights.npy'
     check_output(a.output)
+    local runner = backend.runner(a.target)
     local deploy = pipeline.deploy_graph(a.model, a.weights)
     local input = npy.read(a.input)
     local want = table.concat(deploy.input.shape, 'x')
     if table.concat(input.shape, 'x') ~= want then
       error(string.format('%s: input shape %s, the model expects %s', a.input, table.concat(input.shape, 'x'), want), 0)
     end
-    npy.write(a.output, backend.run_once(deploy, input, { target = a.target }))
+    npy.write(a.output, backend.run_once(deploy, input, { target = a.target, runner = runner }))
   end,
 }

@@ -32,7 +32,7 @@ refused 'target with "' "character '\"'" build "$model" --weights random --targe
 refused 'target with |' 'character "|"' check "$model" --weights random --target 'x86-64-linux-avx2|touch PWNED'
 refused 'target: unknown os' 'unknown operating system "linuks"' build "$model" --weights random --target x86-64-linuks -o out
 refused 'target: empty feature' 'an empty feature' build "$model" --weights random --target x86-64-linux--avx2 -o out
-(cd "$SCRATCH/cwd" && luajit -e "package.path = '$FOLDC_ROOT/compiler/?.lua;' .. package.path
+(cd "$SCRATCH/cwd" && luajit -e "package.path = '$FOLDC_ROOT/compiler/?.lua;$FOLDC_ROOT/compiler/?/init.lua;' .. package.path
   local ok, err = pcall(require('kernels').resolve_target, 'x86-64-linux-avx2;touch PWNED')
   assert(not ok and err:find('character \";\"', 1, true), tostring(err))") || fail 'kernels.resolve_target took a bad target'
 [ -z "$(ls -A "$SCRATCH/cwd")" ] || fail "kernels.resolve_target: left $(ls -A "$SCRATCH/cwd")"

@@ -1,12 +1,18 @@
 -- Emission: a lowered, planned and compiled program becomes the bundle's files -- C glue from
 -- templates/ (lua-cosmo), the weights blob, the kernel archive, headers and a JSON report. All
--- output is deterministic, so regenerating a bundle gives no diff.
+-- output is deterministic, so regenerating a bundle gives no diff. What runs is visible: per layer
+-- the JSON and a comment beside the glue's kernel call name the op, the algorithm, the generator
+-- with every parameter the kernel was built with, the schedule record used (or "default"), the
+-- shapes, the MACs and the target.
 local ffi = require 'ffi'
 local cosmo = require 'cosmo'
 local dkjson = require 'dkjson'
 local hash = require 'hash'
 local sys = require 'sys'
+local ir = require 'ir'
 local memory_plan = require 'memory_plan'
+local schedules = require 'schedules'
+local targets = require 'targets'
 
 local emit = {}
 
@@ -86,8 +92,108 @@ local function fill(template, env)
   return cosmo.fill(sys.read_file(root .. '/templates/' .. template), env)
 end
 
+-- The algorithm a kernel step runs, from its generator and parameters: conv2d_winograd
+-- "winograd F(mxm)"; conv2d "depthwise" (cin == cout == groups), "grouped", "1x1" or "direct";
+-- linear and linear_tokens "gemm"; every other generator has one way, "direct".
+function emit.algorithm(generator, gp)
+  if generator == 'conv2d_winograd' then return string.format('winograd F(%sx%s)', gp.m, gp.m) end
+  if generator == 'conv2d' then
+    if gp.groups > 1 then return (gp.groups == gp.cin and gp.cin == gp.cout) and 'depthwise' or 'grouped' end
+    return (gp.kh == 1 and gp.kw == 1) and '1x1' or 'direct'
+  end
+  if generator == 'linear' or generator == 'linear_tokens' then return 'gemm' end
+  return 'direct'
+end
+
+-- Each step's graph node: the lowering makes steps in node order, one per node that is neither a
+-- view nor a constant, named ir.node_name(node), of the node's op (a flatten's copy: flatten).
+local function step_nodes(program)
+  local nodes, graph, j = {}, program.graph.nodes, 1
+  for i, step in ipairs(program.steps) do
+    local op = step.kind == 'kernel' and step.op or 'flatten'
+    while graph[j] and not (graph[j].op == op and ir.node_name(graph[j]) == step.name) do j = j + 1 end
+    assert(graph[j], 'emit: no graph node for step ' .. step.name)
+    nodes[i], j = graph[j], j + 1
+  end
+  return nodes
+end
+
+local function shape_text(shape) return table.concat(shape, 'x') end
+
+-- A generator parameter's value for the JSON: integers and booleans typed, the rest as written.
+local function param_value(v)
+  if v == 'true' or v == 'false' then return v == 'true' end
+  return v:match('^%-?%d+$') and tonumber(v) or v
+end
+
+-- What each step runs (see the top comment): { json = the JSON layer, label = op and algorithm,
+-- comment = lines for the glue }. info: emit.bundle's.
+local function describe_runs(program, info)
+  local by_fn = {}
+  for _, k in ipairs(info.kernels) do by_fn[k.fn] = k end
+  -- the steps carry the schedule records of the first architecture (backend.build compiles it last)
+  local archs, kernel_targets = targets.parse(info.target), {}
+  for i, T in ipairs(archs) do kernel_targets[i] = T:kernel_target() end
+  local file = schedules.path(archs[1].string)
+  if file and file:sub(1, #root + 1) == root .. '/' then file = file:sub(#root + 2) end
+  local runs = {}
+  for i, node in ipairs(step_nodes(program)) do
+    local s = program.steps[i]
+    local inputs = {}
+    for n, t in ipairs(node.inputs) do inputs[n] = t.shape end
+    local output = node.outputs[1].shape
+    local input_text = {}
+    for n, shape in ipairs(inputs) do input_text[n] = shape_text(shape) end
+    local layer = { name = s.name, op = node.op, inputs = inputs, output = output, macs = s.macs }
+    local head = string.format('layer %d %s: %s ', i - 1, s.name, node.op)
+    local io = ' on ' .. table.concat(input_text, ' + ') .. ' -> ' .. shape_text(output) .. string.format(', %.0f MACs', s.macs)
+    local lines
+    if s.kind == 'kernel' then
+      local gp, plist = s.gparams, by_fn[s.fn].params
+      layer.algorithm = emit.algorithm(s.generator, gp)
+      layer.generator, layer.kernel, layer.target = s.generator, s.fn, table.concat(kernel_targets, ',')
+      local params, keys = {}, {}
+      for n, kv in ipairs(plist) do
+        local k, v = kv:match('^([^=]*)=(.*)$')
+        keys[n], params[k] = k, param_value(v)
+      end
+      layer.params = setmetatable(params, { __jsonorder = keys, __jsontype = 'object' })
+      -- the record kernels.compile applied: the one keyed by the signature of the lowering's parameters
+      local sched = 'default'
+      layer.schedule = 'default'
+      if s.schedule then
+        local values, names = {}, {}
+        for k, v in pairs(schedules.parse_params(s.schedule)) do values[k], names[#names + 1] = param_value(v), k end
+        table.sort(names)
+        layer.schedule = setmetatable({ params = setmetatable(values, { __jsonorder = names, __jsontype = 'object' }),
+          file = file, record = schedules.signature(s.generator, schedules.param_list(gp)) },
+          { __jsonorder = { 'params', 'file', 'record' } })
+        sched = 'record ' .. s.schedule .. ' (' .. file .. ')'
+      end
+      local shape = ''
+      if gp.cin and gp.cout and (gp.kh or gp.m) then
+        shape = string.format(' %d->%d %dx%d s%d', gp.cin, gp.cout, gp.kh or 3, gp.kw or 3, gp.stride_y or 1)
+          .. ((gp.stride_x or 1) ~= (gp.stride_y or 1) and ('x' .. gp.stride_x) or '')
+      end
+      lines = {
+        head .. layer.algorithm .. shape .. io,
+        'generator ' .. s.generator .. ' ' .. table.concat(plist, ' '),
+        'schedule: ' .. sched,
+      }
+    else
+      layer.algorithm = 'NHWC to NCHW copy'
+      lines = { head .. layer.algorithm .. ' in the glue' .. io }
+    end
+    for n, line in ipairs(lines) do lines[n] = c_text(line) end
+    runs[i] = { json = setmetatable(layer, { __jsonorder = { 'name', 'op', 'algorithm', 'generator', 'params',
+        'schedule', 'inputs', 'output', 'macs', 'target', 'kernel' } }),
+      label = c_text(node.op .. ' ' .. layer.algorithm), comment = table.concat(lines, '\n     * ') }
+  end
+  return runs
+end
+
 -- Views (Halide buffers) of every kernel argument, and each step's C code.
-local function describe_steps(program)
+local function describe_steps(program, runs)
   local views, steps = {}, {}
   for i, step in ipairs(program.steps) do
     local call
@@ -107,7 +213,8 @@ local function describe_steps(program)
       call = string.format('foldc_hwc_to_nchw((const float *)(a + %d), (float *)(a + %d), %d, %d, %d);\n    return 0;',
         step.src.offset, step.dst.offset, step.c, step.h, step.w)
     end
-    steps[i] = { index = i - 1, name = c_text(step.name), call = call, macs = string.format('%.0f', step.macs) }
+    steps[i] = { index = i - 1, name = c_text(step.name), call = call, macs = string.format('%.0f', step.macs),
+      label = runs[i].label, comment = runs[i].comment }
   end
   return views, steps
 end
@@ -132,7 +239,8 @@ end
 -- source, with_weights }.
 function emit.bundle(program, dir, info)
   local m = emit.c_name(program.name)
-  local views, steps = describe_steps(program)
+  local runs = describe_runs(program, info)
+  local views, steps = describe_steps(program, runs)
   local offsets, sizes = {}, {}
   for i, w in ipairs(program.weights) do offsets[i], sizes[i] = w.offset .. 'u', w.bytes .. 'u' end
   -- model id: everything the glue bakes in about the weights and kernels
@@ -197,9 +305,7 @@ function emit.bundle(program, dir, info)
   end
   -- the JSON report: the same facts for tools
   local layers, weights = {}, {}
-  for i, s in ipairs(program.steps) do
-    layers[i] = { name = s.name, op = s.op or s.kind, kernel = s.fn, macs = s.macs }
-  end
+  for i, r in ipairs(runs) do layers[i] = r.json end
   for i, w in ipairs(program.weights) do
     weights[i] = { key = w.key, offset = w.offset, bytes = w.bytes, shape = w.tensor.shape }
   end

@@ -40,6 +40,11 @@ static const double layer_macs[$(M)_NUM_LAYERS] = {
 $layers[[  $macs,
 ]]};
 
+/* Op and algorithm of each layer, as $(m).json names them. */
+static const char *const layer_algorithms[$(M)_NUM_LAYERS] = {
+$layers[[  "$label",
+]]};
+
 struct $(m)_ctx {
   foldc_pool_head threads; /* first: the kernels find their thread pool here (foldc_pool.h) */
   const unsigned char *weights;
@@ -81,6 +86,10 @@ const char *$(m)_layer_name(int i) {
 }
 
 double $(m)_layer_macs(int i) { return i >= 0 && i < $(M)_NUM_LAYERS ? layer_macs[i] : 0.0; }
+
+const char *$(m)_layer_algorithm(int i) {
+  return i >= 0 && i < $(M)_NUM_LAYERS ? layer_algorithms[i] : "";
+}
 
 void $(m)_set_num_threads(int n) { halide_set_num_threads(n); }
 
@@ -141,14 +150,17 @@ void $(m)_destroy($(m)_ctx *ctx) {
   free(ctx);
 }
 
-/* Layer i of the model. */
+/* Layer i of the model. Beside each call: what it runs (op, algorithm, shapes, MACs), the kernel's
+ * generator with every parameter it was built with (for target $(target)), and its schedule (the
+ * record from foldc tune's schedules file, or the generator's default); $(m).json holds the same. */
 static int run_layer($(m)_ctx *ctx, int i) {
   halide_buffer_t *b = ctx->buf;
   unsigned char *a = ctx->arena;
   (void)b;
   (void)a;
   switch (i) {
-$steps[[  case $index: /* $name */
+$steps[[  case $index:
+    /* $comment */
     $call
 ]]  default: return 0;
   }

@@ -181,6 +181,33 @@ static const double layer_macs[DIRACNET18_NUM_LAYERS] = {
   512000,
 };
 
+/* Op and algorithm of each layer, as diracnet18.json names them. */
+static const char *const layer_algorithms[DIRACNET18_NUM_LAYERS] = {
+  "conv2d direct",
+  "pool2d direct",
+  "conv2d winograd F(4x4)",
+  "conv2d winograd F(4x4)",
+  "conv2d winograd F(4x4)",
+  "conv2d winograd F(4x4)",
+  "pool2d direct",
+  "conv2d winograd F(4x4)",
+  "conv2d winograd F(4x4)",
+  "conv2d winograd F(4x4)",
+  "conv2d winograd F(4x4)",
+  "pool2d direct",
+  "conv2d winograd F(2x2)",
+  "conv2d winograd F(2x2)",
+  "conv2d winograd F(2x2)",
+  "conv2d winograd F(2x2)",
+  "pool2d direct",
+  "conv2d direct",
+  "conv2d direct",
+  "conv2d direct",
+  "conv2d direct",
+  "pool2d direct",
+  "linear gemm",
+};
+
 struct diracnet18_ctx {
   foldc_pool_head threads; /* first: the kernels find their thread pool here (foldc_pool.h) */
   const unsigned char *weights;
@@ -222,6 +249,10 @@ const char *diracnet18_layer_name(int i) {
 }
 
 double diracnet18_layer_macs(int i) { return i >= 0 && i < DIRACNET18_NUM_LAYERS ? layer_macs[i] : 0.0; }
+
+const char *diracnet18_layer_algorithm(int i) {
+  return i >= 0 && i < DIRACNET18_NUM_LAYERS ? layer_algorithms[i] : "";
+}
 
 void diracnet18_set_num_threads(int n) { halide_set_num_threads(n); }
 
@@ -282,58 +313,129 @@ void diracnet18_destroy(diracnet18_ctx *ctx) {
   free(ctx);
 }
 
-/* Layer i of the model. */
+/* Layer i of the model. Beside each call: what it runs (op, algorithm, shapes, MACs), the kernel's
+ * generator with every parameter it was built with (for target x86-64-linux-avx-avx2-f16c-fma-sse41), and its schedule (the
+ * record from foldc tune's schedules file, or the generator's default); diracnet18.json holds the same. */
 static int run_layer(diracnet18_ctx *ctx, int i) {
   halide_buffer_t *b = ctx->buf;
   unsigned char *a = ctx->arena;
   (void)b;
   (void)a;
   switch (i) {
-  case 0: /* features.conv */
+  case 0:
+    /* layer 0 features.conv: conv2d direct 3->64 7x7 s2 on 1x3x224x224 -> 1x64x112x112, 118013952 MACs
+     * generator conv2d cin=3 cout=64 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=7 kw=7 out_h=112 out_w=112 pad_x=3 pad_y=3 relu=false residual=false stride_x=2 stride_y=2 w_block=16
+     * schedule: default */
     return foldc_e12a384a8526f1bf(ctx, &b[0], &b[1], &b[2], &b[3]);
-  case 1: /* features.max_pool0 */
+  case 1:
+    /* layer 1 features.max_pool0: pool2d direct on 1x64x112x112 -> 1x64x56x56, 0 MACs
+     * generator pool2d c=64 count_include_pad=true in_h=112 in_w=112 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true stride_x=2 stride_y=2
+     * schedule: default */
     return foldc_47782e6e6ffe518a(ctx, &b[4], &b[5]);
-  case 2: /* features.group0.block0.conv */
+  case 2:
+    /* layer 2 features.group0.block0.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
+     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_e4cc068208538a90(ctx, &b[6], &b[7], &b[8], &b[9]);
-  case 3: /* features.group0.block1.conv */
+  case 3:
+    /* layer 3 features.group0.block1.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
+     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_e4cc068208538a90(ctx, &b[10], &b[11], &b[12], &b[13]);
-  case 4: /* features.group0.block2.conv */
+  case 4:
+    /* layer 4 features.group0.block2.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
+     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_e4cc068208538a90(ctx, &b[14], &b[15], &b[16], &b[17]);
-  case 5: /* features.group0.block3.conv */
+  case 5:
+    /* layer 5 features.group0.block3.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
+     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false residual=false u_block=16
+     * schedule: default */
     return foldc_81469251a327e093(ctx, &b[18], &b[19], &b[20], &b[21]);
-  case 6: /* features.max_pool1 */
+  case 6:
+    /* layer 6 features.max_pool1: pool2d direct on 1x64x56x56 -> 1x64x28x28, 0 MACs
+     * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=2 kw=2 op=max out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true stride_x=2 stride_y=2
+     * schedule: default */
     return foldc_cd90064c605f55d2(ctx, &b[22], &b[23]);
-  case 7: /* features.group1.block0.conv */
+  case 7:
+    /* layer 7 features.group1.block0.conv: conv2d winograd F(4x4) 64->128 3x3 s1 on 1x64x28x28 -> 1x128x28x28, 57802752 MACs
+     * generator conv2d_winograd cin=64 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_1bf21ae168283b29(ctx, &b[24], &b[25], &b[26], &b[27]);
-  case 8: /* features.group1.block1.conv */
+  case 8:
+    /* layer 8 features.group1.block1.conv: conv2d winograd F(4x4) 128->128 3x3 s1 on 1x128x28x28 -> 1x128x28x28, 115605504 MACs
+     * generator conv2d_winograd cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_d2d969df80da04dc(ctx, &b[28], &b[29], &b[30], &b[31]);
-  case 9: /* features.group1.block2.conv */
+  case 9:
+    /* layer 9 features.group1.block2.conv: conv2d winograd F(4x4) 128->128 3x3 s1 on 1x128x28x28 -> 1x128x28x28, 115605504 MACs
+     * generator conv2d_winograd cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_d2d969df80da04dc(ctx, &b[32], &b[33], &b[34], &b[35]);
-  case 10: /* features.group1.block3.conv */
+  case 10:
+    /* layer 10 features.group1.block3.conv: conv2d winograd F(4x4) 128->128 3x3 s1 on 1x128x28x28 -> 1x128x28x28, 115605504 MACs
+     * generator conv2d_winograd cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false residual=false u_block=16
+     * schedule: default */
     return foldc_becd85fde8ff0be7(ctx, &b[36], &b[37], &b[38], &b[39]);
-  case 11: /* features.max_pool2 */
+  case 11:
+    /* layer 11 features.max_pool2: pool2d direct on 1x128x28x28 -> 1x128x14x14, 0 MACs
+     * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=2 kw=2 op=max out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true stride_x=2 stride_y=2
+     * schedule: default */
     return foldc_f2abbf11862aa23d(ctx, &b[40], &b[41]);
-  case 12: /* features.group2.block0.conv */
+  case 12:
+    /* layer 12 features.group2.block0.conv: conv2d winograd F(2x2) 128->256 3x3 s1 on 1x128x14x14 -> 1x256x14x14, 57802752 MACs
+     * generator conv2d_winograd cin=128 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_f9e9998687cbe1b0(ctx, &b[42], &b[43], &b[44], &b[45]);
-  case 13: /* features.group2.block1.conv */
+  case 13:
+    /* layer 13 features.group2.block1.conv: conv2d winograd F(2x2) 256->256 3x3 s1 on 1x256x14x14 -> 1x256x14x14, 115605504 MACs
+     * generator conv2d_winograd cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_b34bade13e1246ac(ctx, &b[46], &b[47], &b[48], &b[49]);
-  case 14: /* features.group2.block2.conv */
+  case 14:
+    /* layer 14 features.group2.block2.conv: conv2d winograd F(2x2) 256->256 3x3 s1 on 1x256x14x14 -> 1x256x14x14, 115605504 MACs
+     * generator conv2d_winograd cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * schedule: default */
     return foldc_b34bade13e1246ac(ctx, &b[50], &b[51], &b[52], &b[53]);
-  case 15: /* features.group2.block3.conv */
+  case 15:
+    /* layer 15 features.group2.block3.conv: conv2d winograd F(2x2) 256->256 3x3 s1 on 1x256x14x14 -> 1x256x14x14, 115605504 MACs
+     * generator conv2d_winograd cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false residual=false u_block=16
+     * schedule: default */
     return foldc_48e5b7af4ca81cd7(ctx, &b[54], &b[55], &b[56], &b[57]);
-  case 16: /* features.max_pool3 */
+  case 16:
+    /* layer 16 features.max_pool3: pool2d direct on 1x256x14x14 -> 1x256x7x7, 0 MACs
+     * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=2 kw=2 op=max out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true stride_x=2 stride_y=2
+     * schedule: default */
     return foldc_d8823151aaa7e7f1(ctx, &b[58], &b[59]);
-  case 17: /* features.group3.block0.conv */
+  case 17:
+    /* layer 17 features.group3.block0.conv: conv2d direct 256->512 3x3 s1 on 1x256x7x7 -> 1x512x7x7, 57802752 MACs
+     * generator conv2d cin=256 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
+     * schedule: default */
     return foldc_859d211ae580307a(ctx, &b[60], &b[61], &b[62], &b[63]);
-  case 18: /* features.group3.block1.conv */
+  case 18:
+    /* layer 18 features.group3.block1.conv: conv2d direct 512->512 3x3 s1 on 1x512x7x7 -> 1x512x7x7, 115605504 MACs
+     * generator conv2d cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
+     * schedule: default */
     return foldc_7d9c0c718488f4f7(ctx, &b[64], &b[65], &b[66], &b[67]);
-  case 19: /* features.group3.block2.conv */
+  case 19:
+    /* layer 19 features.group3.block2.conv: conv2d direct 512->512 3x3 s1 on 1x512x7x7 -> 1x512x7x7, 115605504 MACs
+     * generator conv2d cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
+     * schedule: default */
     return foldc_7d9c0c718488f4f7(ctx, &b[68], &b[69], &b[70], &b[71]);
-  case 20: /* features.group3.block3.conv */
+  case 20:
+    /* layer 20 features.group3.block3.conv: conv2d direct 512->512 3x3 s1 on 1x512x7x7 -> 1x512x7x7, 115605504 MACs
+     * generator conv2d cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
+     * schedule: default */
     return foldc_7d9c0c718488f4f7(ctx, &b[72], &b[73], &b[74], &b[75]);
-  case 21: /* features.avg_pool */
+  case 21:
+    /* layer 21 features.avg_pool: pool2d direct on 1x512x7x7 -> 1x512x1x1, 0 MACs
+     * generator pool2d c=512 count_include_pad=true in_h=7 in_w=7 kh=7 kw=7 op=avg out_h=1 out_w=1 pad_x=0 pad_y=0 relu=false stride_x=7 stride_y=7
+     * schedule: default */
     return foldc_8bc47a04a163b22d(ctx, &b[76], &b[77]);
-  case 22: /* fc */
+  case 22:
+    /* layer 22 fc: linear gemm on 1x512 -> 1x1000, 512000 MACs
+     * generator linear cin=512 cout=1000 relu=false rows=1
+     * schedule: default */
     return foldc_5b3556a6c4738145(ctx, &b[78], &b[79], &b[80], &b[81]);
   default: return 0;
   }

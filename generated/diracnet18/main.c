@@ -5,7 +5,8 @@
  *
  * Loads the weights, runs the model on the input (a fixed pseudo-random one if none is given),
  * writes the output, prints the top-5 classes, and with --runs N the min and median latency of N
- * runs after two warm-up runs; --profile adds a per-layer table (GFLOP/s, and % of --peak).
+ * runs after two warm-up runs; --profile adds a per-layer table (what each layer runs as, GFLOP/s,
+ * and % of --peak).
  * --threads: 1 by default, 0 = one per core, at most FOLDC_MAX_THREADS.
  *
  * Every bad argument or file gets one line on stderr naming it and the exit status 1 (2 for an
@@ -267,6 +268,18 @@ static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
   return 1;
 }
 
+/* s as a JSON string: quotes, backslashes and control bytes escaped. */
+static void print_json_string(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') printf("\\%c", c);
+    else if (c < 0x20) printf("\\u%04x", c);
+    else putchar(c);
+  }
+  putchar('"');
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -384,11 +397,12 @@ int main(int argc, char **argv) {
     }
     qsort(ms, (size_t)runs, sizeof(double), cmp_double);
     if (profile && !json) {
-      printf("%-4s %-40s %10s %9s %9s%s\n", "#", "layer", "ms", "MMACs", "GFLOP/s", peak > 0 ? "  % peak" : "");
+      printf("%-4s %-40s %-24s %10s %9s %9s%s\n", "#", "layer", "runs as", "ms", "MMACs", "GFLOP/s",
+             peak > 0 ? "  % peak" : "");
       for (j = 0; j < DIRACNET18_NUM_LAYERS; j++) {
         double gf = 2.0 * diracnet18_layer_macs(j) / best[j] * 1e-9;
-        printf("%-4d %-40.40s %10.3f %9.1f %9.1f", j, diracnet18_layer_name(j), best[j] * 1e3,
-               diracnet18_layer_macs(j) * 1e-6, gf);
+        printf("%-4d %-40.40s %-24.24s %10.3f %9.1f %9.1f", j, diracnet18_layer_name(j), diracnet18_layer_algorithm(j),
+               best[j] * 1e3, diracnet18_layer_macs(j) * 1e-6, gf);
         if (peak > 0) printf("  %6.1f", 100.0 * gf / peak);
         printf("\n");
       }
@@ -401,9 +415,13 @@ int main(int argc, char **argv) {
              "\"macs\": %.0f", threads, runs, ms[0], ms[runs / 2], (double)DIRACNET18_MACS);
       if (profile) {
         printf(", \"layers\": [");
-        for (j = 0; j < DIRACNET18_NUM_LAYERS; j++)
-          printf("%s{\"name\": \"%s\", \"ms\": %.4f, \"macs\": %.0f}", j ? ", " : "", diracnet18_layer_name(j),
-                 best[j] * 1e3, diracnet18_layer_macs(j));
+        for (j = 0; j < DIRACNET18_NUM_LAYERS; j++) {
+          printf("%s{\"name\": ", j ? ", " : "");
+          print_json_string(diracnet18_layer_name(j));
+          printf(", \"algorithm\": ");
+          print_json_string(diracnet18_layer_algorithm(j));
+          printf(", \"ms\": %.4f, \"macs\": %.0f}", best[j] * 1e3, diracnet18_layer_macs(j));
+        }
         printf("]");
       }
       printf("}\n");

@@ -25,7 +25,7 @@ expect_refusal() {
 expect_refusal 'checkpoint of another family' 'does not match repvgg_mini_g2' "$data/resnet18_w8.safetensors"
 
 FOLDC_ROOT="$FOLDC_ROOT" luajit -e "
-package.path = '$FOLDC_ROOT/compiler/?.lua;' .. package.path
+package.path = '$FOLDC_ROOT/compiler/?.lua;$FOLDC_ROOT/compiler/?/init.lua;' .. package.path
 local st = require 'weights.safetensors'
 local w = st.read('$data/$name.safetensors')
 local list = {}

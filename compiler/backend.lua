@@ -146,6 +146,8 @@ function backend.summary(graph, report, info)
   lines[#lines + 1] = string.format('  %d layers, %d distinct kernels; arena %.2f MB (lower bound %.2f MB); weights %.2f MB',
     info.steps, info.kernels, info.arena / 2^20, info.bound / 2^20, info.weights_bytes / 2^20)
   lines[#lines + 1] = string.format('  wrote %s (target %s)', info.dir, info.target)
+  -- per architecture, the schedule records used and the CPU they were tuned on
+  for _, T in ipairs(targets.parse(info.target)) do lines[#lines + 1] = '  ' .. require('schedules').report(T.string) end
   return table.concat(lines, '\n')
 end
 

@@ -62,13 +62,14 @@ function kernels.resolve_target(target)
   return targets.resolve(target).string
 end
 
--- Attach .fn (C function name) and .object/.header to every kernel step; compile what is missing.
+-- Attach .fn (C function name) and .object/.header to every kernel step, and .schedule/.record
+-- (the schedule record applied, from schedules.load: the nearest records); compile what is missing.
 -- Returns the list of distinct kernels and the runtime object path. names (a multi-architecture
 -- bundle's whole target string) gives a kernel one C name on every architecture: from names and
 -- the lowering's parameters, since schedule records differ between architectures.
 function kernels.compile(program, target, names)
   local distinct, by_fn = {}, {}
-  local db = schedules.load(target)
+  local db, near = schedules.load(target), schedules.nearest(target)
   for _, step in ipairs(program.steps) do
     if step.kind == 'kernel' then
       -- a schedule record for this target (schedules/, written by foldc tune) adds its parameters
@@ -82,6 +83,10 @@ function kernels.compile(program, target, names)
         end
       end
       step.schedule = rec and schedules.format_params(rec.params) or nil
+      -- the record applied: its file (schedules.nearest), signature, the CPU it was tuned on, and
+      -- whether that is this CPU
+      step.record = rec and { file = near and near.path, signature = sig, cpu = near and near.cpu,
+                              exact = near ~= nil and near.exact } or nil
       local plist = schedules.param_list(gparams)
       -- the C name depends on what the kernel computes; the cache entry also on how it was made
       local name = names and table.concat({ names, step.generator, table.concat(schedules.param_list(step.gparams), ' ') }, '|')

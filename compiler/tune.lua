@@ -19,6 +19,8 @@
 --     defaults and with each kernel's leading candidates, profiled interleaved, and each kernel
 --     keeps the fastest in the model. Then the weight prefetch (tune.prefetch_runoff): the convs
 --     with 256 KB of weights or more are built with the prefetch distances, and keep the fastest.
+--   * Records: read and written in the target's own file for this CPU (schedules.own_path, its
+--     "# cpu:" line naming the CPU and its measured peak); builds read the nearest (schedules.path).
 --   * Algorithm run-off in the model (tune.algo_runoff, after the kernels, with their records):
 --     per stride-1 3x3 conv signature, direct vs Winograd F(2x2) vs F(4x4), each forced in a build
 --     of the whole model, profiled interleaved; the fastest whose model output matches the direct
@@ -326,7 +328,7 @@ function tune.run(list, opts)
   local target = opts.target
   local out = opts.out or io.stderr
   local clock = opts.now or monotonic
-  local db = schedules.load(target)
+  local db = schedules.load_own(target)
   local todo = {}
   for _, k in ipairs(list) do
     local stage1 = tune.space(k.generator, k.gparams, target)
@@ -450,7 +452,7 @@ function tune.run(list, opts)
       comment = string.format('# %.3f vs %.3f ms default, %d threads, %d candidates, %s', (best_us or 0) / 1e3,
         (def_us or 0) / 1e3, opts.threads or 1, tried, os.date('!%Y-%m-%d'))
     end
-    db = schedules.load(target)
+    db = schedules.load_own(target)
     db[k.sig] = { params = best, comment = comment }
     if not opts.dry_run then schedules.save(target, db) end
     results[k.sig] = { best = best, finals = ranked_finals, us = best_us, default_us = def_us, gflops = gf(best_us),
@@ -462,7 +464,7 @@ function tune.run(list, opts)
     out:flush()
   end
   out:write(string.format('foldc tune: done in %s; records in %s\n', fmt_time(clock() - t_start),
-    schedules.path(target) or '(none)'))
+    schedules.own_path(target) or '(none)'))
   return results
 end
 
@@ -566,7 +568,7 @@ local function runoff_in_model(graph, cand, opts, base, label)
     end
   end
   local kept, reverted = 0, 0
-  local db = schedules.load(target)
+  local db = schedules.load_own(target)
   local esc = label:gsub('%p', '%%%0')
   for sig, list in pairs(cand) do
     local r = db[sig] or { params = {} }
@@ -634,7 +636,7 @@ end
 function tune.prefetch_runoff(graph, opts)
   local lower = require 'lower'
   local out = opts.out or io.stderr
-  local db = schedules.load(opts.target)
+  local db = schedules.load_own(opts.target)
   local knobs = targets.resolve(opts.target).knobs.conv2d
   local cand, n = {}, 0
   for _, step in ipairs(lower.lower(graph, { target = opts.target }).steps) do
@@ -681,7 +683,7 @@ function tune.algo_convs(graph, target, force)
   local winograd = require 'winograd'
   local lower = require 'lower'
   local T = targets.resolve(target)
-  local db = schedules.load(target)
+  local db = schedules.load_own(target)
   local list, todo, by = {}, {}, {}
   for _, node in ipairs(graph.nodes) do
     if node.op == 'conv2d' and winograd.eligible(node) then
@@ -740,7 +742,7 @@ function tune.algo_runoff(graph, opts)
         algo, rel, tol))
     end
   end
-  local db = schedules.load(target)
+  local db = schedules.load_own(target)
   local counts = {}
   for j, c in ipairs(todo) do
     local ms, parts, win = {}, {}, nil
@@ -771,7 +773,7 @@ function tune.algo_runoff(graph, opts)
     if counts[algo] then summary[#summary + 1] = counts[algo] .. ' ' .. algo end
   end
   out:write(string.format('foldc tune: algorithm run-off done in %s (%d rounds): %s; records in %s\n', fmt_time(clock() - t0),
-    prof.rounds, table.concat(summary, ', '), schedules.path(target) or '(none)'))
+    prof.rounds, table.concat(summary, ', '), schedules.own_path(target) or '(none)'))
   out:flush()
   return result
 end

@@ -50,4 +50,14 @@ arm.cc = 'aarch64-linux-gnu-gcc'
 arm.run = { 'qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu' }
 function arm.qemu_cpu() return nil end
 
+-- the CPU model from /proc/cpuinfo's text (schedule records say where they were tuned): its
+-- "model name" where the kernel gives one, else the first core's "CPU implementer" and "CPU part"
+-- (e.g. 0x41 0xd0c: Arm Neoverse N1)
+function arm.cpu_name(cpuinfo)
+  local m = cpuinfo:match('model name%s*:%s*([^\n]-)%s*\n')
+  if m and m ~= '' then return m end
+  local impl, part = cpuinfo:match('CPU implementer%s*:%s*(%S+)'), cpuinfo:match('CPU part%s*:%s*(%S+)')
+  return impl and part and ('implementer ' .. impl .. ' part ' .. part) or nil
+end
+
 return arm

@@ -23,7 +23,7 @@ targets.FIELDS = {
   arch = 'string', bits = 'number', os = 'string', luajit_arch = 'string', multiarch = 'string',
   names = 'table', lanes = 'function', registers = 'function', cache = 'table', weight_block = 'number',
   peak_flags = 'function', winograd = 'function', knobs = 'table', flush = 'string', cc = 'string', ld = 'string',
-  run = 'table', qemu_cpu = 'function',
+  run = 'table', qemu_cpu = 'function', cpu_name = 'function',
 }
 
 targets.families = {}
@@ -107,12 +107,32 @@ function targets.host()
   error('--target host: this machine (' .. jit.arch .. ') has no family in compiler/targets/; name a target', 0)
 end
 
--- A tier's arch-bits-os and its set of features.
+-- A tier's arch-bits-os, its set of features and its architecture (nil for text that is no tier).
 local function split(tier)
   local arch, bits, os_name, rest = tier:match('^([^-]+)%-([^-]+)%-([^-]+)(.*)$')
+  if not arch then return nil end
   local features = {}
   for f in rest:gmatch('[^-]+') do features[f] = true end
   return arch .. '-' .. bits .. '-' .. os_name, features, arch
+end
+targets.split = split
+
+-- This machine's CPU model as its family names it from /proc/cpuinfo (cpu_name), once per process;
+-- nil where there is no /proc/cpuinfo or no family for this machine.
+local host_cpu
+function targets.cpu()
+  if host_cpu ~= nil then return host_cpu or nil end
+  host_cpu = false
+  local f = io.open('/proc/cpuinfo', 'r')
+  if f then
+    local text = f:read('*a')
+    f:close()
+    for _, name in ipairs(FAMILIES) do
+      local fam = targets.families[name]
+      if fam.luajit_arch == jit.arch then host_cpu = fam.cpu_name(text) or false end
+    end
+  end
+  return host_cpu or nil
 end
 
 local Target = {}

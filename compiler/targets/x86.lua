@@ -73,4 +73,10 @@ function x86.qemu_cpu(tier)
   return has(tier, 'avx2') and 'Haswell' or 'Nehalem'
 end
 
+-- the CPU model from /proc/cpuinfo's text ("model name"; schedule records say where they were tuned)
+function x86.cpu_name(cpuinfo)
+  local m = cpuinfo:match('\nmodel name%s*:%s*([^\n]-)%s*\n') or cpuinfo:match('^model name%s*:%s*([^\n]-)%s*\n')
+  return m ~= '' and m or nil
+end
+
 return x86

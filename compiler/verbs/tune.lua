@@ -1,7 +1,8 @@
 -- foldc tune: search schedules for every distinct kernel of a model by compiling and timing
 -- candidates on this machine, then choose each stride-1 3x3 conv's algorithm (direct or Winograd)
 -- by timing them in the whole model (compiler/tune.lua); results go to schedules/<target>/ and are
--- used by every later build for that target.
+-- used by every later build for that target. A target this machine cannot run natively is refused
+-- before anything runs (timings under an emulator mean nothing).
 local cli = require 'cli'
 local numeric_args = require 'numeric_args'
 
@@ -23,8 +24,12 @@ return {
     local kernels = require 'kernels'
     local tune = require 'tune'
     local t0 = tune.clock()
-    local deploy = pipeline.deploy_graph(a.model, a.weights or 'random')
     local target = kernels.resolve_target(a.target)
+    if not require('targets').resolve(target):native_tier() then
+      error('tune: --target "' .. a.target .. '": this machine (' .. require('targets').host() ..
+        ') cannot run it natively, and timings under an emulator mean nothing; tune on such a CPU', 0)
+    end
+    local deploy = pipeline.deploy_graph(a.model, a.weights or 'random')
     -- the algorithm run-off, when some eligible conv still needs a record, gets a fifth of the
     -- budget, and the kernels of the model as it is built now are joined by the direct kernels of
     -- its eligible convs (so direct meets Winograd with a tuned schedule)

@@ -1,4 +1,4 @@
-/* diracnet18.h: the diracnet18 model, compiled by foldc 0.1 for target x86-64-linux-avx-avx2-f16c-fma-sse41.
+/* diracnet18.h: the diracnet18 model, compiled by foldc 0.1 for target x86-64-linux-avx-avx2-avx512-avx512_skylake-f16c-fma-sse41,x86-64-linux-avx-avx2-f16c-fma-sse41,x86-64-linux-sse41,arm-64-linux.
  * Generated from diracnet18; regenerate rather than edit.
  *
  * Memory contract: input and output are float32 arrays in PyTorch order (NCHW, batch 1).

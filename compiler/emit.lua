@@ -9,7 +9,7 @@ local cosmo = require 'cosmo'
 local dkjson = require 'dkjson'
 local hash = require 'hash'
 local sys = require 'sys'
-local ir = require 'ir'
+local lower = require 'lower'
 local memory_plan = require 'memory_plan'
 local schedules = require 'schedules'
 local targets = require 'targets'
@@ -92,32 +92,6 @@ local function fill(template, env)
   return cosmo.fill(sys.read_file(root .. '/templates/' .. template), env)
 end
 
--- The algorithm a kernel step runs, from its generator and parameters: conv2d_winograd
--- "winograd F(mxm)"; conv2d "depthwise" (cin == cout == groups), "grouped", "1x1" or "direct";
--- linear and linear_tokens "gemm"; every other generator has one way, "direct".
-function emit.algorithm(generator, gp)
-  if generator == 'conv2d_winograd' then return string.format('winograd F(%sx%s)', gp.m, gp.m) end
-  if generator == 'conv2d' then
-    if gp.groups > 1 then return (gp.groups == gp.cin and gp.cin == gp.cout) and 'depthwise' or 'grouped' end
-    return (gp.kh == 1 and gp.kw == 1) and '1x1' or 'direct'
-  end
-  if generator == 'linear' or generator == 'linear_tokens' then return 'gemm' end
-  return 'direct'
-end
-
--- Each step's graph node: the lowering makes steps in node order, one per node that is neither a
--- view nor a constant, named ir.node_name(node), of the node's op (a flatten's copy: flatten).
-local function step_nodes(program)
-  local nodes, graph, j = {}, program.graph.nodes, 1
-  for i, step in ipairs(program.steps) do
-    local op = step.kind == 'kernel' and step.op or 'flatten'
-    while graph[j] and not (graph[j].op == op and ir.node_name(graph[j]) == step.name) do j = j + 1 end
-    assert(graph[j], 'emit: no graph node for step ' .. step.name)
-    nodes[i], j = graph[j], j + 1
-  end
-  return nodes
-end
-
 local function shape_text(shape) return table.concat(shape, 'x') end
 
 -- A generator parameter's value for the JSON: integers and booleans typed, the rest as written.
@@ -126,31 +100,32 @@ local function param_value(v)
   return v:match('^%-?%d+$') and tonumber(v) or v
 end
 
--- What each step runs (see the top comment): { json = the JSON layer, label = op and algorithm,
--- comment = lines for the glue }. info: emit.bundle's.
+-- What each step runs (see the top comment), from the facts the lowering set on it (its node,
+-- algorithm and algorithm_reason) and the kernel compiled for it: { json = the JSON layer, label =
+-- op and algorithm, comment = lines for the glue }. info: emit.bundle's.
 local function describe_runs(program, info)
   local by_fn = {}
   for _, k in ipairs(info.kernels) do by_fn[k.fn] = k end
   -- the steps carry the schedule records of the first architecture (backend.build compiles it last)
   local archs, kernel_targets = targets.parse(info.target), {}
   for i, T in ipairs(archs) do kernel_targets[i] = T:kernel_target() end
-  local file = schedules.path(archs[1].string)
-  if file and file:sub(1, #root + 1) == root .. '/' then file = file:sub(#root + 2) end
+  local file = lower.schedules_file(archs[1])
   local runs = {}
-  for i, node in ipairs(step_nodes(program)) do
-    local s = program.steps[i]
+  for i, s in ipairs(program.steps) do
+    local node = s.node
     local inputs = {}
     for n, t in ipairs(node.inputs) do inputs[n] = t.shape end
     local output = node.outputs[1].shape
     local input_text = {}
     for n, shape in ipairs(inputs) do input_text[n] = shape_text(shape) end
-    local layer = { name = s.name, op = node.op, inputs = inputs, output = output, macs = s.macs }
-    local head = string.format('layer %d %s: %s ', i - 1, s.name, node.op)
+    local layer = { name = s.name, op = node.op, algorithm = s.algorithm, algorithm_reason = s.algorithm_reason,
+      inputs = inputs, output = output, macs = s.macs }
+    local head = string.format('layer %d %s: %s %s', i - 1, s.name, node.op, s.algorithm)
     local io = ' on ' .. table.concat(input_text, ' + ') .. ' -> ' .. shape_text(output) .. string.format(', %.0f MACs', s.macs)
+    local why = 'why: ' .. s.algorithm_reason
     local lines
     if s.kind == 'kernel' then
       local gp, plist = s.gparams, by_fn[s.fn].params
-      layer.algorithm = emit.algorithm(s.generator, gp)
       layer.generator, layer.kernel, layer.target = s.generator, s.fn, table.concat(kernel_targets, ',')
       local params, keys = {}, {}
       for n, kv in ipairs(plist) do
@@ -158,38 +133,37 @@ local function describe_runs(program, info)
         keys[n], params[k] = k, param_value(v)
       end
       layer.params = setmetatable(params, { __jsonorder = keys, __jsontype = 'object' })
-      -- the record kernels.compile applied (step.record: its signature and the CPU its file was tuned
-      -- on; the file is the nearest records, schedules.path). Whether that CPU is the building
-      -- machine's is the build report's, not the bundle's: a bundle is the same built anywhere.
+      -- the record kernels.compile applied: the one keyed by the signature of the lowering's parameters
       local sched = 'default'
       layer.schedule = 'default'
-      if s.record then
+      if s.schedule then
         local values, names = {}, {}
         for k, v in pairs(schedules.parse_params(s.schedule)) do values[k], names[#names + 1] = param_value(v), k end
         table.sort(names)
         layer.schedule = setmetatable({ params = setmetatable(values, { __jsonorder = names, __jsontype = 'object' }),
-          file = file or 'none', record = s.record.signature, cpu = s.record.cpu },
-          { __jsonorder = { 'params', 'file', 'record', 'cpu' } })
-        sched = 'record ' .. s.schedule .. ' (' .. (file or 'none') .. (s.record.cpu and ', tuned on ' .. s.record.cpu or '') .. ')'
+          file = file, record = schedules.signature(s.generator, schedules.param_list(gp)) },
+          { __jsonorder = { 'params', 'file', 'record' } })
+        sched = 'record ' .. s.schedule .. ' (' .. file .. ')'
       end
-      local shape = ''
-      if gp.cin and gp.cout and (gp.kh or gp.m) then
-        shape = string.format(' %d->%d %dx%d s%d', gp.cin, gp.cout, gp.kh or 3, gp.kw or 3, gp.stride_y or 1)
-          .. ((gp.stride_x or 1) ~= (gp.stride_y or 1) and ('x' .. gp.stride_x) or '')
+      -- a convolution's geometry: channels, kernel and stride
+      local a, shape = node.attrs, ''
+      if a.cin and a.cout and a.kernel then
+        shape = string.format(' %d->%d %dx%d s%d', a.cin, a.cout, a.kernel[1], a.kernel[2], a.stride[1])
+          .. (a.stride[2] ~= a.stride[1] and ('x' .. a.stride[2]) or '')
       end
       lines = {
-        head .. layer.algorithm .. shape .. io,
+        head .. shape .. io,
+        why,
         'generator ' .. s.generator .. ' ' .. table.concat(plist, ' '),
         'schedule: ' .. sched,
       }
     else
-      layer.algorithm = 'NHWC to NCHW copy'
-      lines = { head .. layer.algorithm .. ' in the glue' .. io }
+      lines = { head .. ' in the glue' .. io, why }
     end
     for n, line in ipairs(lines) do lines[n] = c_text(line) end
-    runs[i] = { json = setmetatable(layer, { __jsonorder = { 'name', 'op', 'algorithm', 'generator', 'params',
-        'schedule', 'inputs', 'output', 'macs', 'target', 'kernel' } }),
-      label = c_text(node.op .. ' ' .. layer.algorithm), comment = table.concat(lines, '\n     * ') }
+    runs[i] = { json = setmetatable(layer, { __jsonorder = { 'name', 'op', 'algorithm', 'algorithm_reason', 'generator',
+        'params', 'schedule', 'inputs', 'output', 'macs', 'target', 'kernel' } }),
+      label = c_text(node.op .. ' ' .. s.algorithm), comment = table.concat(lines, '\n     * ') }
   end
   return runs
 end

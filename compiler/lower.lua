@@ -59,22 +59,43 @@ function lower.algo_key(node, T)
   return schedules.algo_key(gp), gp
 end
 
--- The choice for a node: { w_block } for the kernels with blocked weights, and for a conv2d also
--- algo (the Winograd tile m, or nil: direct; winograd.choose with the conv's record).
+-- The schedules file of target T as the bundle's report names it: relative to FOLDC_ROOT when
+-- inside it (so a regenerated bundle does not depend on the checkout's path), or nil (none used).
+function lower.schedules_file(T)
+  local file, root = schedules.path(T.string), os.getenv('FOLDC_ROOT') or '.'
+  if file and file:sub(1, #root + 1) == root .. '/' then file = file:sub(#root + 2) end
+  return file
+end
+
+-- The direct kernel's kind of convolution, as the report names it.
+local function direct_kind(a)
+  if a.groups > 1 then return (a.groups == a.cin and a.cin == a.cout) and 'depthwise' or 'grouped' end
+  return (a.kernel[1] == 1 and a.kernel[2] == 1) and '1x1' or 'direct'
+end
+
+-- The choice for a node: algorithm (what the step runs, as the bundle's report names it: "winograd
+-- F(mxm)", "direct", "1x1", "depthwise", "grouped", "gemm") and reason (why, as text: for a conv2d
+-- winograd.choose's, with its record named by file and key; else the op's kernel is the only one);
+-- w_block for the kernels with blocked weights; for a conv2d also algo (the Winograd tile m, or
+-- nil: direct).
 function lower.choose(node, L)
   local a, T = node.attrs, L.target
+  local one = 'the only kernel for ' .. node.op
   if node.op == 'conv2d' then
     local key = lower.algo_key(node, T)
     local rec = L.records[key]
-    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups),
-             algo = winograd.choose(node, { mode = L.conv_algo, record = rec and rec.algo, target = T,
-                                            where = (schedules.path(T.string) or '') .. ': ' .. key .. ': ' }) }
+    local m, reason = winograd.choose(node, { mode = L.conv_algo, record = rec and rec.algo, target = T,
+                                              where = rec and (lower.schedules_file(T) .. ': ' .. key) })
+    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algo = m, reason = reason,
+             algorithm = m and string.format('winograd F(%dx%d)', m, m) or direct_kind(a) }
   elseif node.op == 'conv2d_proj' then
-    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups) }
+    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algorithm = direct_kind(a), reason = one }
   elseif node.op == 'linear_tokens' then
-    return { w_block = lower.weight_block(T, a.cout, true) }
+    return { w_block = lower.weight_block(T, a.cout, true), algorithm = 'gemm', reason = one }
+  elseif node.op == 'linear' then
+    return { algorithm = 'gemm', reason = one }
   end
-  return {}
+  return { algorithm = 'direct', reason = one }
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -162,8 +183,9 @@ function Lowering:bias(node, n)
   return self:weight((key or (node.params.weight .. '#zero_bias')), t, { { n, 1 } })
 end
 
--- program = { input, output, steps, acts (arena tensors), weights }; opts: target (required), conv_algo
--- (above).
+-- program = { input, output, steps, acts (arena tensors), weights }; every step names the graph node
+-- it lowers (node), its algorithm and algorithm_reason (lower.choose's), its name and MACs. opts:
+-- target (required), conv_algo (above).
 function lower.lower(graph, opts)
   opts = opts or {}
   local T = targets.resolve(opts.target)
@@ -179,7 +201,7 @@ function lower.lower(graph, opts)
     end
   end
   for _, t in ipairs(graph.outputs) do L.last_use[t.id] = math.huge end
-  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, graph = graph }
+  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list }
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
   local x = graph.input
   program.input = { shape = x.shape, act = L:use(x) }
@@ -192,7 +214,8 @@ function lower.lower(graph, opts)
       L.step = L.step - 1
     elseif node.op == 'flatten' then
       local s = node.inputs[1].shape
-      program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), macs = 0,
+      program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), node = node, macs = 0,
+        algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
         c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]) }
     else
       local lowerer = ops.get(node.op).lower
@@ -208,7 +231,8 @@ function lower.lower(graph, opts)
       end
       if generator then
         program.steps[#program.steps + 1] = { kind = 'kernel', generator = generator, gparams = gparams,
-          args = args, name = ir.node_name(node), op = node.op, macs = ops.get(node.op).macs(node) }
+          args = args, name = ir.node_name(node), op = node.op, node = node, macs = ops.get(node.op).macs(node),
+          algorithm = choice.algorithm, algorithm_reason = choice.reason }
       else
         L.step = L.step - 1 -- an alias or a constant: no step
       end

@@ -2,9 +2,16 @@
 --   shape(node, input_shapes) -> output shape (raises a plain message on bad input),
 --   macs(node)                -> multiply-accumulates,
 --   eval(node, inputs, params)-> output tensor (the reference interpreter's semantics, NCHW),
---   lower(node, L)            -> generator, generator parameters, argument views (lower.lua);
---                                absent for ops that passes always remove (batchnorm).
--- Adding an op is adding its file.
+--   lower(node, L, choice)    -> generator, generator parameters, argument views, or nothing for
+--                                a view or a constant (no step). L: the lowering (lower.lua: views,
+--                                weights, aliases); choice: lower.choose's for the node on the
+--                                build's target (w_block; a conv2d's algo, which winograd.lower
+--                                takes instead). Only maps the choice: target facts stay in
+--                                lower.choose and compiler/targets/. Absent for ops that passes
+--                                always remove (batchnorm, dirac_conv2d, partition_conv2d) and for
+--                                flatten (lower.lua handles it).
+-- Adding an op is adding its file (and, when its kernel has a choice to make, a case in
+-- lower.choose).
 local ops = {}
 
 function ops.get(name)

@@ -130,15 +130,22 @@ function winograd.cost(cin, cout, ow, oh, m, T)
   return 2 * a * a * cin * cout * tiles / (c.peak * c.eff[m]) + 4 * a * a * cin * cout / c.dram
 end
 
--- Whether a conv2d node can run as Winograd at all.
+-- Whether a conv2d node can run as Winograd at all; when not, also why (the first condition it
+-- fails, as text: "stride 2x2").
 function winograd.eligible(node)
   local a = node.attrs
-  return a.groups == 1 and a.kernel[1] == 3 and a.kernel[2] == 3 and a.stride[1] == 1 and a.stride[2] == 1
-    and a.dilation[1] == 1 and a.dilation[2] == 1 and a.cin >= 16 and a.cout >= 16
-    and #node.inputs[1].shape == 4
+  local function pair(v) return v[1] .. 'x' .. v[2] end
+  local why = a.groups ~= 1 and ('groups ' .. a.groups)
+    or (a.kernel[1] ~= 3 or a.kernel[2] ~= 3) and ('kernel ' .. pair(a.kernel))
+    or (a.stride[1] ~= 1 or a.stride[2] ~= 1) and ('stride ' .. pair(a.stride))
+    or (a.dilation[1] ~= 1 or a.dilation[2] ~= 1) and ('dilation ' .. pair(a.dilation))
+    or (a.cin < 16 or a.cout < 16) and (a.cin .. '->' .. a.cout .. ' channels, fewer than 16')
+    or #node.inputs[1].shape ~= 4 and 'not a feature map'
     -- RepMLP's partition FC runs as a conv whose weight is not [cout, cin, 3, 3]
-    and node.outputs[1].shape[3] + 2 == node.inputs[1].shape[3] + 2 * a.padding[1]
-    and node.outputs[1].shape[4] + 2 == node.inputs[1].shape[4] + 2 * a.padding[2]
+    or (node.outputs[1].shape[3] + 2 ~= node.inputs[1].shape[3] + 2 * a.padding[1]
+        or node.outputs[1].shape[4] + 2 ~= node.inputs[1].shape[4] + 2 * a.padding[2]) and 'not a 3x3 window over its input'
+  if why then return false, why end
+  return true
 end
 
 -- An algorithm's name -> the tile size m (nil: direct). `where` names its source in the error.
@@ -150,22 +157,29 @@ local function tile_of(algo, where)
   error(where .. algo .. ': expected auto, direct, winograd, winograd2, winograd4 or winograd6', 0)
 end
 
--- The tile size m to run this conv with, or nil for the direct kernel. opts: mode (an algorithm
--- name forces it, `auto` chooses; in place of FOLDC_CONV_ALGO: the lowering's conv_algo), record
--- (the algorithm of the conv's record, named `where` in errors) and target (a target object, for
--- the cost model).
+-- The tile size m to run this conv with (nil: the direct kernel), and why, as text for the bundle's
+-- report (winograd.eligible's reason, FOLDC_CONV_ALGO=..., conv_algo=..., the record, or the cost
+-- model's estimates). opts: mode (an algorithm name forces it, `auto` chooses; in place of
+-- FOLDC_CONV_ALGO: the lowering's conv_algo), record (the algorithm of the conv's record), where
+-- (that record's file and key, "FILE: KEY") and target (a target object, for the cost model).
 function winograd.choose(node, opts)
-  if not winograd.eligible(node) then return nil end
+  local ok, why = winograd.eligible(node)
+  if not ok then return nil, 'Winograd not eligible: ' .. why end
   local mode = opts.mode or os.getenv('FOLDC_CONV_ALGO')
-  if mode and mode ~= '' and mode ~= 'auto' then return tile_of(mode, opts.mode and 'conv_algo=' or 'FOLDC_CONV_ALGO=') end
-  if opts.record then return tile_of(opts.record, opts.where or '') end
-  local y = node.outputs[1].shape
-  local best, best_t = nil, 0.9 * winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], nil, opts.target)
+  if mode and mode ~= '' and mode ~= 'auto' then
+    local by = opts.mode and 'conv_algo=' or 'FOLDC_CONV_ALGO='
+    return tile_of(mode, by), by .. mode
+  end
+  if opts.record then return tile_of(opts.record, opts.where .. ': '), 'algorithm record in ' .. opts.where end
+  local a, y = node.attrs, node.outputs[1].shape
+  local t = winograd.cost(a.cin, a.cout, y[4], y[3], nil, opts.target)
+  local best, best_t, est = nil, 0.9 * t, { string.format('direct %.1f us', t * 1e6) }
   for _, m in ipairs({ 2, 4 }) do
-    local t = winograd.cost(node.attrs.cin, node.attrs.cout, y[4], y[3], m, opts.target)
+    t = winograd.cost(a.cin, a.cout, y[4], y[3], m, opts.target)
+    est[#est + 1] = string.format('F(%dx%d) %.1f us', m, m, t * 1e6)
     if t < best_t then best, best_t = m, t end
   end
-  return best
+  return best, 'cost model, 1 core: ' .. table.concat(est, ', ') .. ' (Winograd when 10% faster)'
 end
 
 -- Lower a conv chosen by winograd.choose: the generator, its parameters and the argument views.

@@ -3,12 +3,23 @@
 --   gelu(linear(x))        -> linear_tokens(x) with gelu      (MLP fc1, the PfLayer mixer's qkv)
 --   add(linear(x), r)      -> linear_tokens(x) with residual r (attention proj, MLP fc2)
 --   add(gelu(linear(x)), r) likewise with both.
--- Only for at least 8 rows and cout a multiple of 16 (the kernel's vector blocking); a fused
--- tensor must have no other consumer and not be a graph output. Exact: the same operations in the
--- same order, per element.
+-- Only for at least 8 rows and cout a multiple of the kernel's vector width on every target
+-- (LANES: halide/linear_tokens.cpp needs whole vectors of output channels; the deploy graph is
+-- the same for every target of a build); a fused tensor must have no other consumer and not be a
+-- graph output. Exact: the same operations in the same order, per element.
+local targets = require 'targets'
+
 local fuse = {}
 
 local MIN_ROWS = 8
+
+-- The widest vector, in f32 lanes, of any tier a target family names (targets/<family>.lua).
+local LANES = 1
+for _, f in pairs(targets.families) do
+  for _, tiers in pairs(f.names) do
+    for _, tier in ipairs(tiers) do LANES = math.max(LANES, f.lanes(tier)) end
+  end
+end
 
 local function single_use(uses, t)
   local u = uses[t.id]
@@ -25,7 +36,7 @@ function fuse.run(graph, report)
     local s = n.op == 'linear' and n.inputs[1].shape or {}
     local rows = 1
     for i = 1, #s - 1 do rows = rows * s[i] end
-    if n.op == 'linear' and not n.attrs.relu and rows >= MIN_ROWS and n.attrs.cout % 16 == 0 then
+    if n.op == 'linear' and not n.attrs.relu and rows >= MIN_ROWS and n.attrs.cout % LANES == 0 then
       n.op = 'linear_tokens'
       converted = converted + 1
     end

@@ -1,11 +1,12 @@
--- What runs is visible: a bundle's JSON names, per layer, the op, the algorithm, the generator with
--- every parameter its kernel was built with, the schedule record used (its parameters, file and
--- signature) or "default", the shapes, MACs and kernel target; the glue carries the same as a
--- comment beside each kernel call, and the example program's profile names the algorithm. A
--- three-layer model: a conv that an algorithm record makes Winograd F(2x2), a stride-2 conv run
--- direct with a schedule record, and a max-pool with the default schedule, whose name (from the
--- description's path, which holds * / " ?) must stay inside its comment. One build (three small
--- kernels), compiled with -Werror.
+-- What runs is visible: a bundle's JSON names, per layer, the op, the algorithm and why the lowering
+-- chose it, the generator with every parameter its kernel was built with, the schedule record used
+-- (its parameters, file and signature) or "default", the shapes, MACs and kernel target; the glue
+-- carries the same as a comment beside each kernel call, and the example program's profile names
+-- the algorithm. A three-layer model: a conv that an algorithm record makes Winograd F(2x2), a
+-- stride-2 conv run direct with a schedule record, and a max-pool with the default schedule, whose
+-- name (from the description's path, which holds * / " ?) must stay inside its comment. One build
+-- (three small kernels), compiled with -Werror. The lowering's other reasons (the cost model,
+-- conv_algo, FOLDC_CONV_ALGO) are checked on its steps, without a build.
 local ffi = require 'ffi'
 local cjson = require 'cjson'
 local sys = require 'sys'
@@ -62,7 +63,7 @@ describe('bundle report', function()
     local program = lower.lower((pipeline.deploy_graph(model, 'random')), { target = T.string, conv_algo = 'direct' })
     local by_name = {}
     for _, s in ipairs(program.steps) do by_name[s.name] = s end
-        algo_a = schedules.algo_key(by_name.a.gparams)
+    algo_a = schedules.algo_key(by_name.a.gparams)
     sig_b = schedules.signature('conv2d', schedules.param_list(by_name.b.gparams))
     schedules.save(T.string, {
       [algo_a] = { algo = 'winograd2', comment = '# test' },
@@ -88,6 +89,10 @@ describe('bundle report', function()
     assert.are.same({ 'a', 'conv2d', 'winograd F(2x2)', 'conv2d_winograd' }, { a.name, a.op, a.algorithm, a.generator })
     assert.are.same({ 'b', 'conv2d', 'direct', 'conv2d' }, { b.name, b.op, b.algorithm, b.generator })
     assert.are.same({ 'pool2d', 'direct', 'pool2d' }, { pool.op, pool.algorithm, pool.generator })
+    -- why: a's algorithm record (file and key), b's stride, the pool's one kernel
+    assert.are.equal('algorithm record in ' .. schedules.path(T.string) .. ': ' .. algo_a, a.algorithm_reason)
+    assert.are.equal('Winograd not eligible: stride 2x2', b.algorithm_reason)
+    assert.are.equal('the only kernel for pool2d', pool.algorithm_reason)
     assert.are.equal('pool2d@' .. model, pool.name:match('^(.*):%d+ %(in ReportNet%)$'))
     -- the full parameter list: the lowering's and the record's
     assert.are.same({ 2, 16, 16, 8, 8, true }, { a.params.m, a.params.cin, a.params.cout, a.params.out_w, a.params.out_h, a.params.relu })
@@ -96,7 +101,8 @@ describe('bundle report', function()
     -- the schedule: b's record (parameters, file, signature), the others default
     assert.are.equal('default', a.schedule)
     assert.are.equal('default', pool.schedule)
-    assert.are.same({ params = { loop_order = 1, pad_mode = 1 }, file = schedules.path(T.string), record = sig_b }, b.schedule)
+    assert.are.same({ { loop_order = 1, pad_mode = 1 }, schedules.path(T.string), sig_b },
+      { b.schedule.params, b.schedule.file, b.schedule.record })
     assert.are.same({ { 1, 16, 8, 8 } }, a.inputs)
     assert.are.same({ 1, 16, 8, 8 }, a.output)
     assert.are.same({ { 1, 16, 8, 8 } }, b.inputs)
@@ -114,7 +120,9 @@ describe('bundle report', function()
     for i, l in ipairs(json.layers) do
       local plist = schedules.param_list(l.params)
       local sched = type(l.schedule) == 'table'
-        and ('record ' .. schedules.format_params(l.schedule.params) .. ' (' .. l.schedule.file .. ')') or 'default'
+        and ('record ' .. schedules.format_params(l.schedule.params) .. ' (' .. l.schedule.file
+          .. (l.schedule.cpu and (', tuned on ' .. l.schedule.cpu) or '') .. (l.schedule.exact_cpu == false and ', not this CPU' or '')
+          .. ')') or 'default'
       local conv = l.generator ~= 'pool2d' and string.format(' 16->16 3x3 s%d', l.params.stride_y or 1) or ''
       local inputs = {}
       for n, s in ipairs(l.inputs) do inputs[n] = table.concat(s, 'x') end
@@ -122,6 +130,7 @@ describe('bundle report', function()
         string.format('  case %d:', i - 1),
         '    /* ' .. c_text(string.format('layer %d %s: %s %s%s on %s -> %s, %d MACs', i - 1, l.name, l.op,
           l.algorithm, conv, table.concat(inputs, ' + '), table.concat(l.output, 'x'), l.macs)),
+        '     * ' .. c_text('why: ' .. l.algorithm_reason),
         '     * ' .. c_text('generator ' .. l.generator .. ' ' .. table.concat(plist, ' ')),
         '     * ' .. c_text('schedule: ' .. sched) .. ' */',
         '    return ' .. l.kernel .. '(ctx, ',
@@ -134,6 +143,33 @@ describe('bundle report', function()
     local ok, out = sys.run({ 'cc', '-std=c99', '-Wall', '-Wextra', '-Werror', '-fsyntax-only', '-I', bundle,
       bundle .. '/report_net.c' })
     assert(ok, out)
+  end)
+
+  it('the lowering states on each step its node, algorithm and reason', function()
+    local graph = pipeline.deploy_graph(model, 'random')
+    local function steps(opts)
+      opts.target = T.string
+      local out = {}
+      for i, s in ipairs(lower.lower(graph, opts).steps) do
+        assert.are.equal(graph.nodes[i], s.node)
+        out[i] = { s.algorithm, s.algorithm_reason }
+      end
+      return out
+    end
+    -- a's record, then the lowering's conv_algo and FOLDC_CONV_ALGO above it
+    assert.are.same({ 'winograd F(2x2)', 'algorithm record in ' .. schedules.path(T.string) .. ': ' .. algo_a }, steps({})[1])
+    assert.are.same({ 'winograd F(4x4)', 'conv_algo=winograd4' }, steps({ conv_algo = 'winograd4' })[1])
+    assert.are.same({ 'direct', 'conv_algo=direct' }, steps({ conv_algo = 'direct' })[1])
+    setenv('FOLDC_CONV_ALGO', 'winograd6')
+    local env = steps({})
+    setenv('FOLDC_CONV_ALGO', nil)
+    assert.are.same({ 'winograd F(6x6)', 'FOLDC_CONV_ALGO=winograd6' }, env[1])
+    assert.are.same({ 'direct', 'Winograd not eligible: stride 2x2' }, env[2])
+    -- without records: the cost model's estimates for direct, F(2x2) and F(4x4)
+    setenv('FOLDC_SCHEDULES', 'none')
+    local cost = steps({})
+    setenv('FOLDC_SCHEDULES', dir .. '/schedules')
+    assert.is_truthy(cost[1][2]:match('^cost model, 1 core: direct [%d.]+ us, F%(2x2%) [%d.]+ us, F%(4x4%) [%d.]+ us'), cost[1][2])
   end)
 
   it('the profile names what each layer runs as', function()

@@ -125,7 +125,7 @@ local function describe_runs(program, info)
     local why = 'why: ' .. s.algorithm_reason
     local lines
     if s.kind == 'kernel' then
-      local gp, plist = s.gparams, by_fn[s.fn].params
+      local plist = by_fn[s.fn].params
       layer.generator, layer.kernel, layer.target = s.generator, s.fn, table.concat(kernel_targets, ',')
       local params, keys = {}, {}
       for n, kv in ipairs(plist) do
@@ -133,17 +133,19 @@ local function describe_runs(program, info)
         keys[n], params[k] = k, param_value(v)
       end
       layer.params = setmetatable(params, { __jsonorder = keys, __jsontype = 'object' })
-      -- the record kernels.compile applied: the one keyed by the signature of the lowering's parameters
+      -- the record kernels.compile applied (step.record: its signature and the CPU its file was tuned
+      -- on; the file is the nearest records, schedules.path). Whether that CPU is the building
+      -- machine's is the build report's, not the bundle's: a bundle is the same built anywhere.
       local sched = 'default'
       layer.schedule = 'default'
-      if s.schedule then
+      if s.record then
         local values, names = {}, {}
         for k, v in pairs(schedules.parse_params(s.schedule)) do values[k], names[#names + 1] = param_value(v), k end
         table.sort(names)
         layer.schedule = setmetatable({ params = setmetatable(values, { __jsonorder = names, __jsontype = 'object' }),
-          file = file, record = schedules.signature(s.generator, schedules.param_list(gp)) },
-          { __jsonorder = { 'params', 'file', 'record' } })
-        sched = 'record ' .. s.schedule .. ' (' .. file .. ')'
+          file = file or 'none', record = s.record.signature, cpu = s.record.cpu },
+          { __jsonorder = { 'params', 'file', 'record', 'cpu' } })
+        sched = 'record ' .. s.schedule .. ' (' .. (file or 'none') .. (s.record.cpu and ', tuned on ' .. s.record.cpu or '') .. ')'
       end
       -- a convolution's geometry: channels, kernel and stride
       local a, shape = node.attrs, ''

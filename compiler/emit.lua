@@ -1,7 +1,8 @@
 -- Emission: a lowered, planned and compiled program becomes the bundle's files -- C glue from
 -- templates/ (lua-cosmo), the weights blob, the kernel archive, headers and a JSON report. All
 -- output is deterministic, so regenerating a bundle gives no diff. What runs is visible: per layer
--- the JSON and a comment beside the glue's kernel call name the op, the algorithm, the generator
+-- the JSON and a comment beside the glue's kernel call name the op, the algorithm and why the
+-- lowering chose it (the facts lower.lua sets on each step: it derives nothing here), the generator
 -- with every parameter the kernel was built with, the schedule record used (or "default"), the
 -- shapes, the MACs and the target.
 local ffi = require 'ffi'

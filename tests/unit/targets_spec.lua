@@ -128,6 +128,17 @@ describe('targets', function()
     end
   end)
 
+  it('names the CPU from /proc/cpuinfo as its family does (schedule records say where they were tuned)', function()
+    local x86, arm = targets.families.x86, targets.families.arm
+    assert.are.equal('AMD EPYC 7R13 Processor', x86.cpu_name('processor\t: 0\nvendor_id\t: AuthenticAMD\n'
+      .. 'model name\t: AMD EPYC 7R13 Processor  \nflags\t: fpu\n'))
+    assert.is_nil(x86.cpu_name('processor\t: 0\n'))
+    assert.are.equal('implementer 0x41 part 0xd0c', arm.cpu_name('processor\t: 0\nBogoMIPS\t: 243.75\n'
+      .. 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU part\t: 0xd0c\n'))
+    assert.are.equal('Apple M1', arm.cpu_name('processor\t: 0\nmodel name\t: Apple M1\nCPU part\t: 0x022\n'))
+    assert.is_string(targets.cpu()) -- this machine's
+  end)
+
   it('the tuner asks the target: its vector width and registers bound the tiles', function()
     local tune = require 'tune'
     local p = { cin = 64, cout = 64, in_w = 14, in_h = 14, out_w = 14, out_h = 14, kw = 3, kh = 3, stride_x = 1,

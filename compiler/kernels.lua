@@ -32,9 +32,6 @@ local function generator_sources_digest()
   return generator_digest
 end
 
--- Generator parameters in a fixed order (schedules.param_list: the signatures' order).
-kernels.param_list = schedules.param_list
-
 function kernels.cache_dir()
   local base = os.getenv('FOLDC_CACHE')
   if not base then

@@ -531,263 +531,315 @@ static int run_layer(pf_resnet50_max_ctx *ctx, int i) {
   switch (i) {
   case 0:
     /* layer 0 conv1.0: conv2d direct 3->64 7x7 s2 on 1x3x224x224 -> 1x64x112x112, 118013952 MACs
-     * generator conv2d cin=3 cout=64 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=7 kw=7 out_h=112 out_w=112 pad_x=3 pad_y=3 relu=true residual=false stride_x=2 stride_y=2 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 7x7
+     * generator conv2d cin=3 cout=64 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=7 kw=7 loop_order=1 out_h=112 out_w=112 pad_x=3 pad_y=3 relu=true residual=false stride_x=2 stride_y=2 tile_co=4 tile_x=4 w_block=16
+     * schedule: record loop_order=1 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_33bc7181f8be81d6(ctx, &b[0], &b[1], &b[2], &b[3]);
   case 1:
     /* layer 1 maxpool: pool2d direct on 1x64x112x112 -> 1x64x56x56, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=64 count_include_pad=true in_h=112 in_w=112 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
      * schedule: default */
     return foldc_6898ef0df38cb52f(ctx, &b[4], &b[5]);
   case 2:
     /* layer 2 layer1.0.reduction_block.0: conv2d 1x1 64->64 1x1 s1 on 1x64x56x56 -> 1x64x56x56, 12845056 MACs
-     * generator conv2d cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 loop_order=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=7 w_block=16
+     * schedule: record loop_order=1 tile_co=2 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_e53e9a13d3e1a0b5(ctx, &b[6], &b[7], &b[8], &b[9]);
   case 3:
     /* layer 3 layer1.0.conv_block: pool2d direct on 1x64x56x56 -> 1x64x56x56, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_986dab1b0c343b99(ctx, &b[10], &b[11]);
   case 4:
     /* layer 4 layer1.0.expansion_block.0+downsample.0: conv2d_proj 1x1 64->256 1x1 s1 on 1x64x56x56 + 1x64x56x56 -> 1x256x56x56, 102760448 MACs
-     * generator conv2d cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 proj_cin=64 proj_in_h=56 proj_in_w=56 proj_stride=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: the only kernel for conv2d_proj
+     * generator conv2d ci_block=64 cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 proj_cin=64 proj_in_h=56 proj_in_w=56 proj_stride=1 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * schedule: record ci_block=64 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_f545d73a917e1143(ctx, &b[12], &b[13], &b[14], &b[15], &b[16], &b[17]);
   case 5:
     /* layer 5 layer1.1.reduction_block.0: conv2d 1x1 256->64 1x1 s1 on 1x256x56x56 -> 1x64x56x56, 51380224 MACs
-     * generator conv2d cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * schedule: record tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_1ced7b06b7f14c04(ctx, &b[18], &b[19], &b[20], &b[21]);
   case 6:
     /* layer 6 layer1.1.conv_block: pool2d direct on 1x64x56x56 -> 1x64x56x56, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_986dab1b0c343b99(ctx, &b[22], &b[23]);
   case 7:
     /* layer 7 layer1.1.expansion_block.0: conv2d 1x1 64->256 1x1 s1 on 1x64x56x56 + 1x256x56x56 -> 1x256x56x56, 51380224 MACs
+     * why: Winograd not eligible: kernel 1x1
      * generator conv2d cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_place=true in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4f014bc698f0e3d1(ctx, &b[24], &b[25], &b[26], &b[27], &b[28]);
   case 8:
     /* layer 8 layer1.2.reduction_block.0: conv2d 1x1 256->64 1x1 s1 on 1x256x56x56 -> 1x64x56x56, 51380224 MACs
-     * generator conv2d cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * schedule: record tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_1ced7b06b7f14c04(ctx, &b[29], &b[30], &b[31], &b[32]);
   case 9:
     /* layer 9 layer1.2.conv_block: pool2d direct on 1x64x56x56 -> 1x64x56x56, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_986dab1b0c343b99(ctx, &b[33], &b[34]);
   case 10:
     /* layer 10 layer1.2.expansion_block.0: conv2d 1x1 64->256 1x1 s1 on 1x64x56x56 + 1x256x56x56 -> 1x256x56x56, 51380224 MACs
+     * why: Winograd not eligible: kernel 1x1
      * generator conv2d cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_place=true in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4f014bc698f0e3d1(ctx, &b[35], &b[36], &b[37], &b[38], &b[39]);
   case 11:
     /* layer 11 layer2.0.reduction_block.0: conv2d 1x1 256->128 1x1 s1 on 1x256x56x56 -> 1x128x56x56, 102760448 MACs
-     * generator conv2d cin=256 cout=128 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=128 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 loop_order=2 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * schedule: record loop_order=2 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_8511eee82349d77b(ctx, &b[40], &b[41], &b[42], &b[43]);
   case 12:
     /* layer 12 layer2.0.conv_block: pool2d direct on 1x128x56x56 -> 1x128x28x28, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=128 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
      * schedule: default */
     return foldc_196dcbb501373146(ctx, &b[44], &b[45]);
   case 13:
     /* layer 13 layer2.0.expansion_block.0+downsample.0: conv2d_proj 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x256x56x56 -> 1x512x28x28, 154140672 MACs
-     * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 proj_cin=256 proj_in_h=56 proj_in_w=56 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: the only kernel for conv2d_proj
+     * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 loop_order=2 out_h=28 out_w=28 pad_x=0 pad_y=0 proj_cin=256 proj_in_h=56 proj_in_w=56 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * schedule: record loop_order=2 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_3ab38e4d916250f1(ctx, &b[46], &b[47], &b[48], &b[49], &b[50], &b[51]);
   case 14:
     /* layer 14 layer2.1.reduction_block.0: conv2d 1x1 512->128 1x1 s1 on 1x512x28x28 -> 1x128x28x28, 51380224 MACs
-     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record prefetch=32 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_918522ba7f4675a4(ctx, &b[52], &b[53], &b[54], &b[55]);
   case 15:
     /* layer 15 layer2.1.conv_block: pool2d direct on 1x128x28x28 -> 1x128x28x28, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_76e19a91825b11d4(ctx, &b[56], &b[57]);
   case 16:
     /* layer 16 layer2.1.expansion_block.0: conv2d 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x512x28x28 -> 1x512x28x28, 51380224 MACs
+     * why: Winograd not eligible: kernel 1x1
      * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_bc498f10856df32f(ctx, &b[58], &b[59], &b[60], &b[61], &b[62]);
   case 17:
     /* layer 17 layer2.2.reduction_block.0: conv2d 1x1 512->128 1x1 s1 on 1x512x28x28 -> 1x128x28x28, 51380224 MACs
-     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record prefetch=32 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_918522ba7f4675a4(ctx, &b[63], &b[64], &b[65], &b[66]);
   case 18:
     /* layer 18 layer2.2.conv_block: pool2d direct on 1x128x28x28 -> 1x128x28x28, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_76e19a91825b11d4(ctx, &b[67], &b[68]);
   case 19:
     /* layer 19 layer2.2.expansion_block.0: conv2d 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x512x28x28 -> 1x512x28x28, 51380224 MACs
+     * why: Winograd not eligible: kernel 1x1
      * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_bc498f10856df32f(ctx, &b[69], &b[70], &b[71], &b[72], &b[73]);
   case 20:
     /* layer 20 layer2.3.reduction_block.0: conv2d 1x1 512->128 1x1 s1 on 1x512x28x28 -> 1x128x28x28, 51380224 MACs
-     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record prefetch=32 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_918522ba7f4675a4(ctx, &b[74], &b[75], &b[76], &b[77]);
   case 21:
     /* layer 21 layer2.3.conv_block: pool2d direct on 1x128x28x28 -> 1x128x28x28, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_76e19a91825b11d4(ctx, &b[78], &b[79]);
   case 22:
     /* layer 22 layer2.3.expansion_block.0: conv2d 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x512x28x28 -> 1x512x28x28, 51380224 MACs
+     * why: Winograd not eligible: kernel 1x1
      * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_bc498f10856df32f(ctx, &b[80], &b[81], &b[82], &b[83], &b[84]);
   case 23:
     /* layer 23 layer3.0.reduction_block.0: conv2d 1x1 512->256 1x1 s1 on 1x512x28x28 -> 1x256x28x28, 102760448 MACs
-     * generator conv2d cin=512 cout=256 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=512 cout=256 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=64 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_2bf103bd994c08d4(ctx, &b[85], &b[86], &b[87], &b[88]);
   case 24:
     /* layer 24 layer3.0.conv_block: pool2d direct on 1x256x28x28 -> 1x256x14x14, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=256 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
      * schedule: default */
     return foldc_4e670c7ece302204(ctx, &b[89], &b[90]);
   case 25:
     /* layer 25 layer3.0.expansion_block.0+downsample.0: conv2d_proj 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x512x28x28 -> 1x1024x14x14, 154140672 MACs
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 proj_cin=512 proj_in_h=28 proj_in_w=28 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: the only kernel for conv2d_proj
+     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=32 proj_cin=512 proj_in_h=28 proj_in_w=28 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * schedule: record loop_order=2 prefetch=32 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_38db8e96cb9444bd(ctx, &b[91], &b[92], &b[93], &b[94], &b[95], &b[96]);
   case 26:
     /* layer 26 layer3.1.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
-     * generator conv2d cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4d1e2254bf5b9235(ctx, &b[97], &b[98], &b[99], &b[100]);
   case 27:
     /* layer 27 layer3.1.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_d206d6c9dc4a778a(ctx, &b[101], &b[102]);
   case 28:
     /* layer 28 layer3.1.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_7d4e3437f58ff604(ctx, &b[103], &b[104], &b[105], &b[106], &b[107]);
   case 29:
     /* layer 29 layer3.2.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
-     * generator conv2d cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4d1e2254bf5b9235(ctx, &b[108], &b[109], &b[110], &b[111]);
   case 30:
     /* layer 30 layer3.2.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_d206d6c9dc4a778a(ctx, &b[112], &b[113]);
   case 31:
     /* layer 31 layer3.2.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_7d4e3437f58ff604(ctx, &b[114], &b[115], &b[116], &b[117], &b[118]);
   case 32:
     /* layer 32 layer3.3.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
-     * generator conv2d cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4d1e2254bf5b9235(ctx, &b[119], &b[120], &b[121], &b[122]);
   case 33:
     /* layer 33 layer3.3.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_d206d6c9dc4a778a(ctx, &b[123], &b[124]);
   case 34:
     /* layer 34 layer3.3.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_7d4e3437f58ff604(ctx, &b[125], &b[126], &b[127], &b[128], &b[129]);
   case 35:
     /* layer 35 layer3.4.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
-     * generator conv2d cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4d1e2254bf5b9235(ctx, &b[130], &b[131], &b[132], &b[133]);
   case 36:
     /* layer 36 layer3.4.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_d206d6c9dc4a778a(ctx, &b[134], &b[135]);
   case 37:
     /* layer 37 layer3.4.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_7d4e3437f58ff604(ctx, &b[136], &b[137], &b[138], &b[139], &b[140]);
   case 38:
     /* layer 38 layer3.5.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
-     * generator conv2d cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4d1e2254bf5b9235(ctx, &b[141], &b[142], &b[143], &b[144]);
   case 39:
     /* layer 39 layer3.5.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_d206d6c9dc4a778a(ctx, &b[145], &b[146]);
   case 40:
     /* layer 40 layer3.5.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_7d4e3437f58ff604(ctx, &b[147], &b[148], &b[149], &b[150], &b[151]);
   case 41:
     /* layer 41 layer4.0.reduction_block.0: conv2d 1x1 1024->512 1x1 s1 on 1x1024x14x14 -> 1x512x14x14, 102760448 MACs
-     * generator conv2d cin=1024 cout=512 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=64 cin=1024 cout=512 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * schedule: record ci_block=64 loop_order=2 prefetch=64 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_e2edcfd515b005b6(ctx, &b[152], &b[153], &b[154], &b[155]);
   case 42:
     /* layer 42 layer4.0.conv_block: pool2d direct on 1x512x14x14 -> 1x512x7x7, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=512 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
      * schedule: default */
     return foldc_39540d7a03d9b2c7(ctx, &b[156], &b[157]);
   case 43:
     /* layer 43 layer4.0.expansion_block.0+downsample.0: conv2d_proj 1x1 512->2048 1x1 s1 on 1x512x7x7 + 1x1024x14x14 -> 1x2048x7x7, 154140672 MACs
-     * generator conv2d cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 proj_cin=1024 proj_in_h=14 proj_in_w=14 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: the only kernel for conv2d_proj
+     * generator conv2d ci_block=512 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 proj_cin=1024 proj_in_h=14 proj_in_w=14 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * schedule: record ci_block=512 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_4d04132bba699712(ctx, &b[158], &b[159], &b[160], &b[161], &b[162], &b[163]);
   case 44:
     /* layer 44 layer4.1.reduction_block.0: conv2d 1x1 2048->512 1x1 s1 on 1x2048x7x7 -> 1x512x7x7, 51380224 MACs
-     * generator conv2d cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=32 cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * schedule: record ci_block=32 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_13599b59d1732411(ctx, &b[164], &b[165], &b[166], &b[167]);
   case 45:
     /* layer 45 layer4.1.conv_block: pool2d direct on 1x512x7x7 -> 1x512x7x7, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=512 count_include_pad=true in_h=7 in_w=7 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_123313da1078b70b(ctx, &b[168], &b[169]);
   case 46:
     /* layer 46 layer4.1.expansion_block.0: conv2d 1x1 512->2048 1x1 s1 on 1x512x7x7 + 1x2048x7x7 -> 1x2048x7x7, 51380224 MACs
-     * generator conv2d cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=32 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * schedule: record ci_block=32 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_51d86bc50ff2adae(ctx, &b[170], &b[171], &b[172], &b[173], &b[174]);
   case 47:
     /* layer 47 layer4.2.reduction_block.0: conv2d 1x1 2048->512 1x1 s1 on 1x2048x7x7 -> 1x512x7x7, 51380224 MACs
-     * generator conv2d cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=32 cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * schedule: record ci_block=32 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_13599b59d1732411(ctx, &b[175], &b[176], &b[177], &b[178]);
   case 48:
     /* layer 48 layer4.2.conv_block: pool2d direct on 1x512x7x7 -> 1x512x7x7, 0 MACs
+     * why: the only kernel for pool2d
      * generator pool2d c=512 count_include_pad=true in_h=7 in_w=7 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
      * schedule: default */
     return foldc_123313da1078b70b(ctx, &b[179], &b[180]);
   case 49:
     /* layer 49 layer4.2.expansion_block.0: conv2d 1x1 512->2048 1x1 s1 on 1x512x7x7 + 1x2048x7x7 -> 1x2048x7x7, 51380224 MACs
-     * generator conv2d cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
-     * schedule: default */
+     * why: Winograd not eligible: kernel 1x1
+     * generator conv2d ci_block=32 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * schedule: record ci_block=32 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_51d86bc50ff2adae(ctx, &b[181], &b[182], &b[183], &b[184], &b[185]);
   case 50:
     /* layer 50 avgpool: global_avgpool direct on 1x2048x7x7 -> 1x2048x1x1, 0 MACs
+     * why: the only kernel for global_avgpool
      * generator global_avgpool c=2048 in_h=7 in_w=7
      * schedule: default */
     return foldc_4b801d2e1b2492f4(ctx, &b[186], &b[187]);
   case 51:
     /* layer 51 fc: linear gemm on 1x2048 -> 1x1000, 2048000 MACs
-     * generator linear cin=2048 cout=1000 relu=false rows=1
-     * schedule: default */
+     * why: the only kernel for linear
+     * generator linear cin=2048 cout=1000 relu=false rows=1 tile_co=6
+     * schedule: record tile_co=6 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
     return foldc_0c44eda4fab7da39(ctx, &b[188], &b[189], &b[190], &b[191]);
   default: return 0;
   }

@@ -1,5 +1,5 @@
-#ifndef HALIDE_foldc_95de65df8c0c2232_h
-#define HALIDE_foldc_95de65df8c0c2232_h
+#ifndef HALIDE_foldc_414dcad644fd32f7_h
+#define HALIDE_foldc_414dcad644fd32f7_h
 #include <stdint.h>
 
 // Forward declarations of the types used in the interface
@@ -41,13 +41,13 @@ extern "C" {
 #endif
 
 HALIDE_FUNCTION_ATTRS
-int foldc_95de65df8c0c2232(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output__2_buffer);
+int foldc_414dcad644fd32f7(void const *__user_context, struct halide_buffer_t *_input_buffer, struct halide_buffer_t *_weights_buffer, struct halide_buffer_t *_bias_buffer, struct halide_buffer_t *_output__2_buffer);
 
 HALIDE_FUNCTION_ATTRS
-int foldc_95de65df8c0c2232_argv(void **args);
+int foldc_414dcad644fd32f7_argv(void **args);
 
 HALIDE_FUNCTION_ATTRS
-const struct halide_filter_metadata_t *foldc_95de65df8c0c2232_metadata();
+const struct halide_filter_metadata_t *foldc_414dcad644fd32f7_metadata();
 
 #ifdef __cplusplus
 }  // extern "C"

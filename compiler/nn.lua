@@ -415,7 +415,11 @@ nn.AvgPool2d = pool_module('AvgPool2d', 'avg')
 nn.AdaptiveAvgPool2d = stateless('AdaptiveAvgPool2d', adaptive_avg_pool)
 nn.Flatten = stateless('Flatten', flatten)
 nn.Identity = stateless('Identity', identity)
+-- Dropout in every form is the identity at inference (nn.DropPath too: compiler/nn/transformer.lua).
 nn.Dropout = stateless('Dropout', identity)
+nn.Dropout1d = stateless('Dropout1d', identity)
+nn.Dropout2d = stateless('Dropout2d', identity)
+nn.AlphaDropout = stateless('AlphaDropout', identity)
 
 -- Functional forms (torch.nn.functional / tensor methods).
 function nn.relu(x) return relu(caller_where(), nil, x) end
@@ -424,6 +428,7 @@ function nn.avg_pool2d(x, kernel, o) return avg_pool(caller_where(), nil, x, ker
 function nn.adaptive_avg_pool2d(x, size) return adaptive_avg_pool(caller_where(), nil, x, size) end
 function nn.flatten(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 function nn.add(a, b) return record(caller_where(), nil, 'add', { a, b }) end
+function nn.dropout(x) return x end
 tensor_methods.flatten = function(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 
 -- Sequential(m1, m2, ...): children "0", "1", ...; forward chains them.
@@ -491,9 +496,61 @@ do
   end
 end
 
--- An op the DSL does not have is an error naming the description line, not a nil call.
+-- A name the DSL does not have is an error naming the description line, not a nil call. PyTorch
+-- names (torch.nn modules, torch.nn.functional and tensor ops) get a hint: what to use instead, or
+-- what the DSL has of that kind; any other name gets the generic line. models/README.md lists the DSL.
+local MISSING = {}
+local function missing(names, hint, use)
+  for name in names:gmatch('%S+') do MISSING[name] = { hint = hint, use = use } end
+end
+missing('SiLU silu Hardswish hardswish Hardsigmoid hardsigmoid Sigmoid sigmoid Tanh tanh LeakyReLU '
+  .. 'leaky_relu PReLU prelu ELU elu SELU selu CELU celu Mish mish Softplus softplus Softsign softsign '
+  .. 'ReLU6 relu6 Hardtanh hardtanh GLU glu LogSigmoid logsigmoid Tanhshrink Threshold threshold '
+  .. 'Hardshrink Softshrink RReLU', 'supported activations: ReLU, GELU')
+missing('Softmax softmax LogSoftmax log_softmax Softmin Softmax2d',
+  'softmax exists only inside nn.Attention; a model ends with its logits')
+missing('GroupNorm group_norm InstanceNorm1d InstanceNorm2d instance_norm LocalResponseNorm '
+  .. 'local_response_norm BatchNorm3d LayerNorm2d RMSNorm',
+  'supported normalisations: BatchNorm2d, BatchNorm1d, LayerNorm over the last dim')
+missing('SyncBatchNorm', 'nn.BatchNorm2d: at inference it is the same layer, with the same keys', true)
+missing('Conv1d conv1d Conv3d conv3d ConvTranspose1d ConvTranspose2d ConvTranspose3d conv_transpose2d '
+  .. 'Unfold unfold Fold fold', 'supported convolution: Conv2d (any kernel, stride, padding, dilation, groups)')
+missing('LazyConv2d LazyLinear LazyBatchNorm2d',
+  'nn.Conv2d, nn.Linear, nn.BatchNorm2d with the input size written out (the weights\' shapes say it)', true)
+missing('conv2d linear batch_norm layer_norm',
+  'the module (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm) as a field: a weight needs a module for its key', true)
+missing('MaxPool1d AvgPool1d MaxPool3d AvgPool3d AdaptiveMaxPool2d adaptive_max_pool2d AdaptiveAvgPool1d '
+  .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1)')
+missing('Upsample UpsamplingNearest2d UpsamplingBilinear2d interpolate upsample PixelShuffle pixel_shuffle '
+  .. 'PixelUnshuffle pixel_unshuffle ChannelShuffle', 'no resampling or shuffling of feature maps')
+missing('ZeroPad2d ConstantPad2d ReflectionPad2d ReplicationPad2d CircularPad2d pad',
+  'zero padding goes in the padding= of nn.Conv2d or the pool')
+missing('LSTM GRU RNN LSTMCell GRUCell RNNCell Embedding EmbeddingBag',
+  'foldc compiles vision CNNs and transformers; no recurrent or embedding layers')
+missing('MultiheadAttention', 'nn.Attention(dim, heads) is timm\'s attention, with keys qkv and proj; '
+  .. 'MultiheadAttention\'s in_proj_weight layout is not supported yet')
+missing('TransformerEncoderLayer TransformerEncoder TransformerDecoderLayer TransformerDecoder Transformer',
+  'build the block from nn.LayerNorm, nn.Attention, nn.Linear and nn.GELU as models/pit.lua does')
+missing('scaled_dot_product_attention matmul bmm mm einsum baddbmm',
+  'products of two activations exist only inside nn.Attention')
+missing('cat concat stack', 'nn.cat_tokens joins token sequences; no channel concatenation')
+missing('reshape view permute transpose unflatten Unflatten squeeze unsqueeze',
+  'nn.tokens and nn.token_map are the layouts the DSL has; nn.flatten(x, 1) before a Linear')
+missing('mean', 'nn.adaptive_avg_pool2d(x, 1) for feature maps, nn.mean_tokens for tokens', true)
+missing('sub div', 'nn.add (or a + b) and nn.mul(x, number) are the arithmetic the DSL has')
+missing('Bilinear', 'supported linear layer: Linear')
+missing('ModuleList ModuleDict',
+  'nn.Module(\'ModuleList\') with :add(child) for keys 0, 1, ..., or :add(name, child); call the children in forward', true)
+missing('Parameter', 'module:param(name, shape) to declare a parameter under its key, nn.parameter(module, name) to read it as a tensor', true)
+missing('functional', 'the functional forms on nn itself: nn.relu, nn.gelu, nn.max_pool2d, nn.avg_pool2d, '
+  .. 'nn.adaptive_avg_pool2d, nn.flatten, nn.add', true)
+
 local function not_an_op(_, name)
-  fail(caller_where(), 'nn.' .. ops.show(name):gsub('^"(.*)"$', '%1') .. ' is not an op foldc supports')
+  local shown = 'nn.' .. ops.show(name):gsub('^"(.*)"$', '%1')
+  local m = type(name) == 'string' and MISSING[name]
+  if m and m.use then fail(caller_where(), shown .. ' is not in the DSL: use ' .. m.hint .. ' (see models/README.md)') end
+  if m then fail(caller_where(), shown .. ' is not supported yet (' .. m.hint .. '; see models/README.md)') end
+  fail(caller_where(), shown .. ' is not an op foldc supports (see models/README.md for those it has)')
 end
 setmetatable(nn, { __index = not_an_op })
 

@@ -1,6 +1,8 @@
 -- Binding weights to a traced graph: every parameter the description declares must be in the
 -- checkpoint with its exact shape, and nothing else may be there (int64 num_batches_tracked is
--- accepted and ignored). All mismatches are reported together, by key, in one error.
+-- accepted and ignored), except keys under the description's training_only prefixes (graph.training_only,
+-- e.g. an auxiliary classifier's 'AuxLogits.'), which are accepted, left unbound and reported on stderr.
+-- All mismatches are reported together, by key, in one error.
 -- Then the values: NaN or infinite values anywhere, and negative BatchNorm running variances, are
 -- refused by key (one line), before any fold, unless bind.allow_nonfinite (--allow-nonfinite) is
 -- set; then they are only noted on stderr.
@@ -50,10 +52,18 @@ local function value_problems(graph, weights)
   return lines
 end
 
+local function training_only(graph, name)
+  for _, prefix in ipairs(graph.training_only or {}) do
+    if name:sub(1, #prefix) == prefix then return true end
+  end
+  return false
+end
+
 -- How a checkpoint differs from what a graph declares: missing specs (required ones only),
--- unexpected names (in file order), and "key: expected A, found B" lines for wrong shapes/types.
+-- unexpected names (in file order), "key: expected A, found B" lines for wrong shapes/types, and the
+-- names under the graph's training-only prefixes (in file order).
 function bind.compare(graph, weights)
-  local missing, unexpected, wrong, expected = {}, {}, {}, {}
+  local missing, unexpected, wrong, expected, unused = {}, {}, {}, {}, {}
   for _, spec in ipairs(graph.param_specs) do
     expected[spec.key] = spec
     local t = weights.tensors[spec.key]
@@ -66,13 +76,15 @@ function bind.compare(graph, weights)
     end
   end
   for _, name in ipairs(weights.names) do
-    if not expected[name] then unexpected[#unexpected + 1] = name end
+    if expected[name] then -- declared
+    elseif training_only(graph, name) then unused[#unused + 1] = name
+    else unexpected[#unexpected + 1] = name end
   end
-  return missing, unexpected, wrong
+  return missing, unexpected, wrong, unused
 end
 
 function bind.bind(graph, weights, source)
-  local missing_specs, unexpected, wrong = bind.compare(graph, weights)
+  local missing_specs, unexpected, wrong, unused = bind.compare(graph, weights)
   local problems, missing = {}, {}
   for i, spec in ipairs(missing_specs) do missing[i] = spec.key .. ' [' .. shape_str(spec.shape) .. ']' end
   if #missing > 0 then problems[#problems + 1] = #missing .. ' missing: ' .. table.concat(missing, ', ') end
@@ -81,6 +93,13 @@ function bind.bind(graph, weights, source)
   if #wrong > 0 then problems[#problems + 1] = #wrong .. ' of wrong shape: ' .. table.concat(wrong, '; ') end
   if #problems > 0 then
     error(string.format('%s does not match %s: %s', source, graph.name, table.concat(problems, '; ')), 0)
+  end
+  if #unused > 0 then
+    local shown = {}
+    for i = 1, math.min(#unused, MAX_LISTED) do shown[i] = printable(unused[i]) end
+    if #unused > MAX_LISTED then shown[#shown + 1] = 'and ' .. (#unused - MAX_LISTED) .. ' more' end
+    io.stderr:write(string.format('foldc: note: %s: %d training-only keys not used (%s): %s\n', source, #unused,
+      table.concat(graph.training_only, ', '), table.concat(shown, ', ')))
   end
   local bad = value_problems(graph, weights)
   if #bad > 0 then

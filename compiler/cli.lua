@@ -22,6 +22,12 @@ function cli.model_args(c)
   cli.allow_nonfinite_arg(c)
 end
 
+-- --input NxCxHxW: the input shape, replacing the description's (pipeline.parse_shape; batch 1).
+function cli.input_shape_arg(c)
+  c:option('--input', 'Input shape NxCxHxW (batch 1), replacing the description\'s; e.g. 1x3x320x320.')
+    :convert(function(text) return require('pipeline').parse_shape(text, '--input') end)
+end
+
 -- --allow-nonfinite: bind.lua accepts NaN/infinite weights and negative BatchNorm variances.
 function cli.allow_nonfinite_arg(c)
   c:flag('--allow-nonfinite', 'Accept NaN or infinite weights and negative BatchNorm running variances '

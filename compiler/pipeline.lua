@@ -1,22 +1,125 @@
--- From a model name and a weights source to the deploy graph: resolve, trace, load and bind the
--- weights, run the passes. Shared by every verb and by the tests.
+-- From a model name and a weights source to the deploy graph: resolve, load the weights, take the
+-- config values the weights determine (the description's from_weights) and the input shape, trace,
+-- bind the weights, run the passes. Shared by every verb and by the tests.
+-- A value the weights determine is checked against one given on the command line or by --input
+-- (one line naming the key, the weights' value and the given one); the values taken are reported on
+-- stderr ("num_classes = 10, from fc.weight"). Inputs are batch 1.
 local zoo = require 'zoo'
 local bind = require 'bind'
 local passes = require 'passes'
 
 local pipeline = {}
 
+local MAX_DIM = 1e6 -- any one input dimension (memory is bounded by nn.trace's memory_gib check)
+
+-- "NxCxHxW" (or "NxTxD" for a token model): a list of positive integers, batch 1.
+function pipeline.parse_shape(text, what)
+  local dims = {}
+  for d in (text .. 'x'):gmatch('([^x]*)x') do
+    local n = d:match('^%d+$') and #d <= 7 and tonumber(d)
+    if not n or n < 1 or n > MAX_DIM then
+      error(string.format('%s %s: expected NxCxHxW, positive integers up to %d', what,
+        (text:sub(1, 60):gsub('[^\32-\126]', '?')), MAX_DIM), 0)
+    end
+    dims[#dims + 1] = n
+  end
+  return dims
+end
+
+-- Replace the entry's input by `shape` (from --input or an input file, named by `what`).
+function pipeline.set_input(entry, shape, what)
+  local want = entry.config.input
+  local text = table.concat(shape, 'x')
+  if type(want) == 'table' and #shape ~= #want then
+    error(string.format('%s: shape %s has %d dimensions, %s takes %d (%s)', what, text, #shape, entry.name, #want,
+      table.concat(want, 'x')), 0)
+  end
+  if shape[1] ~= 1 then error(string.format('%s: batch %d: not supported yet; batch 1 only', what, shape[1]), 0) end
+  local key = entry.size_key
+  if key and #shape == 4 then
+    if shape[3] ~= shape[4] then
+      error(string.format('%s: %s takes a square input (its %s), got %dx%d', what, entry.name, key, shape[3], shape[4]), 0)
+    end
+    local given = entry.settings[key]
+    if given ~= nil and given ~= shape[3] then
+      error(string.format('%s: %s is %s, given %s by %s', what, key, shape[3], tostring(given), entry.given[key]), 0)
+    end
+    entry.settings[key], entry.given[key] = shape[3], what
+  end
+  entry.input = shape
+end
+
+-- The value of one from_weights declaration on a checkpoint, or nil when the tensor is absent or of
+-- too low a rank (the key check reports it).
+local function derive(entry, name, d, weights, cfg)
+  local t = weights.tensors[d.key]
+  if not t or not t.shape or #t.shape < d.dim then return nil end
+  local function operand(v, default)
+    if v == nil then return default end
+    if type(v) == 'number' then return v end
+    local x = cfg[v]
+    if x == nil then return default end
+    return x
+  end
+  local size = t.shape[d.dim]
+  local base = size - operand(d.minus, 0)
+  local v = base
+  if d.root == 2 then
+    v = math.floor(math.sqrt(math.max(base, 0)) + 0.5)
+    if v * v ~= base then v = nil end
+  end
+  if v then v = v * operand(d.times, 1) + operand(d.plus, 0) end
+  if not v or v < 1 or v % 1 ~= 0 then
+    error(string.format('%s: %s dimension %d is %d, which gives no whole %s for %s', weights.source or 'weights',
+      d.key, d.dim, size, name, entry.name), 0)
+  end
+  return v
+end
+
+-- Take the from_weights values from the checkpoint, in name order; returns report lines.
+function pipeline.from_weights(entry, weights, source)
+  local names, notes = {}, {}
+  for k in pairs(entry.from_weights) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local d = entry.from_weights[k]
+    local cfg = setmetatable(entry.settings, { __index = entry.config })
+    local v = derive(entry, k, d, { tensors = weights.tensors, source = source }, cfg)
+    setmetatable(entry.settings, nil)
+    if v ~= nil then
+      local given = entry.settings[k]
+      if given ~= nil and given ~= v then
+        error(string.format('%s: the weights have %s = %s (from %s), %s gives %s%s', source, k, v, d.key,
+          entry.given[k], tostring(given), k == entry.size_key and ' (another grid than the checkpoint\'s would '
+          .. 'need its position embedding interpolated: not supported yet)' or ''), 0)
+      end
+      if given == nil then notes[#notes + 1] = string.format('%s = %s, from %s', k, v, d.key) end
+      entry.settings[k] = v
+    end
+  end
+  return notes
+end
+
 -- weights_arg: a path, or "random[:SEED]" for seeded random weights with random BN statistics.
-function pipeline.bound_graph(model_spec, weights_arg)
+-- opts.input: an input shape replacing the description's ({1, C, H, W}; what names its source).
+function pipeline.bound_graph(model_spec, weights_arg, opts)
+  opts = opts or {}
   local entry = zoo.resolve(model_spec)
-  local graph = zoo.trace(entry)
+  if opts.input then pipeline.set_input(entry, opts.input, opts.input_what or '--input') end
   local seed = weights_arg and weights_arg:match('^random:?(%d*)$')
   if not weights_arg then
     error('no weights given (use --weights FILE, or --weights random[:SEED])', 0)
-  elseif seed then
+  end
+  local graph
+  if seed then
+    graph = zoo.trace(entry)
     bind.bind(graph, bind.random_weights(graph, tonumber(seed) or 1), 'random weights')
   else
     local weights = require('weights').load(weights_arg)
+    for _, line in ipairs(pipeline.from_weights(entry, weights, weights_arg)) do
+      io.stderr:write('foldc: ', line, '\n')
+    end
+    graph = zoo.trace(entry)
     if entry.config.has_deploy_form then graph = pipeline.form_for(entry, graph, weights) end
     bind.bind(graph, weights, weights_arg)
   end
@@ -43,8 +146,8 @@ function pipeline.form_for(entry, training, weights)
   return training
 end
 
-function pipeline.deploy_graph(model_spec, weights_arg)
-  local graph, entry = pipeline.bound_graph(model_spec, weights_arg)
+function pipeline.deploy_graph(model_spec, weights_arg, opts)
+  local graph, entry = pipeline.bound_graph(model_spec, weights_arg, opts)
   local deploy, report = passes.run(graph:clone())
   return deploy, report, graph, entry
 end

@@ -297,17 +297,125 @@ function zoo.list()
     for name in pairs(desc.configs) do names[#names + 1] = name end
     table.sort(names)
     for _, name in ipairs(names) do
-      out[#out + 1] = { name = name, family = desc.family or f:gsub('%.lua$', ''), file = path,
-                        config = desc.configs[name] }
+      out[#out + 1] = zoo.entry(desc, name, path, desc.family or f:gsub('%.lua$', ''))
     end
   end
   return out
 end
 
--- Resolve "NAME" or "FILE.lua[:CONFIG]" to { name, family, file, config }.
+-- What a description declares about its weights, as plain data (config fields, else family fields):
+--   from_weights = { KEY = { key = 'fc.weight', dim = 1, minus =, root =, times =, plus = } }: the
+--     config value KEY is ((size of dim `dim` of the checkpoint tensor `key`) - minus)^(1/root) * times
+--     + plus (minus/times/plus: numbers or names of config values; root: 1 or 2), when that is whole;
+--   training_only = { 'AuxLogits.', ... }: key prefixes only training uses (accepted, reported);
+--   size_key = 'img': the config value the input's height and width are (square inputs).
+local function declarations(desc, cfg, file, name)
+  local where = file .. ': config "' .. name .. '"'
+  local fw, prefixes, size_key = cfg.from_weights or desc.from_weights, cfg.training_only or desc.training_only, cfg.size_key
+  local function operand(v) return v == nil or type(v) == 'number' or (type(v) == 'string' and v:match('^[%a_][%w_]*$')) end
+  if fw ~= nil then
+    if type(fw) ~= 'table' then error(where .. ': from_weights must be a table', 0) end
+    for k, d in pairs(fw) do
+      if type(k) ~= 'string' or type(d) ~= 'table' or type(d.key) ~= 'string' or type(d.dim) ~= 'number'
+          or d.dim < 1 or d.dim % 1 ~= 0 or not (d.root == nil or d.root == 1 or d.root == 2)
+          or not (operand(d.minus) and operand(d.times) and operand(d.plus)) then
+        error(where .. ': from_weights.' .. tostring(k) .. ' must be { key = NAME, dim = N, minus/times/plus = number '
+          .. 'or config name, root = 1|2 }', 0)
+      end
+    end
+  end
+  if prefixes ~= nil then
+    if type(prefixes) ~= 'table' then error(where .. ': training_only must be a list of key prefixes', 0) end
+    for _, p in pairs(prefixes) do
+      if type(p) ~= 'string' or p == '' then error(where .. ': training_only must be a list of key prefixes', 0) end
+    end
+  end
+  if size_key ~= nil and (type(size_key) ~= 'string' or type(cfg[size_key]) ~= 'number') then
+    error(where .. ': size_key must name a number in the config', 0)
+  end
+  return fw or {}, prefixes or {}, size_key
+end
+
+-- Config values the command line may set: scalars of the config (not the description's own fields)
+-- and from_weights' keys.
+local RESERVED = { build = true, input = true, from_weights = true, training_only = true, size_key = true,
+                   has_deploy_form = true, deploy = true }
+local function settable(entry)
+  local keys = {}
+  for k, v in pairs(entry.config) do
+    if type(k) == 'string' and not RESERVED[k] and (type(v) == 'number' or type(v) == 'boolean' or type(v) == 'string') then
+      keys[k] = true
+    end
+  end
+  for k in pairs(entry.from_weights) do keys[k] = true end
+  return keys
+end
+
+function zoo.entry(desc, name, file, family)
+  local cfg = desc.configs[name]
+  local fw, prefixes, size_key = declarations(desc, cfg, file, name)
+  return { name = name, family = family, file = file, config = cfg, from_weights = fw, training_only = prefixes,
+           size_key = size_key, settings = {}, given = {} }
+end
+
+local function shown(s) return (tostring(s):sub(1, 80):gsub('[^\32-\126]', '?')) end
+
+-- "key=value,..." from the command line: values are integers, numbers, true/false or identifiers.
+function zoo.parse_settings(text, model)
+  local out, order = {}, {}
+  if text == '' then error(model .. ': nothing after ":" (expected key=value,...)', 0) end
+  for item in (text .. ','):gmatch('([^,]*),') do
+    local k, v = item:match('^([%a_][%w_]*)=(.*)$')
+    if not k then error(model .. ': "' .. shown(item) .. '" is not key=value', 0) end
+    local value
+    if v == 'true' or v == 'false' then value = v == 'true'
+    elseif v:match('^[-+]?%d+$') and #v <= 15 then value = tonumber(v)
+    elseif (v:match('^[-+]?%d+%.?%d*[eE]?[-+]?%d*$') or v:match('^[-+]?%.%d+[eE]?[-+]?%d*$')) and tonumber(v)
+        and math.abs(tonumber(v)) < 1e300 then value = tonumber(v)
+    elseif v:match('^[%a_][%w_]*$') and #v <= 64 then value = v
+    else
+      error(model .. ': ' .. k .. '="' .. shown(v) .. '": expected an integer, a number, true/false or a name', 0)
+    end
+    if out[k] ~= nil then error(model .. ': ' .. k .. ' given twice', 0) end
+    out[k] = value
+    order[#order + 1] = k
+  end
+  return out, order
+end
+
+-- Apply command-line settings to an entry: each key must be settable, of the config's type.
+local function apply_settings(entry, text, model)
+  local values, order = zoo.parse_settings(text, model)
+  local keys = settable(entry)
+  for _, k in ipairs(order) do
+    if not keys[k] then
+      local names = {}
+      for n in pairs(keys) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format('%s: no setting "%s" (%s has %s)', model, k, entry.name,
+        #names > 0 and table.concat(names, ', ') or 'none'), 0)
+    end
+    local old = entry.config[k]
+    if old ~= nil and type(old) ~= type(values[k]) then
+      error(string.format('%s: %s=%s: expected a %s, as the config has %s', model, k, shown(values[k]),
+        type(old) == 'string' and 'name' or type(old), shown(old)), 0)
+    end
+    entry.settings[k], entry.given[k] = values[k], 'the command line'
+  end
+  return entry
+end
+
+-- Resolve "NAME[:key=value,...]" or "FILE.lua[:CONFIG][:key=value,...]" to an entry: { name, family,
+-- file, config, from_weights, training_only, size_key, settings (values set over the config's),
+-- given (who set each) }.
 function zoo.resolve(spec)
+  local settings
+  local head, tail = spec:match('^(.-):([^:]*=[^:]*)$')
+  if head then spec, settings = head, tail end
+  local model = spec
   local file, config = spec:match('^(.-%.lua):([%w_%-%.]+)$')
   if not file and spec:match('%.lua$') then file = spec end
+  local entry
   if file then
     if not lfs.attributes(file) then error(file .. ': no such description file', 0) end
     local desc = zoo.load_file(file)
@@ -323,25 +431,34 @@ function zoo.resolve(spec)
     if not desc.configs[config] then
       error(file .. ': no config "' .. config .. '" (has ' .. table.concat(names, ', ') .. ')', 0)
     end
-    return { name = config, family = desc.family or '?', file = file, config = desc.configs[config] }
+    entry = zoo.entry(desc, config, file, desc.family or '?')
+  else
+    for _, e in ipairs(zoo.list()) do
+      if e.name == spec then entry = e end
+    end
+    if not entry then error('unknown model "' .. shown(spec) .. '" (see foldc list, or give FILE.lua[:CONFIG])', 0) end
   end
-  for _, entry in ipairs(zoo.list()) do
-    if entry.name == spec then return entry end
-  end
-  error('unknown model "' .. spec .. '" (see foldc list, or give FILE.lua[:CONFIG])', 0)
+  if settings then apply_settings(entry, settings, model) end
+  return entry
 end
 
 -- Build and trace the model: returns the graph (training-time form, parameters unbound).
--- overrides: fields that replace the config's, e.g. { deploy = true } for the deploy form of a
--- config with has_deploy_form (re-parameterised families; see pipeline.bound_graph).
+-- The entry's settings and then overrides replace the config's fields (overrides e.g. { deploy = true }
+-- for the deploy form of a config with has_deploy_form; see pipeline.bound_graph); entry.input, when
+-- set, replaces the config's input; else a size_key config's input is that value square.
 function zoo.trace(entry, overrides)
   local cfg = entry.config
   if type(cfg.build) ~= 'function' or type(cfg.input) ~= 'table' then
     error(entry.file .. ': config "' .. entry.name .. '" needs build = function and input = {1,C,H,W}', 0)
   end
-  if overrides then cfg = setmetatable(overrides, { __index = cfg }) end
+  local merged = copy(entry.settings or {})
+  for k, v in pairs(overrides or {}) do merged[k] = v end
+  cfg = setmetatable(merged, { __index = cfg })
   local input_where = entry.file .. ': config "' .. entry.name .. '"'
-  local input = cfg.input
+  local input = entry.input or cfg.input
+  if entry.size_key and not entry.input and #input == 4 then
+    input = { input[1], input[2], cfg[entry.size_key], cfg[entry.size_key] }
+  end
   if #input ~= 4 and #input ~= 3 then
     local show = {}
     for i = 1, math.min(#input, 8) do show[i] = tostring(type(input[i]) == 'number' and input[i] or type(input[i])) end
@@ -351,6 +468,7 @@ function zoo.trace(entry, overrides)
     return nn.trace(cfg.build(cfg), input, entry.name, input_where)
   end)
   graph.family = entry.family
+  graph.training_only = entry.training_only
   return graph
 end
 

@@ -82,6 +82,9 @@ local function config(impl, depth)
   return { build = M.dbb_resnet, impl = impl, depth = depth, has_deploy_form = true, input = { 1, 3, 224, 224 } }
 end
 
+-- The weights determine the number of classes (foldc takes it from the checkpoint, either form).
+M.from_weights = { num_classes = { key = 'linear.weight', dim = 1 } }
+
 M.configs = {
   acb_resnet18 = config('ACB', 18),
   dbb_resnet18 = config('DBB', 18),

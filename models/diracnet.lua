@@ -91,6 +91,9 @@ function M.diracnet_train(cfg)
   return m
 end
 
+-- The weights determine the number of classes (foldc takes it from the checkpoint).
+M.from_weights = { num_classes = { key = 'fc.weight', dim = 1 } }
+
 M.configs = {
   diracnet18 = { build = M.diracnet, depth = 18, input = { 1, 3, 224, 224 } },
   diracnet34 = { build = M.diracnet, depth = 34, input = { 1, 3, 224, 224 } },

@@ -198,9 +198,18 @@ function M.vit(cfg)
   return m
 end
 
+-- The weights determine the number of classes (head.weight) and the input size (img, the input's
+-- height and width: size_key): PiT's pos_embed [1, C, w, w] has w = (img - patch) / stride + 1, a
+-- ViT's [1, (img / patch)^2 + cls_tokens, dim].
+M.pit_from_weights = { num_classes = { key = 'head.weight', dim = 1 },
+                       img = { key = 'pos_embed', dim = 3, minus = 1, times = 'stride', plus = 'patch' } }
+M.vit_from_weights = { num_classes = { key = 'head.weight', dim = 1 },
+                       img = { key = 'pos_embed', dim = 2, minus = 'cls_tokens', root = 2, times = 'patch' } }
+
 local function pit_cfg(patch, stride, base, depth, heads, ncls)
   return { build = M.pit, img = 224, patch = patch, stride = stride, base_dims = { base, base, base },
-           depth = depth, heads = heads, mlp_ratio = 4, cls_tokens = ncls, input = { 1, 3, 224, 224 } }
+           depth = depth, heads = heads, mlp_ratio = 4, cls_tokens = ncls, input = { 1, 3, 224, 224 },
+           from_weights = M.pit_from_weights, size_key = 'img' }
 end
 
 M.configs = {
@@ -217,7 +226,7 @@ M.configs = {
 -- timm ViT / DeiT (patch 16, 224x224; keys as timm's VisionTransformer / VisionTransformerDistilled).
 local function vit_cfg(dim, heads, ncls)
   return { build = M.vit, img = 224, patch = 16, dim = dim, depth = 12, heads = heads, mlp_ratio = 4,
-           cls_tokens = ncls, input = { 1, 3, 224, 224 } }
+           cls_tokens = ncls, input = { 1, 3, 224, 224 }, from_weights = M.vit_from_weights, size_key = 'img' }
 end
 M.configs.vit_tiny_patch16_224 = vit_cfg(192, 3, 1)
 M.configs.vit_small_patch16_224 = vit_cfg(384, 6, 1)

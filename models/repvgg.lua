@@ -9,6 +9,9 @@ local nn = require 'nn'
 
 local M = { family = 'RepVGG' }
 
+-- The weights determine the number of classes (foldc takes it from the checkpoint, either form).
+M.from_weights = { num_classes = { key = 'linear.weight', dim = 1 } }
+
 local grouped_layers = {}
 for l = 2, 26, 2 do grouped_layers[l] = true end
 

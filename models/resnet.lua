@@ -5,6 +5,9 @@ local nn = require 'nn'
 
 local M = { family = 'ResNet' }
 
+-- The weights determine the number of classes (foldc takes it from the checkpoint).
+M.from_weights = { num_classes = { key = 'fc.weight', dim = 1 } }
+
 local function BasicBlock(inplanes, planes, stride, downsample)
   local m = nn.Module('BasicBlock')
   m.conv1 = nn.Conv2d(inplanes, planes, 3, { stride = stride, padding = 1, bias = false })

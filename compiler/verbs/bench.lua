@@ -9,6 +9,7 @@ return {
   help = 'Whole-model latency and a per-layer profile.',
   define = function(c)
     cli.model_args(c)
+    cli.input_shape_arg(c)
     c:option('--threads', 'Threads: 1 to 256, or 0 for one per core.', '1'):convert(numeric_args.threads('--threads'))
     c:option('--runs', 'Timed runs after warm-up, 1 to 1000000 (per round with --compare; default 20, or 5 with --compare).')
       :convert(numeric_args.integer('--runs', 1, 1000000))
@@ -24,7 +25,7 @@ return {
       return backend.compare(a.model, { target = a.target, threads = a.threads, runs = a.runs or 5,
         rounds = a.rounds, skip = a.skip, json = a.json })
     end
-    local deploy = pipeline.deploy_graph(a.model, a.weights)
+    local deploy = pipeline.deploy_graph(a.model, a.weights, { input = a.input })
     backend.bench(deploy, { target = a.target, threads = a.threads, runs = a.runs or 20, json = a.json })
   end,
 }

@@ -8,6 +8,7 @@ return {
   help = 'Compare the bundle with the reference interpreter on a random input.',
   define = function(c)
     cli.model_args(c)
+    cli.input_shape_arg(c)
     c:option('--seed', 'Input seed, 0 to 4294967295.', '7'):convert(numeric_args.integer('--seed', 0, 4294967295))
   end,
   run = function(a)
@@ -16,7 +17,7 @@ return {
     local interpreter = require 'interpreter'
     local tensor = require 'tensor'
     local runner = backend.runner(a.target)
-    local deploy, _, graph = pipeline.deploy_graph(a.model, a.weights)
+    local deploy, _, graph = pipeline.deploy_graph(a.model, a.weights, { input = a.input })
     local input = tensor.random(graph.input.shape, tensor.rng(a.seed), 1)
     local ref = interpreter.run(graph, input)[1]
     local out = backend.run_once(deploy, input, { target = a.target, runner = runner })

@@ -1,4 +1,5 @@
--- foldc run: build (kernels cached), compile the bundle with the system C compiler, run one input.
+-- foldc run: build (kernels cached), compile the bundle with the system C compiler, run one input;
+-- the model is traced at the input file's shape (batch 1).
 -- The input, the output path and how this machine runs the target (natively, or under an emulator
 -- with a cross compiler: backend.runner) are checked before anything is compiled.
 local cli = require 'cli'
@@ -32,12 +33,8 @@ return {
     local npy = require 'weights.npy'
     check_output(a.output)
     local runner = backend.runner(a.target)
-    local deploy = pipeline.deploy_graph(a.model, a.weights)
     local input = npy.read(a.input)
-    local want = table.concat(deploy.input.shape, 'x')
-    if table.concat(input.shape, 'x') ~= want then
-      error(string.format('%s: input shape %s, the model expects %s', a.input, table.concat(input.shape, 'x'), want), 0)
-    end
+    local deploy = pipeline.deploy_graph(a.model, a.weights, { input = input.shape, input_what = a.input })
     npy.write(a.output, backend.run_once(deploy, input, { target = a.target, runner = runner }))
   end,
 }

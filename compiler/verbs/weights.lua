@@ -75,13 +75,15 @@ local function diff(path, w, model)
   local zoo = require 'zoo'
   local entry = zoo.resolve(model)
   local graph = zoo.trace(entry)
+  -- a re-parameterised family: against the form (training or deploy) most of the keys belong to
+  if entry.config.has_deploy_form then graph = require('pipeline').form_for(entry, graph, w) end
   local missing, unexpected, wrong = require('bind').compare(graph, w)
   local n_required = 0
   for _, spec in ipairs(graph.param_specs) do
     if not spec.optional then n_required = n_required + 1 end
   end
-  print(string.format('%s (%d tensors) against %s (%d expected, %d more optional)', path, #w.names, entry.name,
-    n_required, #graph.param_specs - n_required))
+  print(string.format('%s (%d tensors) against %s%s (%d expected, %d more optional)', path, #w.names, entry.name,
+    graph.form == 'deploy' and ' (deploy form)' or '', n_required, #graph.param_specs - n_required))
   if #missing + #wrong + #unexpected == 0 then
     print('match: every key present with the expected shape')
     return 0

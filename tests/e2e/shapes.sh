@@ -1,0 +1,41 @@
+#!/bin/sh
+# Shapes from the command line (issue 14), end to end: `foldc build --input 1x3x48x64` gives a bundle
+# whose header macros and example program take that shape and match PyTorch; MODEL:key=value is
+# checked against the weights (a match runs, a mismatch is one line); batch > 1, an unknown key and a
+# bad value are one line each, with nothing written.
+. "$(dirname "$0")/lib.sh"
+desc="$FIXTURES/shapes.lua"
+
+name=shapes_resnet_48x64
+"$FOLDC" build "$desc:$name" --weights "$FIXTURES/data/$name.safetensors" --input 1x3x48x64 \
+  -o "$SCRATCH/bundle" 2> "$SCRATCH/err" || fail "build --input: $(cat "$SCRATCH/err")"
+grep -q 'num_classes = 10, from fc.weight' "$SCRATCH/err" || fail "build report: $(cat "$SCRATCH/err")"
+grep -q "define SHAPES_RESNET_48X64_INPUT_H 48$" "$SCRATCH/bundle/$name.h" || fail "header: input height"
+grep -q "define SHAPES_RESNET_48X64_INPUT_W 64$" "$SCRATCH/bundle/$name.h" || fail "header: input width"
+make -s -C "$SCRATCH/bundle" > /dev/null || fail "make"
+(cd "$SCRATCH/bundle" && "./${name}_main" --input "$FIXTURES/data/$name.input.npy" --output "$SCRATCH/out.npy") \
+  > /dev/null || fail "example program"
+luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$FIXTURES/data/$name.output.npy" 1e-4
+
+name=shapes_repvgg_c7
+"$FOLDC" run "$desc:$name:num_classes=7" --weights "$FIXTURES/data/$name.safetensors" \
+  --input "$FIXTURES/data/$name.input.npy" --output "$SCRATCH/out7.npy" 2> /dev/null || fail "run :num_classes=7"
+luajit "$FIXTURES/check_output.lua" "$SCRATCH/out7.npy" "$FIXTURES/data/$name.output.npy" 1e-4
+
+# refuse: exit 1, one line on stderr containing $1, no bundle folder
+refused() {
+  want=$1
+  shift
+  if "$FOLDC" "$@" 2> "$SCRATCH/err"; then fail "accepted: $*"; fi
+  [ "$(wc -l < "$SCRATCH/err")" -eq 1 ] || fail "not one line: $(cat "$SCRATCH/err")"
+  grep -qF -- "$want" "$SCRATCH/err" || fail "$*: $(cat "$SCRATCH/err")"
+  [ ! -e "$SCRATCH/refused" ] || fail "$*: wrote $SCRATCH/refused"
+}
+w="$FIXTURES/data/$name.safetensors"
+refused 'the weights have num_classes = 7 (from linear.weight), the command line gives 100' \
+  build "$desc:$name:num_classes=100" --weights "$w" -o "$SCRATCH/refused"
+refused 'batch 4: not supported yet; batch 1 only' build "$desc:$name" --weights "$w" --input 4x3x32x32 -o "$SCRATCH/refused"
+refused 'no setting "classes"' build "$desc:$name:classes=7" --weights "$w" -o "$SCRATCH/refused"
+refused 'num_classes="7;ls": expected an integer' build "$desc:$name:num_classes=7;ls" --weights "$w" -o "$SCRATCH/refused"
+refused '--input 1x3x32xq: expected NxCxHxW' build "$desc:$name" --weights "$w" --input 1x3x32xq -o "$SCRATCH/refused"
+refused 'shape 1x3x32 has 3 dimensions' build "$desc:$name" --weights "$w" --input 1x3x32 -o "$SCRATCH/refused"

@@ -76,9 +76,10 @@ function bind.compare(graph, weights)
     end
   end
   for _, name in ipairs(weights.names) do
-    if expected[name] then -- declared
-    elseif training_only(graph, name) then unused[#unused + 1] = name
-    else unexpected[#unexpected + 1] = name end
+    if not expected[name] then
+      local list = training_only(graph, name) and unused or unexpected
+      list[#list + 1] = name
+    end
   end
   return missing, unexpected, wrong, unused
 end

@@ -28,8 +28,9 @@ end
 
 -- Replace the entry's input by `shape` (from --input or an input file, named by `what`).
 function pipeline.set_input(entry, shape, what)
+  what = what:gsub('[^\32-\126]', '?')
   local want = entry.config.input
-  local text = table.concat(shape, 'x')
+  local text = #shape > 0 and table.concat(shape, 'x') or '()'
   if type(want) == 'table' and #shape ~= #want then
     error(string.format('%s: shape %s has %d dimensions, %s takes %d (%s)', what, text, #shape, entry.name, #want,
       table.concat(want, 'x')), 0)
@@ -49,17 +50,23 @@ function pipeline.set_input(entry, shape, what)
   entry.input = shape
 end
 
--- The value of one from_weights declaration on a checkpoint, or nil when the tensor is absent or of
--- too low a rank (the key check reports it).
-local function derive(entry, name, d, weights, cfg)
+-- The value of one from_weights declaration `d` (for config value `name`) on a checkpoint, or nil
+-- when the tensor is absent or of too low a rank (the key check reports it).
+local function derive(entry, name, d, weights, source)
   local t = weights.tensors[d.key]
   if not t or not t.shape or #t.shape < d.dim then return nil end
   local function operand(v, default)
+    if type(v) == 'string' then
+      local x = entry.settings[v]
+      if x == nil then x = entry.config[v] end
+      if x ~= nil and type(x) ~= 'number' then
+        error(string.format('%s: config "%s": from_weights.%s uses %s, which is not a number', entry.file, entry.name,
+          name, v), 0)
+      end
+      v = x
+    end
     if v == nil then return default end
-    if type(v) == 'number' then return v end
-    local x = cfg[v]
-    if x == nil then return default end
-    return x
+    return v
   end
   local size = t.shape[d.dim]
   local base = size - operand(d.minus, 0)
@@ -70,8 +77,8 @@ local function derive(entry, name, d, weights, cfg)
   end
   if v then v = v * operand(d.times, 1) + operand(d.plus, 0) end
   if not v or v < 1 or v % 1 ~= 0 then
-    error(string.format('%s: %s dimension %d is %d, which gives no whole %s for %s', weights.source or 'weights',
-      d.key, d.dim, size, name, entry.name), 0)
+    error(string.format('%s: %s dimension %d is %d, which gives no whole %s for %s', source, d.key, d.dim, size,
+      name, entry.name), 0)
   end
   return v
 end
@@ -83,9 +90,7 @@ function pipeline.from_weights(entry, weights, source)
   table.sort(names)
   for _, k in ipairs(names) do
     local d = entry.from_weights[k]
-    local cfg = setmetatable(entry.settings, { __index = entry.config })
-    local v = derive(entry, k, d, { tensors = weights.tensors, source = source }, cfg)
-    setmetatable(entry.settings, nil)
+    local v = derive(entry, k, d, weights, source)
     if v ~= nil then
       local given = entry.settings[k]
       if given ~= nil and given ~= v then

@@ -383,7 +383,8 @@ function zoo.parse_settings(text, model)
   return out, order
 end
 
--- Apply command-line settings to an entry: each key must be settable, of the config's type.
+-- Apply command-line settings to an entry: each key must be settable, of the config's type (a
+-- number for a from_weights key the config does not set).
 local function apply_settings(entry, text, model)
   local values, order = zoo.parse_settings(text, model)
   local keys = settable(entry)
@@ -396,9 +397,10 @@ local function apply_settings(entry, text, model)
         #names > 0 and table.concat(names, ', ') or 'none'), 0)
     end
     local old = entry.config[k]
-    if old ~= nil and type(old) ~= type(values[k]) then
-      error(string.format('%s: %s=%s: expected a %s, as the config has %s', model, k, shown(values[k]),
-        type(old) == 'string' and 'name' or type(old), shown(old)), 0)
+    local want = old ~= nil and type(old) or 'number' -- from_weights values are whole numbers
+    if type(values[k]) ~= want then
+      error(string.format('%s: %s=%s: expected a %s%s', model, k, shown(values[k]), want == 'string' and 'name' or want,
+        old ~= nil and (', as the config has ' .. shown(old)) or ''), 0)
     end
     entry.settings[k], entry.given[k] = values[k], 'the command line'
   end

@@ -35,7 +35,7 @@ describe('MODEL:key=value settings', function()
         assert.is_false(ok, text)
         assert.truthy(err:find(want, 1, true), text .. ': ' .. err)
       else
-        assert.is_true(ok, text) -- nan, inf: names, refused later as of the wrong type
+        assert.is_true(ok, text) -- nan, inf: names (refused as numbers by the config's type)
       end
     end
   end)
@@ -54,6 +54,7 @@ describe('MODEL:key=value settings', function()
       refusal(function() zoo.resolve('resnet18:classes=10') end))
     assert.truthy(refusal(function() zoo.resolve('resnet18:depth=deep') end)
       :find('depth=deep: expected a number', 1, true))
+    assert.are.equal('resnet18: num_classes=nan: expected a number', refusal(function() zoo.resolve('resnet18:num_classes=nan') end))
     assert.truthy(refusal(function() zoo.resolve('repvgg_a0:widths=2') end):find('no setting "widths"', 1, true))
     assert.truthy(refusal(function() zoo.resolve('repvgg_a0:deploy=true') end):find('no setting "deploy"', 1, true))
   end)

@@ -231,6 +231,10 @@ end
 M.configs.vit_tiny_patch16_224 = vit_cfg(192, 3, 1)
 M.configs.vit_small_patch16_224 = vit_cfg(384, 6, 1)
 M.configs.vit_base_patch16_224 = vit_cfg(768, 12, 1)
+-- timm's DeiT without distillation is its VisionTransformer: the same keys as the ViTs above.
+M.configs.deit_tiny_patch16_224 = vit_cfg(192, 3, 1)
+M.configs.deit_small_patch16_224 = vit_cfg(384, 6, 1)
+M.configs.deit_base_patch16_224 = vit_cfg(768, 12, 1)
 M.configs.deit_tiny_distilled_patch16_224 = vit_cfg(192, 3, 2)
 M.configs.deit_small_distilled_patch16_224 = vit_cfg(384, 6, 2)
 M.configs.deit_base_distilled_patch16_224 = vit_cfg(768, 12, 2)

@@ -262,11 +262,14 @@ function backend.peak_gflops(target)
   local flags = T.family.peak_flags(tier)
   flags[#flags + 1] = '-ffp-contract=fast'
   local dir = require('kernels').cache_dir() .. '/peak'
-  local exe = dir .. '/peak' .. table.concat(flags):gsub('[^%w]+', '-')
+  local root = os.getenv('FOLDC_ROOT') or '.'
+  local hash = require 'hash'
+  -- cached per flags and per source: a changed peak.c is built anew
+  local exe = dir .. '/peak' .. table.concat(flags):gsub('[^%w]+', '-') .. '-'
+    .. hash.hex(hash.string(sys.read_file(root .. '/compiler/peak.c'))):sub(1, 8)
   if not sys.exists(exe) then
     sys.mkdir_p(dir)
     sys.sweep(dir)
-    local root = os.getenv('FOLDC_ROOT') or '.'
     local tmp = sys.scratch(exe)
     local argv = { 'clang', '-O2', '-std=c99' }
     for _, f in ipairs(flags) do argv[#argv + 1] = f end

@@ -1,7 +1,8 @@
 /* peak.c: the FMA peak of one core, measured (foldc bench's "% of peak", backend.peak_gflops).
  *
  * N independent chains of vector fused multiply-adds (acc = acc * b + c), enough to cover the FMA
- * latency on every pipe: 2 * lanes * N * iterations flops over the elapsed time, best of 10 runs
+ * latency on every pipe: 2 * lanes * N * iterations flops over the thread's CPU time (not wall
+ * time: on a loaded machine the time it is descheduled would lower the figure), best of 10 runs
  * of about 50 ms. Portable C99 with GCC/clang vector extensions: the vector width comes from the
  * compiler's target (flags from compiler/targets/<family>.lua peak_flags, plus -ffp-contract=fast
  * so that a * b + c is one FMA); prints the GFLOP/s as one number.
@@ -37,7 +38,7 @@ static vec set1(float x) {
 
 static double now_s(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 

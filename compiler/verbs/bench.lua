@@ -22,6 +22,7 @@ return {
     local pipeline = require 'pipeline'
     local backend = require 'backend'
     if a.compare then
+      if a.input then error('--input with --compare: not supported yet (--compare times the description\'s input shape)', 0) end
       return backend.compare(a.model, { target = a.target, threads = a.threads, runs = a.runs or 5,
         rounds = a.rounds, skip = a.skip, json = a.json })
     end

@@ -1,6 +1,8 @@
 -- The model zoo and description loading: a model is named either by a zoo name ("resnet50") or by
--- a description file with an optional config ("my_net.lua:small"). A description file returns a
--- table { family = ..., configs = { name = { build = fn, input = {1,C,H,W}, ...args } } }.
+-- a description file with an optional config ("my_net.lua:small"), either followed by settings of
+-- config values (":num_classes=10,img=384"; zoo.resolve). A description file returns a table
+-- { family = ..., configs = { name = { build = fn, input = {1,C,H,W}, ...args } } }, with what the
+-- weights determine declared as data (from_weights, training_only, size_key: see declarations).
 --
 -- A description is data, not code: its file (Lua source text only, never bytecode) runs in a sandbox,
 -- and so does every call into it (its build functions, and the forward functions nn.trace calls).
@@ -363,7 +365,6 @@ local function shown(s) return (tostring(s):sub(1, 80):gsub('[^\32-\126]', '?'))
 -- "key=value,..." from the command line: values are integers, numbers, true/false or identifiers.
 function zoo.parse_settings(text, model)
   local out, order = {}, {}
-  if text == '' then error(model .. ': nothing after ":" (expected key=value,...)', 0) end
   for item in (text .. ','):gmatch('([^,]*),') do
     local k, v = item:match('^([%a_][%w_]*)=(.*)$')
     if not k then error(model .. ': "' .. shown(item) .. '" is not key=value', 0) end

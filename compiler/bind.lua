@@ -95,13 +95,6 @@ function bind.bind(graph, weights, source)
   if #problems > 0 then
     error(string.format('%s does not match %s: %s', source, graph.name, table.concat(problems, '; ')), 0)
   end
-  if #unused > 0 then
-    local shown = {}
-    for i = 1, math.min(#unused, MAX_LISTED) do shown[i] = printable(unused[i]) end
-    if #unused > MAX_LISTED then shown[#shown + 1] = 'and ' .. (#unused - MAX_LISTED) .. ' more' end
-    io.stderr:write(string.format('foldc: note: %s: %d training-only keys not used (%s): %s\n', source, #unused,
-      table.concat(graph.training_only, ', '), table.concat(shown, ', ')))
-  end
   local bad = value_problems(graph, weights)
   if #bad > 0 then
     local n = #bad
@@ -114,6 +107,13 @@ function bind.bind(graph, weights, source)
       error(msg .. ' (NaN, infinite or negative-variance weights; --allow-nonfinite accepts them)', 0)
     end
     io.stderr:write('foldc: note: ', msg, ' (accepted: --allow-nonfinite)\n')
+  end
+  if #unused > 0 then
+    local shown = {}
+    for i = 1, math.min(#unused, MAX_LISTED) do shown[i] = printable(unused[i]) end
+    if #unused > MAX_LISTED then shown[#shown + 1] = 'and ' .. (#unused - MAX_LISTED) .. ' more' end
+    io.stderr:write(string.format('foldc: note: %s: %d training-only keys not used (%s): %s\n', source, #unused,
+      table.concat(graph.training_only, ', '), table.concat(shown, ', ')))
   end
   for _, spec in ipairs(graph.param_specs) do
     if spec.dtype == 'F32' then graph.params[spec.key] = weights.tensors[spec.key] end

@@ -121,12 +121,11 @@ function pipeline.bound_graph(model_spec, weights_arg, opts)
     bind.bind(graph, bind.random_weights(graph, tonumber(seed) or 1), 'random weights')
   else
     local weights = require('weights').load(weights_arg)
-    for _, line in ipairs(pipeline.from_weights(entry, weights, weights_arg)) do
-      io.stderr:write('foldc: ', line, '\n')
-    end
+    local notes = pipeline.from_weights(entry, weights, weights_arg)
     graph = zoo.trace(entry)
     if entry.config.has_deploy_form then graph = pipeline.form_for(entry, graph, weights) end
     bind.bind(graph, weights, weights_arg)
+    for _, line in ipairs(notes) do io.stderr:write('foldc: ', line, '\n') end -- once the weights are bound
   end
   return graph, entry
 end

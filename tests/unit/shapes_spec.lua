@@ -114,6 +114,26 @@ describe('--input', function()
     -- diracnet18's final 7x7 average pool on a 1x2 map
     assert.truthy(refusal(function() pipeline.bound_graph('diracnet18', 'random', { input = { 1, 3, 48, 64 } }) end)
       :find('features.avg_pool (pool2d): window 7x7 does not fit the 1x2 input', 1, true))
+    -- a flatten into a Linear sized for the description's input; a conv larger than its input
+    local base = os.tmpname()
+    local path = base .. '.lua'
+    local f = assert(io.open(path, 'w'))
+    f:write([[local nn = require 'nn'
+return { configs = { net = { input = { 1, 3, 8, 8 }, build = function()
+  local m = nn.Module('Net')
+  m.conv = nn.Conv2d(3, 4, 3)
+  m.fc = nn.Linear(4 * 6 * 6, 10)
+  function m:forward(x) return self.fc(nn.flatten(self.conv(x), 1)) end
+  return m
+end } } }
+]])
+    f:close()
+    assert.truthy(refusal(function() pipeline.bound_graph(path, 'random', { input = { 1, 3, 10, 10 } }) end)
+      :find('fc (linear): expects 144 input features, got 256', 1, true))
+    assert.truthy(refusal(function() pipeline.bound_graph(path, 'random', { input = { 1, 3, 2, 2 } }) end)
+      :find('conv (conv2d): kernel 3x3 does not fit the 2x2 input', 1, true))
+    os.remove(path)
+    os.remove(base)
     -- a ViT's patch grid against its position embedding
     assert.truthy(refusal(function()
       pipeline.bound_graph('vit_tiny_patch16_224', 'random', { input = { 1, 3, 320, 256 } })

@@ -74,6 +74,8 @@ end
 local function diff(path, w, model)
   local zoo = require 'zoo'
   local entry = zoo.resolve(model)
+  -- the shapes the checkpoint determines (classes, image size) as build takes them
+  local notes = require('pipeline').from_weights(entry, w, path)
   local graph = zoo.trace(entry)
   -- a re-parameterised family: against the form (training or deploy) most of the keys belong to
   if entry.config.has_deploy_form then graph = require('pipeline').form_for(entry, graph, w) end
@@ -84,6 +86,7 @@ local function diff(path, w, model)
   end
   print(string.format('%s (%d tensors) against %s%s (%d expected, %d more optional)', path, #w.names, entry.name,
     graph.form == 'deploy' and ' (deploy form)' or '', n_required, #graph.param_specs - n_required))
+  for _, line in ipairs(notes) do print('  ' .. line) end
   if #missing + #wrong + #unexpected == 0 then
     print('match: every key present with the expected shape')
     return 0

@@ -302,6 +302,8 @@ function backend.bench(graph, opts)
   if not ok then error('benchmark of ' .. info.name .. ' failed', 0) end
 end
 
+local ORT_VERSION = '1.30.0' -- the newest onnxruntime-node, the bar foldc is measured against
+
 -- Side by side with ONNX Runtime and PyTorch (compiler/compare/): the same PyTorch model and random
 -- weights (tests/fixtures/torch_reference.py) exported to ONNX, foldc built from its state_dict,
 -- runs interleaved round by round. opts: target, threads, rounds, runs, seed, skip, json.
@@ -322,12 +324,14 @@ function backend.compare(model, opts)
     sys.rm_rf(dir)
     assert(os.rename(tmp, dir))
   end
-  local ort = os.getenv('FOLDC_ORT_MODULES') or (base .. '/ort/node_modules')
+  -- the ONNX Runtime the comparison is made against, installed once per version
+  local ort_dir = base .. '/ort-' .. ORT_VERSION
+  local ort = os.getenv('FOLDC_ORT_MODULES') or (ort_dir .. '/node_modules')
   if not sys.exists(ort .. '/onnxruntime-node') and not (opts.skip or ''):match('ort') then
-    io.stderr:write('foldc: installing onnxruntime-node 1.20.1 (npm, --ignore-scripts) into ', base, '/ort\n')
-    sys.mkdir_p(base .. '/ort')
-    sys.run_quiet({ 'npm', 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', base .. '/ort',
-      'onnxruntime-node@1.20.1' }, 'npm install onnxruntime-node')
+    io.stderr:write('foldc: installing onnxruntime-node ', ORT_VERSION, ' (npm, --ignore-scripts) into ', ort_dir, '\n')
+    sys.mkdir_p(ort_dir)
+    sys.run_quiet({ 'npm', 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', ort_dir,
+      'onnxruntime-node@' .. ORT_VERSION }, 'npm install onnxruntime-node')
   end
   local graph = pipeline.deploy_graph(name, dir .. '/' .. name .. '.safetensors')
   local bdir, info = scratch_bundle(graph, opts, runner)

@@ -169,15 +169,6 @@ local function int_at(dtype, p)
   return p[0] -- U8, BOOL
 end
 
--- Value of a one-element integer/bool tensor at p.
-local function int_at(dtype, p)
-  if dtype == 'I64' then return tonumber(ffi.cast('const int64_t*', p)[0]) end
-  if dtype == 'I32' then return tonumber(ffi.cast('const int32_t*', p)[0]) end
-  if dtype == 'I16' then return tonumber(ffi.cast('const int16_t*', p)[0]) end
-  if dtype == 'I8' then return tonumber(ffi.cast('const int8_t*', p)[0]) end
-  return p[0] -- U8, BOOL
-end
-
 -- The view a {py='tensor'} descriptor makes: its shape and element count, checked to lie inside
 -- its storage. Reads nothing.
 local function plan(path, name, t)

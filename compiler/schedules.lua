@@ -197,11 +197,7 @@ function schedules.parse_params(s)
 end
 
 function schedules.format_params(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local out = {}
-  for _, k in ipairs(keys) do out[#out + 1] = k .. '=' .. tostring(t[k]) end
+  local out = schedules.param_list(t)
   return #out > 0 and table.concat(out, ' ') or 'default'
 end
 

@@ -101,6 +101,16 @@ local function param_value(v)
   return v:match('^%-?%d+$') and tonumber(v) or v
 end
 
+-- "k=v" parameters (in their order) as a JSON object in the same order, values typed.
+local function json_params(plist)
+  local params, keys = {}, {}
+  for n, kv in ipairs(plist) do
+    local k, v = kv:match('^([^=]*)=(.*)$')
+    keys[n], params[k] = k, param_value(v)
+  end
+  return setmetatable(params, { __jsonorder = keys, __jsontype = 'object' })
+end
+
 -- What each step runs (see the top comment), from the facts the lowering set on it (its node,
 -- algorithm and algorithm_reason) and the kernel compiled for it: { json = the JSON layer, label =
 -- op and algorithm, comment = lines for the glue }. info: emit.bundle's.
@@ -128,22 +138,14 @@ local function describe_runs(program, info)
     if s.kind == 'kernel' then
       local plist = by_fn[s.fn].params
       layer.generator, layer.kernel, layer.target = s.generator, s.fn, table.concat(kernel_targets, ',')
-      local params, keys = {}, {}
-      for n, kv in ipairs(plist) do
-        local k, v = kv:match('^([^=]*)=(.*)$')
-        keys[n], params[k] = k, param_value(v)
-      end
-      layer.params = setmetatable(params, { __jsonorder = keys, __jsontype = 'object' })
+      layer.params = json_params(plist)
       -- the record kernels.compile applied (step.record: its signature and the CPU its file was tuned
       -- on; the file is the nearest records, schedules.path). Whether that CPU is the building
       -- machine's is the build report's, not the bundle's: a bundle is the same built anywhere.
       local sched = 'default'
       layer.schedule = 'default'
       if s.record then
-        local values, names = {}, {}
-        for k, v in pairs(schedules.parse_params(s.schedule)) do values[k], names[#names + 1] = param_value(v), k end
-        table.sort(names)
-        layer.schedule = setmetatable({ params = setmetatable(values, { __jsonorder = names, __jsontype = 'object' }),
+        layer.schedule = setmetatable({ params = json_params(schedules.param_list(schedules.parse_params(s.schedule))),
           file = file or 'none', record = s.record.signature, cpu = s.record.cpu },
           { __jsonorder = { 'params', 'file', 'record', 'cpu' } })
         sched = 'record ' .. s.schedule .. ' (' .. (file or 'none') .. (s.record.cpu and ', tuned on ' .. s.record.cpu or '') .. ')'

@@ -93,13 +93,20 @@ function pipeline.from_weights(entry, weights, source)
     local v = derive(entry, k, d, weights, source)
     if v ~= nil then
       local given = entry.settings[k]
+      if d.checkpoint_as then entry.settings[d.checkpoint_as] = v end
       if given ~= nil and given ~= v then
-        error(string.format('%s: the weights have %s = %s (from %s), %s gives %s%s', source, k, v, d.key,
-          entry.given[k], tostring(given), k == entry.size_key and ' (another grid than the checkpoint\'s would '
-          .. 'need its position embedding interpolated: not supported yet)' or ''), 0)
+        local other = d.other_with and (entry.settings[d.other_with] or entry.config[d.other_with])
+        if not other or other == 'none' then
+          error(string.format('%s: the weights have %s = %s (from %s), %s gives %s%s', source, k, v, d.key,
+            entry.given[k], tostring(given), d.other_with and entry.config[d.other_with] ~= nil and string.format(' (%s:%s=bicubic takes it, resampling %s)',
+              entry.name, d.other_with, d.key) or ''), 0)
+        end
+        notes[#notes + 1] = string.format('%s = %s, from %s; the weights have %s = %s (from %s)', k, given,
+          entry.given[k], k, v, d.key)
+      else
+        if given == nil then notes[#notes + 1] = string.format('%s = %s, from %s', k, v, d.key) end
+        entry.settings[k] = v
       end
-      if given == nil then notes[#notes + 1] = string.format('%s = %s, from %s', k, v, d.key) end
-      entry.settings[k] = v
     end
   end
   return notes

@@ -54,6 +54,7 @@ end
 -- when the tensor is absent or of too low a rank (the key check reports it).
 local function derive(entry, name, d, weights, source)
   local t = weights.tensors[d.key]
+  if d.present then return t and d.present or d.absent end
   if not t or not t.shape or #t.shape < d.dim then return nil end
   local function operand(v, default)
     if type(v) == 'string' then
@@ -104,7 +105,10 @@ function pipeline.from_weights(entry, weights, source)
         notes[#notes + 1] = string.format('%s = %s, from %s; the weights have %s = %s (from %s)', k, given,
           entry.given[k], k, v, d.key)
       else
-        if given == nil then notes[#notes + 1] = string.format('%s = %s, from %s', k, v, d.key) end
+        if given == nil then
+        notes[#notes + 1] = string.format('%s = %s, from %s%s', k, v, d.present and (weights.tensors[d.key] and '' or 'no ')
+          or '', d.key)
+      end
         entry.settings[k] = v
       end
     end

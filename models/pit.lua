@@ -221,7 +221,7 @@ end
 -- ViT's [1, (img / patch)^2 + cls_tokens, dim]. Another input size (--input) is taken only with
 -- resample_pos_embed = 'bicubic' (timm v0.4.12's resize_pos_embed) or 'bicubic_antialias' (timm
 -- >= 0.9's resample_abs_pos_embed); the checkpoint's size is then pos_img.
-M.pit_from_weights = { num_classes = { key = 'head.weight', dim = 1 },
+M.pit_from_weights = { num_classes = { key = 'head.weight', dim = 1 }, cls_tokens = { key = 'cls_token', dim = 2 },
                        img = { key = 'pos_embed', dim = 3, minus = 1, times = 'stride', plus = 'patch',
                                other_with = 'resample_pos_embed', checkpoint_as = 'pos_img' } }
 M.vit_from_weights = { num_classes = { key = 'head.weight', dim = 1 },
@@ -246,9 +246,12 @@ M.configs = {
 }
 
 -- timm ViT / DeiT (patch 16, 224x224; keys as timm's VisionTransformer / VisionTransformerDistilled).
+-- A distillation token (and head) is taken from the checkpoint too: cls_tokens = 2 when it has dist_token.
+M.timm_vit_from_weights = { cls_tokens = { key = 'dist_token', present = 2, absent = 1 } }
+for k, v in pairs(M.vit_from_weights) do M.timm_vit_from_weights[k] = v end
 local function vit_cfg(dim, heads, ncls)
   return { build = M.vit, img = 224, patch = 16, dim = dim, depth = 12, heads = heads, mlp_ratio = 4,
-           cls_tokens = ncls, input = { 1, 3, 224, 224 }, from_weights = M.vit_from_weights, size_key = 'img',
+           cls_tokens = ncls, input = { 1, 3, 224, 224 }, from_weights = M.timm_vit_from_weights, size_key = 'img',
            resample_pos_embed = 'none' }
 end
 M.configs.vit_tiny_patch16_224 = vit_cfg(192, 3, 1)

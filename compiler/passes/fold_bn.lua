@@ -2,7 +2,8 @@
 --   W'[o,...] = W[o,...] * s[o],  b'[o] = b[o] * s[o] + t[o],  s = gamma/sqrt(var+eps), t = beta - mean*s
 -- (exact over the reals; Ioffe & Szegedy 2015; standard inference folding). A BN that cannot be
 -- folded on a feature map becomes a depthwise 1x1 conv (its per-channel affine), which the conv
--- kernel runs with any fused epilogue.
+-- kernel runs with any fused epilogue. A BN marked `keep` (one the deploy form itself has: see
+-- verbs/fold.lua) is left as it is.
 local tensor = require 'tensor'
 local batchnorm = require 'ops.batchnorm'
 
@@ -17,7 +18,7 @@ function fold_bn.run(graph, report)
   local uses = graph:consumers()
   local folded, kept = 0, 0
   for _, bn in ipairs(graph.nodes) do
-    if bn.op == 'batchnorm' then
+    if bn.op == 'batchnorm' and not bn.keep then
       local x = bn.inputs[1]
       local p = x.producer
       local scale, shift = batchnorm.affine(bn, graph.params)

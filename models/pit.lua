@@ -258,6 +258,13 @@ M.configs.vit_tiny_patch16_224 = vit_cfg(192, 3, 1)
 M.configs.vit_small_patch16_224 = vit_cfg(384, 6, 1)
 M.configs.vit_base_patch16_224 = vit_cfg(768, 12, 1)
 -- timm's DeiT without distillation is its VisionTransformer: the same keys as the ViTs above.
+-- timm's fine-tuned 384x384 ViTs/DeiTs: the same models on a 24x24 grid (img from pos_embed too).
+for _, name in ipairs({ 'vit_tiny', 'vit_small', 'vit_base', 'deit_base' }) do
+  local cfg = vit_cfg(({ vit_tiny = 192, vit_small = 384, vit_base = 768, deit_base = 768 })[name],
+    ({ vit_tiny = 3, vit_small = 6, vit_base = 12, deit_base = 12 })[name], 1)
+  cfg.img, cfg.input = 384, { 1, 3, 384, 384 }
+  M.configs[name .. '_patch16_384'] = cfg
+end
 M.configs.deit_tiny_patch16_224 = vit_cfg(192, 3, 1)
 M.configs.deit_small_patch16_224 = vit_cfg(384, 6, 1)
 M.configs.deit_base_patch16_224 = vit_cfg(768, 12, 1)

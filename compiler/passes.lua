@@ -8,6 +8,7 @@ passes.pipeline = {
   require 'passes.fold_dbb',
   require 'passes.fold_dirac',
   require 'passes.fold_repmlp',
+  require 'passes.fold_mobileone',
   require 'passes.fold_bn',
   require 'passes.fuse_projection',
   require 'passes.fuse_epilogue',

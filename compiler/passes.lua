@@ -9,6 +9,7 @@ passes.folds = {
   require 'passes.fold_dbb',
   require 'passes.fold_dirac',
   require 'passes.fold_repmlp',
+  require 'passes.fold_mobileone',
   require 'passes.fold_bn',
 }
 

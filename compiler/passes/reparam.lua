@@ -1,5 +1,5 @@
 -- Shared moves of the structural re-parameterisation folds (fold_repvgg, fold_acb, fold_dbb,
--- fold_dirac, fold_repmlp); not a pass itself. Ding et al. list them as the transforms of
+-- fold_dirac, fold_repmlp, fold_mobileone); not a pass itself. Ding et al. list them as the transforms of
 -- "Diverse Branch Block" (CVPR 2021) and use them in RepVGG (CVPR 2021), ACNet (ICCV 2019) and
 -- RepMLP (2021):
 --   I   conv then BN  -> conv:   K'[o] = K[o]*s[o],  b'[o] = b[o]*s[o] + t[o]  (s, t: the BN affine)

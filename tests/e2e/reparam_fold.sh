@@ -53,3 +53,12 @@ model="$FIXTURES/reparam.lua:$name"
 grep -q 'repmlp folded 2' "$SCRATCH/report" || fail "fold report: $(cat "$SCRATCH/report")"
 "$FOLDC" run "$model" --weights "$SCRATCH/repmlp.safetensors" --input "$data/$name.input.npy" --output "$SCRATCH/out.npy"
 luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data/$name.output.npy" 1e-4
+
+# MobileOne (depthwise and pointwise blocks, 4 conv branches): reparameterize_model's keys, which
+# build and run as the deploy form
+name=mobileone_mini
+model="$FIXTURES/reparam.lua:$name"
+"$FOLDC" fold "$model" --weights "$data/$name.safetensors" -o "$SCRATCH/mobileone.safetensors" 2> "$SCRATCH/report"
+grep -q 'mobileone folded 13' "$SCRATCH/report" || fail "fold report: $(cat "$SCRATCH/report")"
+"$FOLDC" run "$model" --weights "$SCRATCH/mobileone.safetensors" --input "$data/$name.input.npy" --output "$SCRATCH/out.npy"
+luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data/$name.output.npy" 1e-4

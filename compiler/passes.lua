@@ -30,12 +30,17 @@ local function trainable_params(graph)
   return n
 end
 
--- list: passes.pipeline (default) or passes.folds.
-function passes.run(graph, list)
+local function run(graph, list)
   local report = { params_before = trainable_params(graph), macs_before = graph:macs() }
-  for _, pass in ipairs(list or passes.pipeline) do graph = pass.run(graph, report) end
+  for _, pass in ipairs(list) do graph = pass.run(graph, report) end
   report.params_after, report.macs_after = graph:param_count(), graph:macs()
   return graph, report
 end
+
+-- The whole pipeline (graph, report).
+function passes.run(graph) return run(graph, passes.pipeline) end
+
+-- The folds alone: the deploy form's parameters, nothing fused (graph, report).
+function passes.fold(graph) return run(graph, passes.folds) end
 
 return passes

@@ -18,7 +18,7 @@ local function fold_to_form(graph, form)
   for _, node in ipairs(graph.nodes) do
     if node.op == 'batchnorm' and keys[node.params.running_mean] then node.keep = true end
   end
-  return passes.run(graph, passes.folds)
+  return passes.fold(graph)
 end
 
 local function weight_list(deploy, entry, form)

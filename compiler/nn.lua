@@ -387,11 +387,11 @@ local function avg_pool(where, path, x, kernel, o)
   local a = pool_attrs(where, kernel, o); a.mode = 'avg'
   return record(where, path, 'pool2d', { x }, a)
 end
+-- AdaptiveAvgPool2d(n or {h, w}); None (keep that dimension) is not expressible here.
 local function adaptive_avg_pool(where, path, x, size)
-  if size ~= 1 and not (type(size) == 'table' and size[1] == 1 and size[2] == 1) then
-    fail(where, 'AdaptiveAvgPool2d supports output size 1 only, got ' .. ops.show(size))
-  end
-  return record(where, path, 'global_avgpool', { x })
+  local out = pair(size, where, 'AdaptiveAvgPool2d output_size')
+  if out[1] == 1 and out[2] == 1 then return record(where, path, 'global_avgpool', { x }) end
+  return record(where, path, 'adaptive_avgpool', { x }, { out = out })
 end
 local function flatten(where, path, x, start_dim)
   if (start_dim or 1) ~= 1 then fail(where, 'flatten supports start_dim=1 only') end
@@ -520,7 +520,7 @@ missing('LazyConv2d LazyLinear LazyBatchNorm2d',
 missing('conv2d linear batch_norm layer_norm',
   'the module (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm) as a field: a weight needs a module for its key', true)
 missing('MaxPool1d AvgPool1d MaxPool3d AvgPool3d AdaptiveMaxPool2d adaptive_max_pool2d AdaptiveAvgPool1d '
-  .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1)')
+  .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d')
 missing('Upsample UpsamplingNearest2d UpsamplingBilinear2d interpolate upsample PixelShuffle pixel_shuffle '
   .. 'PixelUnshuffle pixel_unshuffle ChannelShuffle', 'no resampling or shuffling of feature maps')
 missing('ZeroPad2d ConstantPad2d ReflectionPad2d ReplicationPad2d CircularPad2d pad',

@@ -9,6 +9,7 @@ passes.pipeline = {
   require 'passes.fold_dirac',
   require 'passes.fold_repmlp',
   require 'passes.fold_bn',
+  require 'passes.fold_adaptive_pool',
   require 'passes.fuse_projection',
   require 'passes.fuse_epilogue',
   require 'passes.fuse_linear_tokens',

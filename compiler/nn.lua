@@ -429,6 +429,15 @@ function nn.adaptive_avg_pool2d(x, size) return adaptive_avg_pool(caller_where()
 function nn.flatten(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 function nn.add(a, b) return record(caller_where(), nil, 'add', { a, b }) end
 function nn.dropout(x) return x end
+-- torch.cat(tensors, 1) of feature maps [1, C_i, H, W] (channels; dim is PyTorch's, 0-based)
+function nn.cat(list, dim)
+  local where = caller_where()
+  if dim ~= 1 then fail(where, 'cat joins feature maps along channels only (dim=1), got dim=' .. ops.show(dim)) end
+  if type(list) ~= 'table' or rawget(list, 1) == nil then fail(where, 'cat needs a list of tensors, got ' .. ops.show(list)) end
+  local inputs = {}
+  for i = 1, #list do inputs[i] = rawget(list, i) end
+  return record(where, nil, 'concat', inputs)
+end
 tensor_methods.flatten = function(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 
 -- Sequential(m1, m2, ...): children "0", "1", ...; forward chains them.
@@ -533,7 +542,7 @@ missing('TransformerEncoderLayer TransformerEncoder TransformerDecoderLayer Tran
   'build the block from nn.LayerNorm, nn.Attention, nn.Linear and nn.GELU as models/pit.lua does')
 missing('scaled_dot_product_attention matmul bmm mm einsum baddbmm',
   'products of two activations exist only inside nn.Attention')
-missing('cat concat stack', 'nn.cat_tokens joins token sequences; no channel concatenation')
+missing('concat stack', 'nn.cat(list, 1) joins feature maps along channels, nn.cat_tokens token sequences')
 missing('reshape view permute transpose unflatten Unflatten squeeze unsqueeze',
   'nn.tokens and nn.token_map are the layouts the DSL has; nn.flatten(x, 1) before a Linear')
 missing('mean', 'nn.adaptive_avg_pool2d(x, 1) for feature maps, nn.mean_tokens for tokens', true)

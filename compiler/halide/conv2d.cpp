@@ -114,6 +114,9 @@ using namespace foldc;
 
 class Conv2D : public Generator<Conv2D> {
 public:
+    // pixel strides of the input and output maps in floats (0: dense; a channel slice, pin_map)
+    GeneratorParam<int> in_cs{"in_cs", 0};
+    GeneratorParam<int> out_cs{"out_cs", 0};
     GeneratorParam<int> cin{"cin", 64};
     GeneratorParam<int> cout{"cout", 64};
     GeneratorParam<int> in_w{"in_w", 56};
@@ -245,7 +248,7 @@ public:
         const int T = tco * VW;
 
         // Pin shapes / strides.
-        pin_dense(input, {CIN, IW, IH});
+        pin_map(input, CIN, IW, IH, in_cs);
         const int WB = w_block;
         if (WB < 0 || (WB > 0 && COUT % WB != 0)) {
             fprintf(stderr, "conv2d: w_block must divide cout\n");
@@ -329,7 +332,7 @@ public:
         if (res_in) v += (*res_in)(c, x, y);
         if (relu) v = relu_keep_nan(v);
         output(c, x, y) = v;
-        pin_dense(output, {COUT, OW, OH});
+        pin_map(output, COUT, OW, OH, out_cs);
 
         // ---- schedule -------------------------------------------------------
         // All intermediate allocations are kept <= 16 KB: Halide 14 puts

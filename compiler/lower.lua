@@ -180,6 +180,14 @@ function Lowering:alias_view(out, src, elem_offset)
   self:use(src)
 end
 
+-- Let tensor `out` be channels [c0, c0 + out's) of map `src` (a channel slice: pixels as far apart as
+-- in src's buffer). An op's lower() calls this and returns nothing: no step.
+function Lowering:channel_view(out, src, c0)
+  self:alias_view(out, src, c0)
+  local rc = self.row_channels[src.id] or src.shape[2]
+  self.row_channels[out.id] = rc ~= out.shape[2] and rc or nil
+end
+
 -- Whether the step being lowered may write its output over tensor t's buffer (an in-place residual
 -- add): t is an activation whose buffer (its own, or the one t is a view of) is read by nothing
 -- after this step, through t or any other view of it.
@@ -211,10 +219,11 @@ end
 -- them; otherwise it is a buffer (or its own slice of a later one), and each input is placed in its
 -- channel slice, written there by its producer. A tensor may be a slice when its producer's kernel
 -- writes one (conv2d without a residual, pool2d), it is no graph output, and, when its pixels are
--- wider than its channels, every consumer's kernel reads one (conv2d as its input, pool2d, concat).
+-- wider than its channels, every consumer's kernel reads one (conv2d as its input, conv2d_proj,
+-- pool2d, concat, channel_shuffle).
 -- Anything else is refused at the concat with one line (a copy into the slice is not done yet).
 local SLICE_WRITERS = { conv2d = true, pool2d = true }
-local SLICE_READERS = { conv2d = true, pool2d = true, concat = true }
+local SLICE_READERS = { conv2d = true, conv2d_proj = true, pool2d = true, concat = true, channel_shuffle = true }
 
 local function place_concats(graph, L)
   local uses = graph:consumers()
@@ -321,7 +330,9 @@ function lower.lower(graph, opts)
       else
         generator, gparams, args = lowerer(node, L, choice)
       end
-      if L.slice_args > 0 and not (gparams and (gparams.in_cs or gparams.out_cs)) then
+      local strided = false
+      for k in pairs(gparams or {}) do strided = strided or k:match('_cs') ~= nil end
+      if L.slice_args > 0 and not strided then
         error(string.format('%s: op %s cannot read or write a channel slice of a concatenation (not supported)',
           node.where or ir.node_name(node), node.op), 0)
       end

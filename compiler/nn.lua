@@ -429,15 +429,6 @@ function nn.adaptive_avg_pool2d(x, size) return adaptive_avg_pool(caller_where()
 function nn.flatten(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 function nn.add(a, b) return record(caller_where(), nil, 'add', { a, b }) end
 function nn.dropout(x) return x end
--- torch.cat(tensors, 1) of feature maps [1, C_i, H, W] (channels; dim is PyTorch's, 0-based)
-function nn.cat(list, dim)
-  local where = caller_where()
-  if dim ~= 1 then fail(where, 'cat joins feature maps along channels only (dim=1), got dim=' .. ops.show(dim)) end
-  if type(list) ~= 'table' or rawget(list, 1) == nil then fail(where, 'cat needs a list of tensors, got ' .. ops.show(list)) end
-  local inputs = {}
-  for i = 1, #list do inputs[i] = rawget(list, i) end
-  return record(where, nil, 'concat', inputs)
-end
 tensor_methods.flatten = function(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
 
 -- Sequential(m1, m2, ...): children "0", "1", ...; forward chains them.
@@ -531,7 +522,7 @@ missing('conv2d linear batch_norm layer_norm',
 missing('MaxPool1d AvgPool1d MaxPool3d AvgPool3d AdaptiveMaxPool2d adaptive_max_pool2d AdaptiveAvgPool1d '
   .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d')
 missing('Upsample UpsamplingNearest2d UpsamplingBilinear2d interpolate upsample PixelShuffle pixel_shuffle '
-  .. 'PixelUnshuffle pixel_unshuffle ChannelShuffle', 'no resampling or shuffling of feature maps')
+  .. 'PixelUnshuffle pixel_unshuffle', 'no resampling of feature maps (nn.channel_shuffle shuffles channels)')
 missing('ZeroPad2d ConstantPad2d ReflectionPad2d ReplicationPad2d CircularPad2d pad',
   'zero padding goes in the padding= of nn.Conv2d or the pool')
 missing('LSTM GRU RNN LSTMCell GRUCell RNNCell Embedding EmbeddingBag',

@@ -11,6 +11,7 @@ passes.pipeline = {
   require 'passes.fold_bn',
   require 'passes.fold_adaptive_pool',
   require 'passes.fuse_projection',
+  require 'passes.fuse_shuffle',
   require 'passes.fuse_epilogue',
   require 'passes.fuse_linear_tokens',
 }

@@ -114,9 +114,11 @@ using namespace foldc;
 
 class Conv2D : public Generator<Conv2D> {
 public:
-    // pixel strides of the input and output maps in floats (0: dense; a channel slice, pin_map)
+    // pixel strides of the input, output and projection input maps in floats (0: dense; a channel
+    // slice, pin_map)
     GeneratorParam<int> in_cs{"in_cs", 0};
     GeneratorParam<int> out_cs{"out_cs", 0};
+    GeneratorParam<int> proj_cs{"proj_cs", 0};
     GeneratorParam<int> cin{"cin", 64};
     GeneratorParam<int> cout{"cout", 64};
     GeneratorParam<int> in_w{"in_w", 56};
@@ -262,7 +264,7 @@ public:
         const std::vector<int> pwshape = WB > 0 ? std::vector<int>{WB, PCIN, 1, COUT / WB}
                                                 : std::vector<int>{COUT, PCIN, 1, 1};
         if (proj_in) {
-            pin_dense(*proj_in, {PCIN, PIW, PIH});
+            pin_map(*proj_in, PCIN, PIW, PIH, proj_cs);
             pin_dense(*proj_w, pwshape);
         }
 

@@ -413,11 +413,11 @@ local function avg_pool(where, path, x, kernel, o)
   local a = pool_attrs(where, kernel, o); a.mode = 'avg'
   return record(where, path, 'pool2d', { x }, a)
 end
+-- AdaptiveAvgPool2d(n or {h, w}); None (keep that dimension) is not expressible here.
 local function adaptive_avg_pool(where, path, x, size)
-  if size ~= 1 and not (type(size) == 'table' and size[1] == 1 and size[2] == 1) then
-    fail(where, 'AdaptiveAvgPool2d supports output size 1 only, got ' .. ops.show(size))
-  end
-  return record(where, path, 'global_avgpool', { x })
+  local out = pair(size, where, 'AdaptiveAvgPool2d output_size')
+  if out[1] == 1 and out[2] == 1 then return record(where, path, 'global_avgpool', { x }) end
+  return record(where, path, 'adaptive_avgpool', { x }, { out = out })
 end
 local function flatten(where, path, x, start_dim)
   if (start_dim or 1) ~= 1 then fail(where, 'flatten supports start_dim=1 only') end
@@ -546,9 +546,9 @@ missing('LazyConv2d LazyLinear LazyBatchNorm2d',
 missing('conv2d linear batch_norm layer_norm',
   'the module (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm) as a field: a weight needs a module for its key', true)
 missing('MaxPool1d AvgPool1d MaxPool3d AvgPool3d AdaptiveMaxPool2d adaptive_max_pool2d AdaptiveAvgPool1d '
-  .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1)')
+  .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d')
 missing('Upsample UpsamplingNearest2d UpsamplingBilinear2d interpolate upsample PixelShuffle pixel_shuffle '
-  .. 'PixelUnshuffle pixel_unshuffle ChannelShuffle', 'no resampling or shuffling of feature maps')
+  .. 'PixelUnshuffle pixel_unshuffle', 'no resampling of feature maps (nn.channel_shuffle shuffles channels)')
 missing('ZeroPad2d ConstantPad2d ReflectionPad2d ReplicationPad2d CircularPad2d pad',
   'zero padding goes in the padding= of nn.Conv2d or the pool')
 missing('LSTM GRU RNN LSTMCell GRUCell RNNCell Embedding EmbeddingBag',
@@ -559,7 +559,7 @@ missing('TransformerEncoderLayer TransformerEncoder TransformerDecoderLayer Tran
   'build the block from nn.LayerNorm, nn.Attention, nn.Linear and nn.GELU as models/pit.lua does')
 missing('scaled_dot_product_attention matmul bmm mm einsum baddbmm',
   'products of two activations exist only inside nn.Attention')
-missing('cat concat stack', 'nn.cat_tokens joins token sequences; no channel concatenation')
+missing('concat stack', 'nn.cat(list, 1) joins feature maps along channels, nn.cat_tokens token sequences')
 missing('reshape view permute transpose unflatten Unflatten squeeze unsqueeze',
   'nn.tokens and nn.token_map are the layouts the DSL has; nn.flatten(x, 1) before a Linear')
 missing('mean', 'nn.adaptive_avg_pool2d(x, 1) for feature maps, nn.mean_tokens for tokens', true)

@@ -16,6 +16,7 @@
 --   nn.mul(x, s)                    x * s for a number s
 --   nn.scale_channels(x, module, name)  x * module's parameter `name` per channel (layer scale,
 --                                   e.g. ConvNeXt's layer_scale [C, 1, 1]; folded into x's producer)
+--   nn.affine_channels(x, scale, shift)  x * scale[c] + shift[c] for lists of numbers, one a channel
 --   nn.LayerNorm2d(d, {eps})        LayerNorm over the channels of a map [1, C, H, W] (torchvision's
 --                                   LayerNorm2d, ConvNeXt's channels_first LayerNorm): keys weight, bias
 --   nn.DropPath(p)                  stochastic depth: the identity at inference (as nn.Dropout)
@@ -66,6 +67,17 @@ return function(nn)
       end
     end
     fail(where, 'nn.scale_channels: ' .. (module._kind or 'module') .. ' declares no parameter ' .. ops.show(name))
+  end
+
+  function nn.affine_channels(x, scale, shift)
+    local where = nn.caller_where()
+    scale, shift = nn.plain(scale, where, 'affine_channels scale'), nn.plain(shift, where, 'affine_channels shift')
+    if #scale ~= #shift or #scale == 0 then fail(where, 'affine_channels: scale and shift need one number a channel') end
+    for i = 1, #scale do
+      nn.finite(scale[i], where, 'affine_channels scale')
+      nn.finite(shift[i], where, 'affine_channels shift')
+    end
+    return record(where, nil, 'channel_scale', { x }, { n = #scale, scale = scale, shift = shift })
   end
 
   local function gelu(where, path, x) return record(where, path, 'gelu', { x }) end

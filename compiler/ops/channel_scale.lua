@@ -1,8 +1,9 @@
--- channel_scale: y = x * s[c], a learned per-channel scale (layer scale: Touvron et al., "Going
--- deeper with Image Transformers" (CaiT), 2021; ConvNeXt's layer_scale / gamma). c is the channel:
--- dim 2 of a map [1, C, H, W], the last dim of tokens [1, N, C]. The parameter may have any shape of
--- C elements ([C], [C, 1, 1]). No kernel: passes/fold_bn.lua folds it into the conv or linear that
--- produces x, as it folds a BatchNorm (W' = s W, b' = s b).
+-- channel_scale: y = x * s[c] + t[c], a per-channel affine: a learned scale (layer scale: Touvron et
+-- al., "Going deeper with Image Transformers" (CaiT), 2021; ConvNeXt's layer_scale / gamma; params.scale,
+-- any shape of C elements such as [C] or [C, 1, 1], t = 0) or constants (attrs.scale, attrs.shift:
+-- e.g. Inception v3's transform_input). c is the channel: dim 2 of a map [1, C, H, W], the last dim of
+-- tokens [1, N, C]. No kernel: passes/fold_bn.lua folds it into the conv or linear that produces x,
+-- as it folds a BatchNorm (W' = s W, b' = s b + t), or makes it a depthwise 1x1 conv.
 local tensor = require 'tensor'
 
 local channel_scale = {}
@@ -24,18 +25,25 @@ function channel_scale.macs() return 0 end
 
 -- Per-channel scale and shift (0), as batchnorm.affine gives them.
 function channel_scale.affine(node, params)
-  local s, scale, shift = params[node.params.scale].data, {}, {}
-  for c = 0, node.attrs.n - 1 do scale[c], shift[c] = s[c], 0 end
+  local a, scale, shift = node.attrs, {}, {}
+  local s = node.params.scale and params[node.params.scale].data
+  for c = 0, a.n - 1 do
+    scale[c] = s and s[c] or a.scale[c + 1]
+    shift[c] = a.shift and a.shift[c + 1] or 0
+  end
   return scale, shift
 end
 
 function channel_scale.eval(node, inputs, params)
   local x = inputs[1]
-  local s = params[node.params.scale].data
+  local scale, shift = channel_scale.affine(node, params)
   local y = tensor.new(x.shape)
   local n = node.attrs.n
   local inner = #x.shape == 4 and x.shape[3] * x.shape[4] or 1
-  for i = 0, x.numel - 1 do y.data[i] = x.data[i] * s[math.floor(i / inner) % n] end
+  for i = 0, x.numel - 1 do
+    local c = math.floor(i / inner) % n
+    y.data[i] = x.data[i] * scale[c] + shift[c]
+  end
   return y
 end
 

@@ -5,6 +5,7 @@
 -- kernel runs with any fused epilogue.
 local tensor = require 'tensor'
 local batchnorm = require 'ops.batchnorm'
+local ir = require 'ir'
 
 local fold_bn = {}
 
@@ -21,7 +22,7 @@ function fold_bn.run(graph, report)
       local x = bn.inputs[1]
       local p = x.producer
       local scale, shift = batchnorm.affine(bn, graph.params)
-      if p and (p.op == 'conv2d' or p.op == 'linear') and #uses[x.id] == 1 and not p.attrs.relu
+      if p and (p.op == 'conv2d' or p.op == 'linear') and ir.single_use(uses, x) and not p.attrs.act
         and not p.inputs[2] then
         local W = graph.params[p.params.weight]
         local per = W.numel / W.shape[1]

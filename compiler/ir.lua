@@ -23,9 +23,15 @@ function Graph:new_tensor(shape, producer)
   return t
 end
 
+-- A fresh node id (never reused: the graph's counter).
+function Graph:new_node_id()
+  local id = self.next_node
+  self.next_node = id + 1
+  return id
+end
+
 function Graph:add_node(node)
-  node.id = self.next_node
-  self.next_node = self.next_node + 1
+  node.id = self:new_node_id()
   self.nodes[#self.nodes + 1] = node
   return node
 end
@@ -49,6 +55,58 @@ function Graph:consumers()
     table.insert(uses[t.id], false)
   end
   return uses
+end
+
+---------------------------------------------------------------------------------------------------
+-- Rewrite helpers for the passes (compiler/passes/): every pass finds and moves nodes with these.
+
+-- The one node consuming tensor t, given uses = graph:consumers(); nil when t has another consumer
+-- or none, or is a graph output (a fused tensor is never written, so nobody else may read it).
+function ir.single_use(uses, t)
+  local u = uses[t.id]
+  return u and #u == 1 and u[1] or nil
+end
+
+-- node -> its index in graph.nodes (the order a pass compares positions in).
+function Graph:positions()
+  local pos = {}
+  for i, n in ipairs(self.nodes) do pos[n] = i end
+  return pos
+end
+
+-- Remove `node` from the order (its output's uses are the caller's business: replace_uses first).
+function Graph:remove_node(node)
+  for i, n in ipairs(self.nodes) do
+    if n == node then table.remove(self.nodes, i); return end
+  end
+  error('remove_node: node ' .. ir.node_name(node) .. ' is not in the graph', 0)
+end
+
+-- Put `new` in `old`'s place in the order (removing `new` from where it was, if anywhere): the
+-- fused node runs where the node it absorbs ran, after all of both their inputs.
+function Graph:replace_node(old, new)
+  for i, n in ipairs(self.nodes) do
+    if n == new then table.remove(self.nodes, i); break end
+  end
+  for i, n in ipairs(self.nodes) do
+    if n == old then self.nodes[i] = new; return end
+  end
+  error('replace_node: node ' .. ir.node_name(old) .. ' is not in the graph', 0)
+end
+
+-- Fuse `consumer` (reading `producer`'s output) into `producer`, which takes the consumer's place
+-- in the order (after every input of both) and its output's uses; the caller has set what the
+-- producer now computes (attributes, inputs).
+function Graph:absorb(producer, consumer)
+  self:replace_node(consumer, producer)
+  self:replace_uses(consumer.outputs[1], producer.outputs[1])
+end
+
+-- Drop `node` from the order, its output's uses going to tensor t (default: its first input): an
+-- element-wise node whose work its producer took over.
+function Graph:bypass(node, t)
+  self:replace_uses(node.outputs[1], t or node.inputs[1])
+  self:remove_node(node)
 end
 
 -- Replace every use of tensor `old` by `new` (node inputs and graph outputs).

@@ -404,7 +404,6 @@ local function pool_attrs(where, kernel, o)
   }
 end
 
-local function relu(where, path, x) return record(where, path, 'relu', { x }) end
 local function max_pool(where, path, x, kernel, o)
   local a = pool_attrs(where, kernel, o); a.mode = 'max'
   return record(where, path, 'pool2d', { x }, a)
@@ -425,7 +424,6 @@ local function flatten(where, path, x, start_dim)
 end
 local function identity(_, _, x) return x end
 
-nn.ReLU = stateless('ReLU', relu)
 -- Pool modules check their window where they are made.
 local function pool_module(kind, mode)
   return function(kernel, o)
@@ -448,7 +446,6 @@ nn.Dropout2d = stateless('Dropout2d', identity)
 nn.AlphaDropout = stateless('AlphaDropout', identity)
 
 -- Functional forms (torch.nn.functional / tensor methods).
-function nn.relu(x) return relu(caller_where(), nil, x) end
 function nn.max_pool2d(x, kernel, o) return max_pool(caller_where(), nil, x, kernel, o) end
 function nn.avg_pool2d(x, kernel, o) return avg_pool(caller_where(), nil, x, kernel, o) end
 function nn.adaptive_avg_pool2d(x, size) return adaptive_avg_pool(caller_where(), nil, x, size) end
@@ -456,6 +453,56 @@ function nn.flatten(x, start_dim) return flatten(caller_where(), nil, x, start_d
 function nn.add(a, b) return record(caller_where(), nil, 'add', { a, b }) end
 function nn.dropout(x) return x end
 tensor_methods.flatten = function(x, start_dim) return flatten(caller_where(), nil, x, start_dim) end
+
+-- Activations, one module and one functional per PyTorch name of compiler/activations.lua (nn.ReLU(),
+-- nn.relu(x), nn.GELU({approximate = 'tanh'}), nn.gelu(x, {approximate = 'tanh'}), ...): a module's
+-- options pick its entry (the first entry of a name is the default), `inplace` is irrelevant.
+local activations = require 'activations'
+
+local function pick_activation(where, name, entries, o)
+  if o == nil or type(o) == 'boolean' then return entries[1].name end -- nn.ReLU(true): inplace
+  if type(o) ~= 'table' then fail(where, name .. ' options must be a table, got ' .. ops.show(o)) end
+  local chosen = entries[1]
+  for k, v in pairs(o) do
+    if k ~= 'inplace' then
+      local hit, allowed = nil, {}
+      for _, e in ipairs(entries) do
+        if e.options and e.options[k] ~= nil then
+          allowed[#allowed + 1] = ops.show(e.options[k])
+          if e.options[k] == v then hit = e end
+        end
+      end
+      if not hit then
+        fail(where, string.format('%s: %s = %s is not supported%s', name, ops.show(k), ops.show(v),
+          #allowed > 0 and (' (' .. table.concat(allowed, ' or ') .. ')') or ' (no such option)'))
+      end
+      chosen = hit
+    end
+  end
+  return chosen.name
+end
+
+local activation_modules, activation_functionals = {}, {}
+for _, e in ipairs(activations.list) do
+  activation_modules[e.module] = activation_modules[e.module] or {}
+  table.insert(activation_modules[e.module], e)
+  activation_functionals[e.functional] = activation_functionals[e.functional] or {}
+  table.insert(activation_functionals[e.functional], e)
+end
+for module, entries in pairs(activation_modules) do
+  nn[module] = function(o)
+    local m = nn.Module(module)
+    local act = pick_activation(m._where, 'nn.' .. module, entries, o)
+    function m:forward(x) return record(caller_where(), self._path, 'act', { x }, { act = act }) end
+    return m
+  end
+end
+for functional, entries in pairs(activation_functionals) do
+  nn[functional] = function(x, o)
+    local where = caller_where()
+    return record(where, nil, 'act', { x }, { act = pick_activation(where, 'nn.' .. functional, entries, o) })
+  end
+end
 
 -- Sequential(m1, m2, ...): children "0", "1", ...; forward chains them.
 function nn.Sequential(...)
@@ -527,12 +574,19 @@ end
 -- what the DSL has of that kind; any other name gets the generic line. models/README.md lists the DSL.
 local MISSING = {}
 local function missing(names, hint, use)
-  for name in names:gmatch('%S+') do MISSING[name] = { hint = hint, use = use } end
+  for name in names:gmatch('%S+') do
+    if rawget(nn, name) == nil then MISSING[name] = { hint = hint, use = use } end -- (what nn has, it has)
+  end
 end
-missing('SiLU silu Hardswish hardswish Hardsigmoid hardsigmoid Sigmoid sigmoid Tanh tanh LeakyReLU '
+local activation_names = {}
+for _, e in ipairs(activations.list) do
+  if activation_names[#activation_names] ~= e.module then activation_names[#activation_names + 1] = e.module end
+end
+-- PyTorch's activations (those compiler/activations.lua defines are skipped)
+missing('ReLU6 relu6 SiLU silu Hardswish hardswish Hardsigmoid hardsigmoid Sigmoid sigmoid Tanh tanh LeakyReLU '
   .. 'leaky_relu PReLU prelu ELU elu SELU selu CELU celu Mish mish Softplus softplus Softsign softsign '
-  .. 'ReLU6 relu6 Hardtanh hardtanh GLU glu LogSigmoid logsigmoid Tanhshrink Threshold threshold '
-  .. 'Hardshrink Softshrink RReLU', 'supported activations: ReLU, GELU')
+  .. 'Hardtanh hardtanh GLU glu LogSigmoid logsigmoid Tanhshrink Threshold threshold Hardshrink Softshrink RReLU',
+  'supported activations: ' .. table.concat(activation_names, ', '))
 missing('Softmax softmax LogSoftmax log_softmax Softmin Softmax2d',
   'softmax exists only inside nn.Attention; a model ends with its logits')
 missing('GroupNorm group_norm InstanceNorm1d InstanceNorm2d instance_norm LocalResponseNorm '
@@ -568,7 +622,7 @@ missing('Bilinear', 'supported linear layer: Linear')
 missing('ModuleList ModuleDict',
   'nn.Module(\'ModuleList\') with :add(child) for keys 0, 1, ..., or :add(name, child); call the children in forward', true)
 missing('Parameter', 'module:param(name, shape) to declare a parameter under its key, nn.parameter(module, name) to read it as a tensor', true)
-missing('functional', 'the functional forms on nn itself: nn.relu, nn.gelu, nn.max_pool2d, nn.avg_pool2d, '
+missing('functional', 'the functional forms on nn itself: nn.relu, nn.silu, nn.gelu (every activation\'s F name), nn.max_pool2d, nn.avg_pool2d, '
   .. 'nn.adaptive_avg_pool2d, nn.flatten, nn.add', true)
 
 local function not_an_op(_, name)

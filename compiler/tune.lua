@@ -295,17 +295,22 @@ local function measure(k, cands, target, opts)
   return res
 end
 
+-- ' relu' (the kernel's fused activation), '' for none.
+local function act_suffix(p)
+  return (p.act and p.act ~= 'none') and (' ' .. p.act) or ''
+end
+
 local function describe_kernel(k)
   local p = k.gparams
   if k.generator == 'conv2d' then
     local proj = p.proj_cin and string.format(' +proj %d s%d', p.proj_cin, p.proj_stride or 1) or ''
     return string.format('conv2d %dx%d s%d %d->%d %dx%d%s%s%s%s', p.kh, p.kw, p.stride_x, p.cin, p.cout, p.out_w,
       p.out_h, (p.groups or 1) > 1 and (' g' .. p.groups) or '', proj, p.residual and ' +res' or '',
-      p.relu and ' relu' or '')
+      act_suffix(p))
   elseif k.generator == 'linear' then
-    return string.format('linear %d->%d rows %d%s', p.cin, p.cout, p.rows or 1, p.relu and ' relu' or '')
+    return string.format('linear %d->%d rows %d%s', p.cin, p.cout, p.rows or 1, act_suffix(p))
   elseif k.generator == 'linear_tokens' then
-    return string.format('linear_tokens %d->%d rows %d%s%s', p.cin, p.cout, p.rows, p.gelu and ' gelu' or '',
+    return string.format('linear_tokens %d->%d rows %d%s%s', p.cin, p.cout, p.rows, act_suffix(p),
       p.residual and ' +res' or '')
   end
   return k.generator

@@ -22,6 +22,7 @@
 --      (targets/<family>.lua winograd(): Winograd only when it is estimated at least 10% faster).
 -- The tuner forces one algorithm for its variants with the lowering's conv_algo, above them all.
 local tensor = require 'tensor'
+local activations = require 'activations'
 
 local winograd = {}
 
@@ -204,7 +205,7 @@ function winograd.lower(node, L, choice, lower)
   args[#args + 1] = L:act(y, lower.act_dims(y.shape))
   return 'conv2d_winograd', {
     cin = cin, cout = cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
-    pad_x = a.padding[2], pad_y = a.padding[1], relu = a.relu and true or false,
+    pad_x = a.padding[2], pad_y = a.padding[1], act = activations.param(a.act),
     residual = node.inputs[2] ~= nil, m = m, u_block = ub > 0 and ub or nil,
     in_cs = L:row_channels_of(x), out_cs = L:row_channels_of(y), -- channel slices (lower.lua)
   }, args

@@ -7,7 +7,8 @@
 //             * in(g*cpg+ci, x*stride_x - pad_x + kx*dil_x, y*stride_y - pad_y + ky*dil_y)
 //       [+ sum_{cp<proj_cin} pw(co,cp) * proj_input(cp, x*proj_stride, y*proj_stride)]
 //       [+ residual(co,x,y)] )
-//   zero padding outside the input; act = relu (after the residual add) or id.
+//   zero padding outside the input; act = the activation `act` (activation.h; after the residual
+//   add), none by default.
 //   The optional projection term is a second, 1x1 convolution of another input on the same output
 //   grid (the strided 1x1 shortcut of a ResNet block fused with the block's last conv:
 //   passes/fuse_projection.lua); the bias is then the sum of both convs' biases.
@@ -101,6 +102,7 @@
 //   scheduled like the first (its own ci chunks when chunked), so both sums
 //   stay in the register tile and the output is written once.
 
+#include "activation.h"
 #include "foldc_common.h"
 
 #include <cmath>
@@ -134,7 +136,7 @@ public:
     GeneratorParam<int> dil_x{"dil_x", 1};
     GeneratorParam<int> dil_y{"dil_y", 1};
     GeneratorParam<int> groups{"groups", 1};
-    GeneratorParam<bool> relu{"relu", false};
+    GeneratorParam<Act> act{"act", Act::None, act_names()};
     GeneratorParam<bool> residual{"residual", false};
     // the output overwrites the residual (one buffer): set by the lowering, not a schedule choice
     GeneratorParam<bool> in_place{"in_place", false};
@@ -332,8 +334,7 @@ public:
 
         Expr v = acc(c, x, y);
         if (res_in) v += (*res_in)(c, x, y);
-        if (relu) v = relu_keep_nan(v);
-        output(c, x, y) = v;
+        output(c, x, y) = activate(act, v);
         pin_map(output, COUT, OW, OH, out_cs);
 
         // ---- schedule -------------------------------------------------------

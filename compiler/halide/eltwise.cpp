@@ -1,16 +1,16 @@
 // eltwise: elementwise ops on flat float32 arrays of n elements.
 //
-//   op = add       out(i) = a(i) + b(i)
-//   op = add_relu  out(i) = max(a(i) + b(i), 0)
-//   op = relu      out(i) = max(a(i), 0)
-//   Buffers: a (n), b (n) -- b exists only for add / add_relu (added in
-//   configure(), so the C signature is (a, b, output) or (a, output)),
-//   output (n).
+//   op = add  out(i) = act(a(i) + b(i))   (a residual add; act none by default)
+//   op = act  out(i) = act(a(i))          (an activation no producer took; act must not be none)
+//   act: the activation (activation.h).
+//   Buffers: a (n), b (n) -- b exists only for add (added in configure(), so
+//   the C signature is (a, b, output) or (a, output)), output (n).
 //
 // Schedule: vectorised at the natural width, 4 vectors unrolled per
 // iteration, ShiftInwards tail (stays vectorised for any n >= one vector);
 // parallel over chunks of 16K elements when n is large.
 
+#include "activation.h"
 #include "foldc_common.h"
 
 #include <cstdio>
@@ -25,6 +25,7 @@ class Eltwise : public Generator<Eltwise> {
 public:
     GeneratorParam<int> n{"n", 1024};
     GeneratorParam<std::string> op{"op", "add"};
+    GeneratorParam<Act> act{"act", Act::None, act_names()};
 
     Input<Buffer<float, 1>> a{"a"};
     Input<Buffer<float, 1>> *b = nullptr;
@@ -32,23 +33,21 @@ public:
 
     void configure() {
         const std::string o = op;
-        if (o != "add" && o != "add_relu" && o != "relu") {
-            fprintf(stderr, "eltwise: op must be add, add_relu or relu (got %s)\n", o.c_str());
+        if ((o != "add" && o != "act") || (o == "act" && act == Act::None)) {
+            fprintf(stderr, "eltwise: op must be add, or act with an activation (got op=%s)\n", o.c_str());
             abort();
         }
-        if (o != "relu") b = add_input<Buffer<float, 1>>("b");
+        if (o == "add") b = add_input<Buffer<float, 1>>("b");
     }
 
     void generate() {
         const int N = n;
-        const std::string o = op;
         pin_dense(a, {N});
         if (b) pin_dense(*b, {N});
         Var i("i");
         Expr e = a(i);
         if (b) e += (*b)(i);
-        if (o != "add") e = relu_keep_nan(e);  // NaN stays NaN (foldc_common.h)
-        output(i) = e;
+        output(i) = activate(act, e);
         pin_dense(output, {N});
 
         const int V = natural_vector_size<float>();

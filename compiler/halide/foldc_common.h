@@ -71,7 +71,8 @@ inline void estimate_dense(B &b, const std::vector<int> &extents) {
     b.set_estimates(r);
 }
 
-// NaN as PyTorch propagates it: relu(NaN) = NaN, max over a window with a NaN in it = NaN.
+// NaN as PyTorch propagates it: relu(NaN) = NaN (activation.h: relu_keep_nan and the other
+// activations), max over a window with a NaN in it = NaN (below).
 //
 // Halide's float max does not: it compiles to LLVM with no-NaNs fast-math flags (instruction flags
 // and the backend's NoNaNsFPMath), so max(v, 0) becomes x86 maxps with either operand order
@@ -80,13 +81,6 @@ inline void estimate_dense(B &b, const std::vector<int> &extents) {
 // "no NaNs") folds to false. strict_float() would work but switches the whole module to
 // per-instruction fast-math flags. So the tests below are on the bits, which no float assumption
 // touches.
-
-// ReLU keeping NaN: as int32, exactly the non-NaN values <= -0 (negatives, -0, -inf) are
-// <= bits(-inf) = 0xff800000 = -8388608; every NaN (either sign) is above. One integer compare and
-// a masked move / and: one instruction more than maxps.
-inline Expr relu_keep_nan(const Expr &v) {
-    return select(reinterpret<int32_t>(v) <= -8388608, 0.0f, v);
-}
 
 // max of taps that is NaN when any tap is NaN. The max itself may drop NaNs (any operand order);
 // a NaN is then forced in on the bits (m | 0x7fc00000 is a quiet NaN). The test is is_nan on the

@@ -1,7 +1,7 @@
 // linear: fully connected layer over `rows` independent input vectors.
 //
 //   out(co, r) = act( bias(co) + sum_{ci < cin} w(co, ci) * in(ci, r) )
-//   act = relu or identity.
+//   act: the activation `act` (activation.h), none by default.
 //   Buffers: input (cin, rows), weights (co, ci) = (cout, cin) i.e. memory
 //   [ci][co] with co innermost, bias (cout), output (cout, rows).
 //
@@ -19,6 +19,7 @@
 //   tile_r   rows per register block (default 1 for rows == 1, else the
 //            largest that fits the register file, preferring divisors)
 
+#include "activation.h"
 #include "foldc_common.h"
 
 namespace {
@@ -31,7 +32,7 @@ public:
     GeneratorParam<int> cin{"cin", 2048};
     GeneratorParam<int> cout{"cout", 1000};
     GeneratorParam<int> rows{"rows", 1};
-    GeneratorParam<bool> relu{"relu", false};
+    GeneratorParam<Act> act{"act", Act::None, act_names()};
     GeneratorParam<int> tile_co{"tile_co", 0};
     GeneratorParam<int> tile_r{"tile_r", 0};
 
@@ -51,9 +52,7 @@ public:
         Func acc("acc");
         acc(c, r) = bias(c);
         acc(c, r) += weights(c, k) * input(k, r);
-        Expr v = acc(c, r);
-        if (relu) v = relu_keep_nan(v);
-        output(c, r) = v;
+        output(c, r) = activate(act, acc(c, r));
         pin_dense(output, {COUT, R});
 
         const int V = natural_vector_size<float>();

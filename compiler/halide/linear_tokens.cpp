@@ -1,7 +1,7 @@
 // linear_tokens: a Linear layer over the rows of a token matrix, with a fused epilogue.
 //
 //   out(co, r) = act( bias(co) + sum_{ci < cin} w(co, ci) * in(ci, r) ) (+ residual(co, r))
-//   act = gelu (exact erf form) or identity; the residual is added after it.
+//   act: the activation `act` (activation.h), none by default; the residual is added after it.
 //   Buffers: input (cin, rows), weights (cout, cin) i.e. memory [ci][co], co innermost, or with
 //   w_block = B: (co % B, ci + cin * (co / B)), i.e. blocks of B output channels, each a contiguous
 //   [ci][B] run (set by the lowering: in [ci][co] a weight panel's rows are cout*4 bytes apart, a
@@ -18,6 +18,7 @@
 //
 // Schedule GeneratorParams (0 = heuristic default): tile_co (vectors), tile_r (rows), kb.
 
+#include "activation.h"
 #include "foldc_common.h"
 
 #include <cstdio>
@@ -33,7 +34,7 @@ public:
     GeneratorParam<int> cin{"cin", 384};
     GeneratorParam<int> cout{"cout", 1536};
     GeneratorParam<int> rows{"rows", 197};
-    GeneratorParam<bool> gelu{"gelu", false};
+    GeneratorParam<Act> act{"act", Act::None, act_names()};
     GeneratorParam<bool> residual{"residual", false};
     GeneratorParam<int> tile_co{"tile_co", 0};
     GeneratorParam<int> tile_r{"tile_r", 0};
@@ -105,8 +106,7 @@ public:
         acc(c, r) = bias(c);
         Expr w = WB > 0 ? weights(c % WB, k + CIN * (c / WB)) : weights(c, k);
         acc(c, r) += w * input(k, min(r, R - 1));
-        Expr v = acc(c, r);
-        if (gelu) v = 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
+        Expr v = activate(act, acc(c, r));
         if (res) v += (*res)(c, r);
         output(c, r) = v;
         pin_dense(output, {COUT, R});

@@ -10,7 +10,7 @@
 //   avg: out = sum over in-bounds taps / (count_include_pad ? pool_size
 //                                          : (hend-hstart)*(wend-wstart))
 //   (PyTorch's AvgPool2d/MaxPool2d formulas; out_w/out_h are given by the
-//   front end, which applies ceil_mode.)  Optional relu afterwards.
+//   front end, which applies ceil_mode.)  Then the activation `act` (activation.h), none by default.
 //   Buffers: input (c, in_w, in_h), output (c, out_w, out_h).
 //   Schedule: the kw*kh taps are unrolled in the expression itself (no RDom);
 //   the boundary (avg: constant_exterior, max: repeat_edge) is on x,y only, so the in-bounds test is a
@@ -23,6 +23,7 @@
 //   registers while reducing over x,y; parallel over channel blocks when the
 //   input is large.
 
+#include "activation.h"
 #include "foldc_common.h"
 
 #include <cmath>
@@ -50,7 +51,7 @@ public:
     GeneratorParam<int> pad_y{"pad_y", 1};
     GeneratorParam<std::string> op{"op", "max"};
     GeneratorParam<bool> count_include_pad{"count_include_pad", true};
-    GeneratorParam<bool> relu{"relu", false};
+    GeneratorParam<Act> act{"act", Act::None, act_names()};
     // pixel strides of the input and output maps in floats (0: dense; a channel slice, pin_map)
     GeneratorParam<int> in_cs{"in_cs", 0};
     GeneratorParam<int> out_cs{"out_cs", 0};
@@ -103,8 +104,7 @@ public:
             }
             e = e / cast<float>(div);
         }
-        if (relu) e = relu_keep_nan(e);
-        output(c, x, y) = e;
+        output(c, x, y) = activate(act, e);
         pin_map(output, C, OW, OH, out_cs);
 
         // schedule

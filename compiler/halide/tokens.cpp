@@ -1,11 +1,9 @@
 // Small token-tensor kernels of the transformer models (see compiler/ops/*.lua for the maths).
 //
-//   gelu         out(i) = 0.5 a(i) (1 + erf(a(i) / sqrt 2))     a, out: (n)
 //   scale        out(i) = s * a(i)                               a, out: (n)
 //   concat_rows  out(c, r) = a(c, r) for r < n1, b(c, r - n1)    a: (d, n1), b: (d, n2), out: (d, n1 + n2)
 //   mean_rows    out(c) = 1/rows sum_r a(c, r)                   a: (d, rows), out: (d, 1)
 //
-// Halide's erf is accurate to the last three bits of the mantissa and vectorises cleanly.
 // Schedules: vectorised at the natural width with ShiftInwards tails (stays vectorised for any
 // extent of at least one vector; smaller extents use the largest power of two that fits).
 
@@ -29,25 +27,6 @@ void schedule_flat(Func out, Var i, int n, int natural) {
     }
     out.split(ii, iv, il, nv * VW, TailStrategy::ShiftInwards).split(il, iu, il, VW).unroll(iu).vectorize(il);
 }
-
-class Gelu : public Generator<Gelu> {
-public:
-    GeneratorParam<int> n{"n", 1024};
-    Input<Buffer<float, 1>> a{"a"};
-    Output<Buffer<float, 1>> output{"output"};
-
-    void generate() {
-        const int N = n;
-        pin_dense(a, {N});
-        Var i("i");
-        Expr x = a(i);
-        output(i) = 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
-        pin_dense(output, {N});
-        schedule_flat(output, i, N, natural_vector_size<float>());
-        estimate_dense(a, {N});
-        estimate_dense(output, {N});
-    }
-};
 
 class Scale : public Generator<Scale> {
 public:
@@ -120,7 +99,6 @@ public:
 
 }  // namespace
 
-HALIDE_REGISTER_GENERATOR(Gelu, gelu)
 HALIDE_REGISTER_GENERATOR(Scale, scale)
 HALIDE_REGISTER_GENERATOR(ConcatRows, concat_rows)
 HALIDE_REGISTER_GENERATOR(MeanRows, mean_rows)

@@ -46,7 +46,7 @@
 //                        one U vector load per tile_t FMAs, V broadcast from L1; reduction over c innermost,
 //                        in chunks of ci_block channels (V_i of a chunk is built just before it is used).
 //   * per tile: O1(co, q, i) = sum_j A^T[q][j] M_i(co, j, t);  Y(co, q, p) = sum_i A^T[p][i] O1(co, q, i);
-//     then bias, residual and relu on the way to the output.
+//     then bias, residual and the activation `act` (activation.h) on the way to the output.
 //   The input transform is redone per co tile (cout / T times); T = 64 on
 //   AVX-512 where cout allows.
 //
@@ -64,6 +64,7 @@
 //   points    the a - 1 finite interpolation points, comma-separated
 //             (default: m=2 "0,1,-1"; m=4 "0,1,-1,0.5,-2"; m=6 "0,1,-1,2,-2,0.5,-0.5")
 
+#include "activation.h"
 #include "foldc_common.h"
 
 #include <cmath>
@@ -171,7 +172,7 @@ public:
     GeneratorParam<int> out_h{"out_h", 56};
     GeneratorParam<int> pad_x{"pad_x", 1};
     GeneratorParam<int> pad_y{"pad_y", 1};
-    GeneratorParam<bool> relu{"relu", false};
+    GeneratorParam<Act> act{"act", Act::None, act_names()};
     GeneratorParam<bool> residual{"residual", false};
     GeneratorParam<int> m{"m", 4};
     GeneratorParam<std::string> points{"points", ""};
@@ -312,8 +313,7 @@ public:
         }
         Expr v = Y(c, x % MM, y % MM, x / MM, y / MM) + bias(c);
         if (res_in) v += (*res_in)(c, x, y);
-        if (relu) v = relu_keep_nan(v);
-        output(c, x, y) = v;
+        output(c, x, y) = activate(act, v);
         pin_map(output, COUT, OW, OH, out_cs);
 
         // ---- schedule -------------------------------------------------------

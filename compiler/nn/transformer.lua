@@ -1,7 +1,6 @@
 -- Transformer pieces of the DSL (timm / naver-ai/pit / naver-ai/PfLayer semantics). Token tensors
 -- are [1, N, D] (batch 1), feature maps [1, C, H, W].
 --   nn.LayerNorm(d, {eps = 1e-5})   over the last dim, weight/bias [d] (PyTorch LayerNorm)
---   nn.GELU(), nn.gelu(x)           exact erf form, 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU default)
 --   nn.Attention(dim, heads)        timm Attention with qkv bias: children qkv (dim -> 3 dim) and
 --                                   proj (dim -> dim); softmax(q k^T (dim/heads)^-0.5) v per head
 --   nn.attention(qkv, heads, where) the core alone: [1, N, 3 dim] -> [1, N, dim]
@@ -79,10 +78,6 @@ return function(nn)
     end
     return record(where, nil, 'channel_scale', { x }, { n = #scale, scale = scale, shift = shift })
   end
-
-  local function gelu(where, path, x) return record(where, path, 'gelu', { x }) end
-  nn.GELU = nn.stateless('GELU', gelu)
-  function nn.gelu(x) return gelu(nn.caller_where(), nil, x) end
 
   local function attention(where, path, qkv, heads)
     positive_int(heads, where, 'attention num_heads')

@@ -62,7 +62,7 @@ function adaptive_avgpool.lower(node, L)
   local kh, kw = h / oh, w / ow
   return 'pool2d', {
     c = x.shape[2], in_w = w, in_h = h, out_w = ow, out_h = oh, kw = kw, kh = kh, stride_x = kw, stride_y = kh,
-    pad_x = 0, pad_y = 0, op = 'avg', count_include_pad = true, relu = false,
+    pad_x = 0, pad_y = 0, op = 'avg', count_include_pad = true, act = 'none',
   }, { L:act(x, lower.act_dims(x.shape)), L:act(y, lower.act_dims(y.shape)) }
 end
 

@@ -1,7 +1,9 @@
--- add: y = a + b (same shape; residual connections), optionally followed by a fused ReLU.
+-- add: y = act(a + b) (same shape; residual connections), act a fused activation (attrs.act,
+-- compiler/activations.lua) or none.
 -- passes/fuse_epilogue.lua moves an add into the conv producing one of its operands.
 local tensor = require 'tensor'
 local lower = require 'lower'
+local activations = require 'activations'
 
 local add = {}
 
@@ -16,11 +18,8 @@ function add.macs() return 0 end
 function add.eval(node, inputs)
   local a, b = inputs[1], inputs[2]
   local y = tensor.new(a.shape)
-  for i = 0, a.numel - 1 do
-    local v = a.data[i] + b.data[i]
-    if node.attrs.relu and v < 0 then v = 0 end
-    y.data[i] = v
-  end
+  local act = node.attrs.act
+  for i = 0, a.numel - 1 do y.data[i] = activations.apply(act, a.data[i] + b.data[i]) end
   return y
 end
 
@@ -28,7 +27,7 @@ end
 function add.lower(node, L)
   local a, b, y = node.inputs[1], node.inputs[2], node.outputs[1]
   local n = tensor.numel(y.shape)
-  return 'eltwise', { n = n, op = node.attrs.relu and 'add_relu' or 'add' },
+  return 'eltwise', { n = n, op = 'add', act = activations.param(node.attrs.act) },
     { L:act(a, lower.flat_dims(a.shape)), L:act(b, lower.flat_dims(b.shape)), L:act(y, lower.flat_dims(y.shape)) }
 end
 

@@ -1,6 +1,7 @@
 -- conv2d: y[co,oy,ox] = act( b[co] + sum_{ci,ky,kx} W[co,ci,ky,kx] * x[g*Cg+ci, oy*sy-py+ky*dy, ox*sx-px+kx*dx]
 --                            (+ r[co,oy,ox]) ),  g = co / (Cout/groups), Cg = Cin/groups, zero padding.
--- (PyTorch Conv2d semantics.) The fused epilogue -- bias, residual input r (inputs[2]) and ReLU --
+-- (PyTorch Conv2d semantics.) The fused epilogue -- bias, residual input r (inputs[2]) and the
+-- activation act (attrs.act, compiler/activations.lua; none when nil) --
 -- is added by passes/fuse_epilogue.lua; the direct kernel writes over the residual when it is the
 -- residual's last use (in_place). Lowered to the direct kernel (halide/conv2d.cpp) with the weight
 -- blocking the lowering stage chose; where that stage chooses Winograd (lower.choose), winograd.lua
@@ -9,6 +10,7 @@ local ffi = require 'ffi'
 local ops = require 'ops'
 local tensor = require 'tensor'
 local lower = require 'lower'
+local activations = require 'activations'
 
 local conv2d = {}
 
@@ -81,8 +83,7 @@ function conv2d.eval(node, inputs, params)
     for i = co * oh * ow, (co + 1) * oh * ow - 1 do
       local v = acc[i] + b
       if res then v = v + res[i] end
-      if a.relu and v < 0 then v = 0 end
-      y.data[i] = v
+      y.data[i] = activations.apply(a.act, v)
     end
   end
   return y
@@ -124,7 +125,7 @@ function conv2d.gparams(a, x, y, wb)
     cin = a.cin, cout = a.cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
     kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
     pad_x = a.padding[2], pad_y = a.padding[1], dil_x = a.dilation[2], dil_y = a.dilation[1],
-    groups = a.groups, relu = a.relu and true or false, w_block = wb > 0 and wb or nil,
+    groups = a.groups, act = activations.param(a.act), w_block = wb > 0 and wb or nil,
   }
 end
 

@@ -8,6 +8,7 @@
 local tensor = require 'tensor'
 local lower = require 'lower'
 local conv2d = require 'ops.conv2d'
+local activations = require 'activations'
 
 local conv2d_proj = {}
 
@@ -25,7 +26,7 @@ end
 local function main_node(node)
   local attrs = {}
   for k, v in pairs(node.attrs) do attrs[k] = v end
-  attrs.relu, attrs.proj = nil, nil
+  attrs.act, attrs.proj = nil, nil
   return { attrs = attrs, params = { weight = node.params.weight, bias = node.params.bias }, outputs = node.outputs }
 end
 
@@ -46,11 +47,7 @@ end
 function conv2d_proj.eval(node, inputs, params)
   local y = conv2d.eval(main_node(node), { inputs[1] }, params)
   local s = conv2d.eval(proj_node(node), { inputs[2] }, params)
-  for i = 0, y.numel - 1 do
-    local v = y.data[i] + s.data[i]
-    if node.attrs.relu and v < 0 then v = 0 end
-    y.data[i] = v
-  end
+  for i = 0, y.numel - 1 do y.data[i] = activations.apply(node.attrs.act, y.data[i] + s.data[i]) end
   return y
 end
 

@@ -1,7 +1,9 @@
 -- linear: y[r,o] = act( b[o] + sum_i W[o,i] * x[r,i] ) over the last dimension (PyTorch Linear);
--- rows r are the leading dimensions (1 for a CNN head). A following ReLU may be fused (attrs.relu).
+-- rows r are the leading dimensions (1 for a CNN head). A following activation may be fused
+-- (attrs.act, compiler/activations.lua).
 local tensor = require 'tensor'
 local lower = require 'lower'
+local activations = require 'activations'
 
 local linear = {}
 
@@ -38,8 +40,7 @@ function linear.eval(node, inputs, params)
     for o = 0, cout - 1 do
       local v = b and b[o] or 0
       for i = 0, cin - 1 do v = v + W[o * cin + i] * x.data[r * cin + i] end
-      if node.attrs.relu and v < 0 then v = 0 end
-      y.data[r * cout + o] = v
+      y.data[r * cout + o] = activations.apply(node.attrs.act, v)
     end
   end
   return y
@@ -54,7 +55,7 @@ function linear.lower(node, L)
   for co = 0, cout - 1 do
     for ci = 0, cin - 1 do packed.data[ci * cout + co] = W.data[co * cin + ci] end
   end
-  return 'linear', { cin = cin, cout = cout, rows = tensor.numel(x.shape) / cin, relu = node.attrs.relu and true or false },
+  return 'linear', { cin = cin, cout = cout, rows = tensor.numel(x.shape) / cin, act = activations.param(node.attrs.act) },
     { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. '@t', packed, { { cout, 1 }, { cin, cout } }),
       L:bias(node, cout), L:act(y, lower.act_dims(y.shape)) }
 end

@@ -1,11 +1,13 @@
 -- linear_tokens: a Linear over token rows with its epilogue fused (passes/fuse_linear_tokens.lua):
---   y[r, o] = act( b[o] + sum_i W[o, i] x[r, i] ) (+ res[r, o]),  act = GELU (exact) or identity
+--   y[r, o] = act( b[o] + sum_i W[o, i] x[r, i] ) (+ res[r, o]),  act: attrs.act (compiler/activations.lua)
+-- or none. The residual comes after the activation here (a transformer's fc2 + shortcut), unlike
+-- the convs' residual, which the activation follows.
 -- The kernel (compiler/halide/linear_tokens.cpp) is a cache-blocked GEMM for many rows.
 local tensor = require 'tensor'
 local lower = require 'lower'
 local linear = require 'ops.linear'
 local conv2d = require 'ops.conv2d'
-local gelu = require 'ops.gelu'
+local activations = require 'activations'
 
 local linear_tokens = {}
 
@@ -19,14 +21,12 @@ end
 
 linear_tokens.macs = linear.macs
 
+-- linear.eval applies the activation; the residual follows it.
 function linear_tokens.eval(node, inputs, params)
-  local y = linear.eval(node, inputs, params)
+  local y = linear.eval(node, { inputs[1] }, params)
   local res = inputs[2] and inputs[2].data
-  for i = 0, y.numel - 1 do
-    local v = y.data[i]
-    if node.attrs.gelu then v = gelu.f(v) end
-    if res then v = v + res[i] end
-    y.data[i] = v
+  if res then
+    for i = 0, y.numel - 1 do y.data[i] = y.data[i] + res[i] end
   end
   return y
 end
@@ -47,7 +47,7 @@ function linear_tokens.lower(node, L, choice)
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end
   args[#args + 1] = L:act(y, lower.act_dims(y.shape))
   return 'linear_tokens', { cin = cin, cout = cout, rows = tensor.numel(x.shape) / cin,
-                            gelu = node.attrs.gelu and true or false, residual = node.inputs[2] ~= nil,
+                            act = activations.param(node.attrs.act), residual = node.inputs[2] ~= nil,
                             w_block = wb > 0 and wb or nil }, args
 end
 

@@ -2,11 +2,12 @@
 -- AvgPool2d, dilation 1). Max pads with -inf and is NaN when a tap of the window is NaN (padding
 -- never is). Average divides by the window clipped to the padded
 -- input ((hend-hstart)*(wend-wstart), hend = min(hstart+k, H+pad)) when count_include_pad, else by
--- the number of taps inside the input. ceil_mode follows ops.window_out. A following ReLU may be
--- fused (attrs.relu).
+-- the number of taps inside the input. ceil_mode follows ops.window_out. A following activation
+-- may be fused (attrs.act, compiler/activations.lua).
 local ops = require 'ops'
 local tensor = require 'tensor'
 local lower = require 'lower'
+local activations = require 'activations'
 
 local pool2d = {}
 
@@ -59,8 +60,7 @@ function pool2d.eval(node, inputs)
           end
           v = s / (a.count_include_pad and window or (yb - ya) * (xb - xa))
         end
-        if a.relu and v < 0 then v = 0 end
-        y.data[(ch * oh + oy) * ow + ox] = v
+        y.data[(ch * oh + oy) * ow + ox] = activations.apply(a.act, v)
       end
     end
   end
@@ -75,7 +75,7 @@ function pool2d.lower(node, L)
     c = x.shape[2], in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
     kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
     pad_x = a.padding[2], pad_y = a.padding[1], op = a.mode,
-    count_include_pad = a.count_include_pad and true or false, relu = a.relu and true or false,
+    count_include_pad = a.count_include_pad and true or false, act = activations.param(a.act),
     in_cs = L:row_channels_of(x), out_cs = L:row_channels_of(y), -- channel slices (lower.lua)
   }, { L:act(x, lower.act_dims(x.shape)), L:act(y, lower.act_dims(y.shape)) }
 end

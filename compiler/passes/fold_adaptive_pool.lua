@@ -10,10 +10,7 @@ local adaptive_avgpool = require 'ops.adaptive_avgpool'
 
 local fold_adaptive_pool = {}
 
-local function single_use(uses, t)
-  local u = uses[t.id]
-  return u and #u == 1 and u[1] ~= false and u[1]
-end
+local single_use = require('ir').single_use
 
 function fold_adaptive_pool.run(graph, report)
   local uses = graph:consumers()

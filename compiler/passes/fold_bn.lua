@@ -8,6 +8,7 @@
 local tensor = require 'tensor'
 local batchnorm = require 'ops.batchnorm'
 local channel_scale = require 'ops.channel_scale'
+local ir = require 'ir'
 
 -- The per-channel affines this pass folds, by op.
 local AFFINE = { batchnorm = batchnorm.affine, channel_scale = channel_scale.affine }
@@ -27,7 +28,7 @@ function fold_bn.run(graph, report)
       local x = bn.inputs[1]
       local p = x.producer
       local scale, shift = AFFINE[bn.op](bn, graph.params)
-      if p and (p.op == 'conv2d' or p.op == 'linear') and #uses[x.id] == 1 and not p.attrs.relu
+      if p and (p.op == 'conv2d' or p.op == 'linear') and ir.single_use(uses, x) and not p.attrs.act
         and not p.inputs[2] then
         local W = graph.params[p.params.weight]
         local per = W.numel / W.shape[1]

@@ -9,6 +9,7 @@
 -- folds (BatchNorm already in the conv biases) and before fuse_epilogue, which then moves the
 -- ReLU in.
 local winograd = require 'winograd'
+local ir = require 'ir'
 
 local fuse_projection = {}
 
@@ -20,8 +21,7 @@ end
 
 local function plain_conv(t, uses)
   local p = t.producer
-  local u = uses[t.id]
-  return p and p.op == 'conv2d' and not p.attrs.relu and not p.inputs[2] and u and #u == 1 and u[1] ~= false
+  return p and p.op == 'conv2d' and not p.attrs.act and not p.inputs[2] and ir.single_use(uses, t)
     and #t.shape == 4 and p or nil
 end
 
@@ -36,8 +36,8 @@ end
 function fuse_projection.run(graph, report)
   local fused = 0
   local uses = graph:consumers()
-  for i, add in ipairs(graph.nodes) do
-    if add.op == 'add' and not add.attrs.relu then
+  for _, add in ipairs({ unpack(graph.nodes) }) do
+    if add.op == 'add' and not add.attrs.act then
       local p1, p2 = plain_conv(add.inputs[1], uses), plain_conv(add.inputs[2], uses)
       local main, proj
       if p1 and p2 then
@@ -62,13 +62,12 @@ function fuse_projection.run(graph, report)
           module = joined_name(main.module, proj.module), where = main.where,
           params = { weight = main.params.weight, bias = main.params.bias,
                      proj_weight = proj.params.weight, proj_bias = proj.params.bias },
-          attrs = {}, id = graph.next_node,
+          attrs = {}, id = graph:new_node_id(),
         }
-        graph.next_node = graph.next_node + 1
         for k, v in pairs(main.attrs) do node.attrs[k] = v end
         node.attrs.proj = { cin = proj.attrs.cin, stride = proj.attrs.stride }
         add.outputs[1].producer = node
-        graph.nodes[i] = node
+        graph:replace_node(add, node)
         fused = fused + 1
       end
     end

@@ -209,21 +209,15 @@ function reparam.replace(graph, b, attrs, prefix, k, bias)
   local node = {
     op = 'conv2d', inputs = { b.input }, outputs = { out }, attrs = attrs,
     params = { weight = prefix .. '.weight', bias = prefix .. '.bias' },
-    module = prefix, where = b.output.where, id = graph.next_node,
+    module = prefix, where = b.output.where, id = graph:new_node_id(),
   }
-  graph.next_node = graph.next_node + 1
   out.producer = node
   graph.params[node.params.weight] = reparam.weight_tensor(k)
   graph.params[node.params.bias] = reparam.bias_tensor(bias, k.shape[1])
-  local nodes = {}
-  for _, n in ipairs(graph.nodes) do
-    if n == b.output then
-      nodes[#nodes + 1] = node
-    elseif not b.members[n] then
-      nodes[#nodes + 1] = n
-    end
+  graph:replace_node(b.output, node)
+  for _, n in ipairs(b.nodes) do
+    if n ~= b.output then graph:remove_node(n) end
   end
-  graph.nodes = nodes
   return node
 end
 

@@ -12,8 +12,9 @@
  * are checked against the direct convolution of the untransformed weights.
  * Every case then runs a second time, untimed, with NaNs put into its data inputs (a corner, the
  * middle and the last element of the input; the middle of a residual / second operand; NaNs of
- * both signs): the output must be NaN exactly where the reference (PyTorch's semantics: relu(NaN)
- * = NaN, a max-pool window holding a NaN gives NaN, padding never does) is NaN, and within the
+ * both signs; eltwise: +-inf too): the output must be NaN exactly where the reference (PyTorch's
+ * semantics: every activation keeps NaN, SiLU/Hardswish/GELU(-inf) = NaN, a max-pool window
+ * holding a NaN gives NaN, padding never does) is NaN, and within the
  * tolerance elsewhere. Winograd may give NaN at more outputs (a NaN spreads over its tile through
  * the transforms); only missing NaNs fail there.
  *
@@ -94,6 +95,38 @@ static void get_str(const char *params, const char *key, const char *def, char *
     }
     strncpy(out, def, n - 1);
     out[n - 1] = 0;
+}
+
+/* ----------------------------------------------------------- activations */
+/* The fused activation, act=NAME (compiler/activations.lua; halide/activation.h), in double with
+ * PyTorch's formulas: NaN stays NaN (no comparison below holds for it), -inf * 0 = NaN. */
+enum { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, ACT_HARDSWISH, ACT_SIGMOID, ACT_GELU, ACT_GELU_TANH };
+static const char *const act_names[] = {"none", "relu", "relu6", "silu", "hardswish", "sigmoid", "gelu",
+                                        "gelu_tanh"};
+
+static int get_act(const char *params) {
+    char name[32];
+    int i;
+    get_str(params, "act", "none", name, sizeof(name));
+    for (i = 0; i < (int)(sizeof(act_names) / sizeof(act_names[0])); i++)
+        if (!strcmp(name, act_names[i])) return i;
+    fprintf(stderr, "unknown act=%s\n", name);
+    exit(2);
+}
+
+static double relu6_d(double v) { return v < 0 ? 0 : (v > 6 ? 6 : v); }
+
+static double act_apply(int act, double v) {
+    switch (act) {
+    case ACT_RELU: return v < 0 ? 0 : v;
+    case ACT_RELU6: return relu6_d(v);
+    case ACT_SILU: return v / (1 + exp(-v));
+    case ACT_HARDSWISH: return v * relu6_d(v + 3) / 6;
+    case ACT_SIGMOID: return 1 / (1 + exp(-v));
+    case ACT_GELU: return 0.5 * v * (1 + erf(v * 0.70710678118654752));
+    case ACT_GELU_TANH: return 0.5 * v * (1 + tanh(0.79788456080286536 * (v + 0.044715 * v * v * v)));
+    }
+    return v;
 }
 
 /* --------------------------------------------------------------- buffers */
@@ -322,7 +355,7 @@ static int run_conv(const kcase *k) {
     int sx = get_param(P, "stride_x", 1), sy = get_param(P, "stride_y", 1);
     int px = get_param(P, "pad_x", 1), py = get_param(P, "pad_y", 1);
     int dx = get_param(P, "dil_x", 1), dy = get_param(P, "dil_y", 1);
-    int g = get_param(P, "groups", 1), relu = get_param(P, "relu", 0), res = get_param(P, "residual", 0);
+    int g = get_param(P, "groups", 1), act = get_act(P), res = get_param(P, "residual", 0);
     int wb = get_param(P, "w_block", 0);
     /* in_place: the output buffer is the residual buffer (the reference keeps a copy) */
     int in_place = get_param(P, "in_place", 0);
@@ -416,7 +449,7 @@ static int run_conv(const kcase *k) {
                     s += (double)pw.p[(size_t)ci * cout + co] *
                          pin.p[((size_t)y * ps * piw + (size_t)x * ps) * pcin + ci];
                 if (res) s += (res_copy ? res_copy : resb.p)[((size_t)y * ow + x) * cout + co];
-                if (relu && s < 0) s = 0;
+                s = act_apply(act, s);
                 ref[((size_t)y * ow + x) * cout + co] = s;
             }
     err = rel_err(out.p, ref, out.n, &nonfinite);
@@ -475,7 +508,7 @@ static int run_wino(const kcase *k) {
     int iw = get_param(P, "in_w", 56), ih = get_param(P, "in_h", 56);
     int ow = get_param(P, "out_w", 56), oh = get_param(P, "out_h", 56);
     int px = get_param(P, "pad_x", 1), py = get_param(P, "pad_y", 1);
-    int relu = get_param(P, "relu", 0), res = get_param(P, "residual", 0);
+    int act = get_act(P), res = get_param(P, "residual", 0);
     int m = get_param(P, "m", 4), a = m + 2, ub = get_param(P, "u_block", 0);
     char spec[128];
     double pts[16], G[16][3], tol;
@@ -575,7 +608,7 @@ static int run_wino(const kcase *k) {
                     }
                 }
                 if (res) s += resb.p[((size_t)y * ow + x) * cout + co];
-                if (relu && s < 0) s = 0;
+                s = act_apply(act, s);
                 ref[((size_t)y * ow + x) * cout + co] = s;
             }
     g_allow_extra_nan = pass == 1; /* a NaN spreads over its output tile */
@@ -608,7 +641,7 @@ static int run_pool(const kcase *k) {
     int kw = get_param(P, "kw", 3), kh = get_param(P, "kh", 3);
     int sx = get_param(P, "stride_x", 2), sy = get_param(P, "stride_y", 2);
     int px = get_param(P, "pad_x", 1), py = get_param(P, "pad_y", 1);
-    int cip = get_param(P, "count_include_pad", 1), relu = get_param(P, "relu", 0);
+    int cip = get_param(P, "count_include_pad", 1), act = get_act(P);
     int e_in[3] = {c, iw, ih}, e_o[3] = {c, ow, oh};
     tbuf in, out;
     tbuf *args[2];
@@ -654,7 +687,7 @@ static int run_pool(const kcase *k) {
                         }
                     }
                 if (!ismax) s /= (double)(cip ? pool : (he2 - hs2) * (we2 - ws2));
-                if (relu && s < 0) s = 0;
+                s = act_apply(act, s);
                 ref[((size_t)y * ow + x) * c + ch] = s;
             }
         }
@@ -714,7 +747,7 @@ static int run_gap(const kcase *k) {
 static int run_linear(const kcase *k) {
     const char *P = k->params;
     int cin = get_param(P, "cin", 2048), cout = get_param(P, "cout", 1000), rows = get_param(P, "rows", 1);
-    int relu = get_param(P, "relu", 0);
+    int act = get_act(P);
     int e_in[2] = {cin, rows}, e_w[2] = {cout, cin}, e_b[1] = {cout}, e_o[2] = {cout, rows};
     tbuf in, w, bias, out;
     tbuf *args[4];
@@ -743,7 +776,7 @@ static int run_linear(const kcase *k) {
         for (co = 0; co < cout; co++) {
             double s = bias.p[co];
             for (ci = 0; ci < cin; ci++) s += (double)w.p[(size_t)ci * cout + co] * in.p[(size_t)r * cin + ci];
-            if (relu && s < 0) s = 0;
+            s = act_apply(act, s);
             ref[(size_t)r * cout + co] = s;
         }
     err = rel_err(out.p, ref, out.n, &nonfinite);
@@ -768,7 +801,7 @@ static int run_linear(const kcase *k) {
 static int run_linear_tokens(const kcase *k) {
     const char *P = k->params;
     int cin = get_param(P, "cin", 384), cout = get_param(P, "cout", 1536), rows = get_param(P, "rows", 197);
-    int gelu = get_param(P, "gelu", 0), res = get_param(P, "residual", 0), wb = get_param(P, "w_block", 0);
+    int act = get_act(P), res = get_param(P, "residual", 0), wb = get_param(P, "w_block", 0);
     int e_in[2] = {cin, rows}, e_w[2] = {cout, cin}, e_wb[2] = {wb, wb > 0 ? cin * (cout / wb) : 0};
     int e_b[1] = {cout}, e_o[2] = {cout, rows};
     tbuf in, w, wk, bias, resb, out;
@@ -816,7 +849,7 @@ static int run_linear_tokens(const kcase *k) {
         for (co = 0; co < cout; co++) {
             double s = bias.p[co];
             for (ci = 0; ci < cin; ci++) s += (double)w.p[(size_t)ci * cout + co] * in.p[(size_t)r * cin + ci];
-            if (gelu) s = 0.5 * s * (1.0 + erf(s * 0.70710678118654752));
+            s = act_apply(act, s);
             if (res) s += resb.p[(size_t)r * cout + co];
             ref[(size_t)r * cout + co] = s;
         }
@@ -845,14 +878,14 @@ static int run_eltwise(const kcase *k) {
     int e[1] = {n};
     tbuf a, b, out;
     tbuf *args[3];
-    int nb = 0, i, ok = 1, nonfinite, has_b, pass;
+    int nb = 0, i, ok = 1, nonfinite, has_b, pass, act = get_act(P);
     double *ref, err, t;
     get_str(P, "op", "add", op, sizeof(op));
-    has_b = strcmp(op, "relu") != 0;
+    has_b = strcmp(op, "act") != 0; /* op=add: a + b, op=act: the activation alone */
     tbuf_init(&a, 1, e);
     tbuf_init(&b, 1, e);
     tbuf_init(&out, 1, e);
-    tbuf_rand(&a, 1.0f);
+    tbuf_rand(&a, has_b ? 1.0f : 8.0f); /* an activation alone: past ReLU6's and Hardswish's knees */
     tbuf_rand(&b, 1.0f);
     args[nb++] = &a;
     if (has_b) args[nb++] = &b;
@@ -865,6 +898,13 @@ static int run_eltwise(const kcase *k) {
             put_nan(b.p, b.n, 1);
             a.p[1] = INFINITY;
             b.p[1] = -INFINITY;
+        } else if (n > 8) { /* and the far range of exp's argument */
+            a.p[1] = INFINITY;
+            a.p[2] = -INFINITY;
+            a.p[3] = 100.0f;
+            a.p[4] = -100.0f;
+            a.p[5] = 3e38f;
+            a.p[6] = -3e38f;
         }
     }
     memset(out.p, 0xff, out.n * sizeof(float));
@@ -875,8 +915,7 @@ static int run_eltwise(const kcase *k) {
     for (i = 0; i < n; i++) {
         double s = a.p[i];
         if (has_b) s += b.p[i];
-        if (strcmp(op, "add") != 0 && s < 0) s = 0;
-        ref[i] = s;
+        ref[i] = act_apply(act, s);
     }
     err = rel_err(out.p, ref, out.n, &nonfinite);
     if (pass == 1) {

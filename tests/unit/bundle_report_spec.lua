@@ -95,7 +95,7 @@ describe('bundle report', function()
     assert.are.equal('the only kernel for pool2d', pool.algorithm_reason)
     assert.are.equal('pool2d@' .. model, pool.name:match('^(.*):%d+ %(in ReportNet%)$'))
     -- the full parameter list: the lowering's and the record's
-    assert.are.same({ 2, 16, 16, 8, 8, true }, { a.params.m, a.params.cin, a.params.cout, a.params.out_w, a.params.out_h, a.params.relu })
+    assert.are.same({ 2, 16, 16, 8, 8, 'relu' }, { a.params.m, a.params.cin, a.params.cout, a.params.out_w, a.params.out_h, a.params.act })
     assert.are.same({ 1, 1, 2, 2, 3 }, { b.params.loop_order, b.params.pad_mode, b.params.stride_x, b.params.stride_y, b.params.kw })
     assert.are.same({ 'max', 2 }, { pool.params.op, pool.params.kw })
     -- the schedule: b's record (parameters, file, signature), the others default

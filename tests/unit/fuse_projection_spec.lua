@@ -53,11 +53,11 @@ describe('fuse_projection', function()
                 assert.is_true(rel < 1e-6, 'relative difference ' .. rel)
                 assert.are.equal(1, cases.count(after, 'conv2d_proj'))
                 assert.are.equal(0, cases.count(after, 'add'))
-                assert.are.equal(0, cases.count(after, 'relu'))
+                assert.are.equal(0, cases.count(after, 'act'))
                 local node
                 for _, n in ipairs(after.nodes) do if n.op == 'conv2d_proj' then node = n end end
                 assert.are.equal('block.conv_a+conv_b', node.module)
-                assert.are.equal(relu, node.attrs.relu == true)
+                assert.are.equal(relu, node.attrs.act == 'relu')
               end)
             end
           end

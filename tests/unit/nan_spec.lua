@@ -20,7 +20,7 @@ describe('NaN propagation (reference interpreter)', function()
     local x = tensor.new({ 5 })
     local vals = { NAN, -1, 2, -0.0, -math.huge }
     for i = 1, 5 do x.data[i - 1] = vals[i] end
-    local y = ops.get('relu').eval({ attrs = {} }, { x })
+    local y = ops.get('act').eval({ attrs = { act = 'relu' } }, { x })
     assert.is_true(is_nan(y.data[0]))
     assert.are.same({ 0, 2, 0, 0 }, { y.data[1], y.data[2], y.data[3], y.data[4] })
   end)
@@ -39,7 +39,7 @@ describe('NaN propagation (reference interpreter)', function()
     for i = 1, 8 do assert.is_false(is_nan(y.data[i]), 'output ' .. i) end
     assert.are.equal(-math.huge, y.data[8]) -- window rows/cols 3..4 (+ padding): all -inf
     assert.are.equal(22, y.data[7])
-    node.attrs.relu = true
+    node.attrs.act = 'relu'
     y = ops.get('pool2d').eval(node, { x })
     assert.is_true(is_nan(y.data[0]))
     assert.are.equal(0, y.data[8])

@@ -32,7 +32,7 @@ local function node(cin, cout, h, w)
   return {
     op = 'conv2d',
     attrs = { cin = cin, cout = cout, groups = 1, kernel = { 3, 3 }, stride = { 1, 1 }, padding = { 1, 1 },
-              dilation = { 1, 1 }, relu = true },
+              dilation = { 1, 1 }, act = 'relu' },
     inputs = { { shape = { 1, cin, h, w } } },
     outputs = { { shape = { 1, cout, h, w } } },
   }
@@ -68,7 +68,7 @@ describe('convolution algorithm records', function()
   it('round-trip through the schedules file beside the kernel records; a bad value names file, line and key', function()
     local target = 'x86-64-linux-test_roundtrip'
     local key = lower.algo_key(node(64, 64, 56, 56), targets.resolve(target))
-    assert.is_truthy(key:match('^algo conv2d cin=64 cout=64 .* w_block=16$'))
+    assert.is_truthy(key:match('^algo conv2d act=relu cin=64 cout=64 .* w_block=16$'))
     local ksig = schedules.signature('conv2d', schedules.param_list(conv2d.direct_params(node(64, 64, 56, 56), 16)))
     assert.are.equal('algo ' .. ksig, key)
     local db = {

@@ -1,5 +1,5 @@
 -- foldc tune on one tiny conv kernel with a tiny budget: the search loop finds a valid best,
--- a wrong candidate (it computes relu on a kernel without one) is rejected by the numerics check,
+-- a wrong candidate (it computes a ReLU on a kernel without one) is rejected by the numerics check,
 -- the result is saved to schedules/<target>/ and picked up by a later build (kernels.compile),
 -- and a second run resumes (skips the recorded kernel; with --force re-uses the logged
 -- measurements instead of compiling them again); the run-off in the model records, per kernel,
@@ -13,7 +13,7 @@ local sys = require 'sys'
 
 local target = 'x86-64-linux-avx-avx2-f16c-fma-sse41'
 local gparams = { cin = 8, cout = 16, in_w = 6, in_h = 5, out_w = 6, out_h = 5, kw = 3, kh = 3, stride_x = 1,
-  stride_y = 1, pad_x = 1, pad_y = 1, dil_x = 1, dil_y = 1, groups = 1, relu = false, residual = false }
+  stride_y = 1, pad_x = 1, pad_y = 1, dil_x = 1, dil_y = 1, groups = 1, act = 'none', residual = false }
 local function dims3(c, w, h) return { { c, 1 }, { w, c }, { h, c * w } } end
 local kernel = { generator = 'conv2d', gparams = gparams, macs = 16 * 8 * 9 * 30, name = 'tiny', count = 1,
   dims = { dims3(8, 6, 5), { { 16, 1 }, { 8, 16 }, { 3, 128 }, { 3, 384 } }, { { 16, 1 } }, dims3(16, 6, 5) } }
@@ -64,13 +64,13 @@ describe('foldc tune', function()
   local first
   it('searches, rejects a wrong candidate and records the best', function()
     first = tune.run({ kernel }, { target = target, minutes = 0.02, out = sink, batch_ms = 1, force = true,
-      extra = { { relu = 'true' } } })
+      extra = { { act = 'relu' } } })
     local r = first[kernel.sig]
     assert.is_truthy(r)
     assert.is_true(r.tried >= 3)
     assert.is_true(r.rejected >= 1)
     assert.is_truthy(r.us and r.us > 0)
-    assert.is_nil(r.best.relu)
+    assert.is_nil(r.best.act)
     local db = schedules.load(target)
     assert.is_truthy(db[kernel.sig])
     assert.is_truthy(db[kernel.sig].comment:match('GFLOP/s'))
@@ -173,7 +173,7 @@ describe('foldc tune', function()
     db[kernel.sig] = nil
     schedules.save(target, db)
     local resumed = tune.run({ kernel }, { target = target, minutes = 0.02, out = sink, batch_ms = 1,
-      extra = { { relu = 'true' } } })
+      extra = { { act = 'relu' } } })
     assert.is_truthy(resumed[kernel.sig])
     assert.is_true(resumed[kernel.sig].fresh < first[kernel.sig].fresh)
   end)

@@ -30,11 +30,23 @@ end
 
 describe('PyTorch names the DSL lacks', function()
   it('an unsupported activation names itself and the activations there are', function()
-    assert.equal('nn.Softplus is not supported yet (supported activations: ReLU, GELU; see models/README.md)',
+    -- the list comes from compiler/activations.lua, each PyTorch module once
+    local names, seen = {}, {}
+    for _, e in ipairs(require('activations').list) do
+      if not seen[e.module] then seen[e.module] = true; names[#names + 1] = e.module end
+    end
+    local there = 'supported activations: ' .. table.concat(names, ', ')
+    assert.truthy(there:find('ReLU, ReLU6, SiLU, Hardswish', 1, true))
+    assert.equal('nn.Softplus is not supported yet (' .. there .. '; see models/README.md)',
       failure('softplus', 'nn.Softplus()'))
-    assert.equal('nn.SiLU is not supported yet (supported activations: ReLU, GELU; see models/README.md)',
-      failure('silu', 'nn.SiLU()'))
-    assert.truthy(failure('hardswish', 'nn.hardswish'):find('supported activations: ReLU, GELU', 1, true))
+    assert.equal('nn.Tanh is not supported yet (' .. there .. '; see models/README.md)', failure('tanh', 'nn.Tanh()'))
+    assert.truthy(failure('leaky', 'nn.leaky_relu'):find(there, 1, true))
+  end)
+
+  it('an activation option it lacks is refused at its line, naming the values there are', function()
+    assert.equal([[nn.GELU: "approximate" = "fast" is not supported ("none" or "tanh")]],
+      failure('gelu_opt', 'nn.GELU({ approximate = "fast" })'))
+    assert.equal([[nn.SiLU: "beta" = 2 is not supported (no such option)]], failure('silu_opt', 'nn.SiLU({ beta = 2 })'))
   end)
 
   it('each family of missing modules gets its own hint', function()

@@ -1,0 +1,92 @@
+// Activations as a kernel epilogue: the Halide expression of each activation of
+// compiler/activations.lua (the one definition: names, PyTorch names, reference), for every
+// generator that fuses one (conv2d, conv2d_winograd, linear, linear_tokens, pool2d, eltwise).
+//
+//   GeneratorParam<Act> act{"act", Act::None, act_names()};   ...   v = activate(act, v);
+//
+// NaN and +-inf as PyTorch: NaN gives NaN; SiLU, Hardswish and both GELUs give NaN at -inf (-inf * 0,
+// as torch computes them), ReLU6 and the sigmoids saturate. Halide compiles with LLVM's no-NaNs
+// flags (see foldc_common.h): a min/max or a float compare may drop a NaN, so the clamps below
+// test the float's bits, Hardswish carries a NaN through its product with x, and the ones built on
+// exp/erf take their values at NaN and +-inf from at_nonfinite.
+#pragma once
+
+#include "Halide.h"
+
+#include <map>
+#include <string>
+
+namespace foldc {
+
+enum class Act { None, Relu, Relu6, Silu, Hardswish, Sigmoid, Gelu, GeluTanh };
+
+// The generator parameter's values: compiler/activations.lua's names.
+inline const std::map<std::string, Act> &act_names() {
+    static const std::map<std::string, Act> names = {
+        {"none", Act::None}, {"relu", Act::Relu}, {"relu6", Act::Relu6}, {"silu", Act::Silu},
+        {"hardswish", Act::Hardswish}, {"sigmoid", Act::Sigmoid}, {"gelu", Act::Gelu},
+        {"gelu_tanh", Act::GeluTanh},
+    };
+    return names;
+}
+
+// ReLU keeping NaN: as int32, exactly the non-NaN values <= -0 (negatives, -0, -inf) are
+// <= bits(-inf) = 0xff800000 = -8388608; every NaN (either sign) is above. One integer compare and
+// a masked move / and: one instruction more than maxps.
+inline Halide::Expr relu_keep_nan(const Halide::Expr &v) {
+    using namespace Halide;
+    return select(reinterpret<int32_t>(v) <= -8388608, 0.0f, v);
+}
+
+// clamp(v, 0, 6) keeping NaN: above as for the low end; at the high end, the positive non-NaN
+// values above 6 (up to +inf, bits 0x7f800000) are the int32 range (bits(6), 0x7f800000]; positive
+// NaNs are above it, negative ones below zero.
+inline Halide::Expr relu6_keep_nan(const Halide::Expr &v) {
+    using namespace Halide;
+    Expr bits = reinterpret<int32_t>(v);
+    return select(bits <= -8388608, 0.0f, bits > 0x40c00000 && bits <= 0x7f800000, 6.0f, v);
+}
+
+// r (a smooth activation computed for finite x) made exact where x is NaN or +-inf, on the bits:
+// NaN gives x itself, +inf gives at_pos_inf, -inf gives at_neg_inf (PyTorch's values). Halide's exp
+// and erf are polynomials whose range reduction loses a NaN and does not saturate at +-inf.
+inline Halide::Expr at_nonfinite(const Halide::Expr &x, const Halide::Expr &r, const Halide::Expr &at_pos_inf,
+                                 const Halide::Expr &at_neg_inf) {
+    using namespace Halide;
+    Expr bits = reinterpret<int32_t>(x);
+    return select((bits & 0x7fffffff) < 0x7f800000, r, bits == 0x7f800000, at_pos_inf, bits == -8388608,
+                  at_neg_inf, x);
+}
+
+inline Halide::Expr nan_f32() { return Halide::reinterpret<float>(Halide::Expr((int32_t)0x7fc00000)); }
+
+// exp(-x) for the sigmoids: the argument clamped where exp's float result is 0 or overflows (the
+// +-inf cases are at_nonfinite's).
+inline Halide::Expr exp_neg(const Halide::Expr &x) { return Halide::exp(-Halide::clamp(x, -88.0f, 88.0f)); }
+
+inline Halide::Expr activate(Act act, const Halide::Expr &v) {
+    using namespace Halide;
+    switch (act) {
+    case Act::None: return v;
+    case Act::Relu: return relu_keep_nan(v);
+    case Act::Relu6: return relu6_keep_nan(v);
+    case Act::Silu: return at_nonfinite(v, v / (1.0f + exp_neg(v)), v, nan_f32());
+    case Act::Hardswish: return v * relu6_keep_nan(v + 3.0f) * (1.0f / 6.0f);  // -inf * 0 = NaN
+    case Act::Sigmoid: return at_nonfinite(v, 1.0f / (1.0f + exp_neg(v)), 1.0f, 0.0f);
+    case Act::Gelu: {
+        // erf's argument clamped to +-6 (erf(6) rounds to 1 in float; Halide's erf is NaN at +-1e38)
+        Expr e = erf(clamp(v * 0.70710678118654752f, -6.0f, 6.0f));
+        return at_nonfinite(v, v * (0.5f + 0.5f * e), v, nan_f32());  // one product with v: no overflow
+    }
+    case Act::GeluTanh: {
+        // tanh(u) = 1 - 2 / (1 + exp(2u)), u clamped to +-9 (tanh(9) rounds to 1 in float); Halide's
+        // tanh is a scalar libm call per lane
+        Expr u = clamp(0.79788456080286536f * (v + 0.044715f * v * v * v), -9.0f, 9.0f);
+        Expr t = 1.0f - 2.0f / (1.0f + exp(2.0f * u));
+        return at_nonfinite(v, v * (0.5f + 0.5f * t), v, nan_f32());
+    }
+    }
+    return v;
+}
+
+}  // namespace foldc

@@ -12,24 +12,33 @@ local M = { family = 'ResNet' }
 -- The weights determine the number of classes (foldc takes it from the checkpoint).
 M.from_weights = { num_classes = { key = 'fc.weight', dim = 1 } }
 
-local function BasicBlock(inplanes, planes, stride, downsample)
+-- The squeeze-excitation of timm's SE-ResNets (attn_layer 'se': SEModule, fc1/fc2 with bias, ReLU,
+-- sigmoid gate) on a block's last BN output, before the residual add: channels / 16 rounded to a
+-- multiple of 8 (timm's make_divisible, round_limit 0), at least 8.
+local function se_module(channels)
+  return nn.SqueezeExcitation(channels, math.max(8, math.floor(channels / 16 + 4) - math.floor(channels / 16 + 4) % 8))
+end
+
+local function BasicBlock(inplanes, planes, stride, downsample, _, _, se)
   local m = nn.Module('BasicBlock')
   m.conv1 = nn.Conv2d(inplanes, planes, 3, { stride = stride, padding = 1, bias = false })
   m.bn1 = nn.BatchNorm2d(planes)
   m.relu = nn.ReLU()
   m.conv2 = nn.Conv2d(planes, planes, 3, { padding = 1, bias = false })
   m.bn2 = nn.BatchNorm2d(planes)
+  if se then m.se = se_module(planes) end
   if downsample then m.downsample = downsample end
   function m:forward(x)
     local out = self.relu(self.bn1(self.conv1(x)))
     out = self.bn2(self.conv2(out))
+    if self.se then out = self.se(out) end
     local identity = self.downsample and self.downsample(x) or x
     return self.relu(out + identity)
   end
   return m
 end
 
-local function Bottleneck(inplanes, planes, stride, downsample, groups, width_per_group)
+local function Bottleneck(inplanes, planes, stride, downsample, groups, width_per_group, se)
   local width = math.floor(planes * width_per_group / 64) * groups
   local m = nn.Module('Bottleneck')
   m.conv1 = nn.Conv2d(inplanes, width, 1, { bias = false })
@@ -38,12 +47,14 @@ local function Bottleneck(inplanes, planes, stride, downsample, groups, width_pe
   m.bn2 = nn.BatchNorm2d(width)
   m.conv3 = nn.Conv2d(width, planes * 4, 1, { bias = false })
   m.bn3 = nn.BatchNorm2d(planes * 4)
+  if se then m.se = se_module(planes * 4) end
   m.relu = nn.ReLU()
   if downsample then m.downsample = downsample end
   function m:forward(x)
     local out = self.relu(self.bn1(self.conv1(x)))
     out = self.relu(self.bn2(self.conv2(out)))
     out = self.bn3(self.conv3(out))
+    if self.se then out = self.se(out) end
     local identity = self.downsample and self.downsample(x) or x
     return self.relu(out + identity)
   end
@@ -57,7 +68,7 @@ local depths = {
   [101] = { Bottleneck, 4, { 3, 4, 23, 3 } },
 }
 
--- resnet{depth=18|34|50|101, width=64, groups=1, width_per_group=64, num_classes=1000}: the model (a
+-- resnet{depth=18|34|50|101, width=64, groups=1, width_per_group=64, se=false, num_classes=1000}: the model (a
 -- module). width: the stem's channels (stage i's planes: width * 2^(i-1)); groups, width_per_group:
 -- the bottleneck's 3x3 (ResNeXt, Wide ResNet; torchvision refuses them on BasicBlock, as here);
 -- layers: blocks per stage, instead of the depth's (reduced test models).
@@ -86,7 +97,7 @@ function M.resnet(cfg)
           nn.Conv2d(inplanes, planes * expansion, 1, { stride = s, bias = false }),
           nn.BatchNorm2d(planes * expansion))
       end
-      layer:add(block(inplanes, planes, s, downsample, groups, width_per_group))
+      layer:add(block(inplanes, planes, s, downsample, groups, width_per_group, cfg.se))
       inplanes = planes * expansion
     end
     m['layer' .. i] = layer
@@ -110,6 +121,11 @@ M.configs = {
   resnext101_32x8d = { build = M.resnet, depth = 101, groups = 32, width_per_group = 8, input = { 1, 3, 224, 224 } },
   wide_resnet50_2 = { build = M.resnet, depth = 50, width_per_group = 128, input = { 1, 3, 224, 224 } },
   wide_resnet101_2 = { build = M.resnet, depth = 101, width_per_group = 128, input = { 1, 3, 224, 224 } },
+  -- timm v0.4.12's SE-ResNets (Hu et al., CVPR 2018): the same keys plus layerL.B.se.fc1/fc2
+  seresnet18 = { build = M.resnet, depth = 18, se = true, input = { 1, 3, 224, 224 } },
+  seresnet34 = { build = M.resnet, depth = 34, se = true, input = { 1, 3, 224, 224 } },
+  seresnet50 = { build = M.resnet, depth = 50, se = true, input = { 1, 3, 224, 224 } },
+  seresnet101 = { build = M.resnet, depth = 101, se = true, input = { 1, 3, 224, 224 } },
 }
 
 return M

@@ -1,16 +1,21 @@
 -- fuse_epilogue: moves element-wise work into the kernel that produces its input, so it costs no
 -- extra pass over memory:
 --   add(conv(x), r)  -> conv(x) with residual r   (the conv takes the add's place in the order, so
---                                                   r is computed before it)
---   act(conv | conv2d_proj | linear | pool | add)  -> the producer with attrs.act (applied last,
---                                                   after the residual: ops/act.lua, activations.lua)
+--                                                   r is computed before it; likewise a
+--                                                   squeeze-excitation gate, ops/channel_gate.lua)
+--   act(conv | conv2d_proj | linear | pool | add | gate)  -> the producer with attrs.act (applied
+--                                                   last, after the residual: ops/act.lua, activations.lua)
 -- A producer is fused only when the tensor has no other consumer and is not a graph output, and
 -- takes one activation.
 local ir = require 'ir'
 
 local fuse_epilogue = {}
 
-local act_producers = { conv2d = true, conv2d_proj = true, linear = true, pool2d = true, add = true }
+local act_producers = { conv2d = true, conv2d_proj = true, linear = true, pool2d = true, add = true,
+                        channel_gate = true }
+
+-- Producers that take a residual, and the input slot it goes to.
+local residual_slot = { conv2d = 2, channel_gate = 3 }
 
 function fuse_epilogue.run(graph, report)
   local fused_add, fused_act = 0, 0
@@ -23,13 +28,13 @@ function fuse_epilogue.run(graph, report)
       for k = 1, 2 do
         local t = add.inputs[k]
         local p = t.producer
-        if p and p.op == 'conv2d' and not p.attrs.act and not p.inputs[2] and ir.single_use(uses, t)
-          and (not best or position[p] > position[best]) then
+        if p and residual_slot[p.op] and not p.attrs.act and not p.inputs[residual_slot[p.op]]
+          and ir.single_use(uses, t) and (not best or position[p] > position[best]) then
           best, other = p, add.inputs[3 - k]
         end
       end
       if best then
-        best.inputs[2] = other
+        best.inputs[residual_slot[best.op]] = other
         graph:absorb(best, add)
         fused_add = fused_add + 1
         uses = graph:consumers()

@@ -2,12 +2,14 @@
 -- checkpoint with its exact shape, and nothing else may be there (int64 num_batches_tracked is
 -- accepted and ignored), except keys under the description's training_only prefixes (graph.training_only,
 -- e.g. an auxiliary classifier's 'AuxLogits.'), which are accepted, left unbound and reported on stderr.
--- All mismatches are reported together, by key, in one error.
+-- All mismatches are reported together, by key, in one error. A parameter declared with `resample`
+-- is expected at the checkpoint's grid and bound resampled to the declared one (noted on stderr).
 -- Then the values: NaN or infinite values anywhere, and negative BatchNorm running variances, are
 -- refused by key (one line), before any fold, unless bind.allow_nonfinite (--allow-nonfinite) is
 -- set; then they are only noted on stderr.
 local tensor = require 'tensor'
 local printable = require('weights').printable
+local resample = require 'weights.resample'
 
 local bind = {}
 
@@ -67,10 +69,11 @@ function bind.compare(graph, weights)
   for _, spec in ipairs(graph.param_specs) do
     expected[spec.key] = spec
     local t = weights.tensors[spec.key]
+    local want = spec.resample and spec.resample.stored or spec.shape
     if not t then
       if not spec.optional then missing[#missing + 1] = spec end
-    elseif shape_str(t.shape) ~= shape_str(spec.shape) then
-      wrong[#wrong + 1] = string.format('%s: expected %s, found %s', spec.key, shape_str(spec.shape), shape_str(t.shape))
+    elseif shape_str(t.shape) ~= shape_str(want) then
+      wrong[#wrong + 1] = string.format('%s: expected %s, found %s', spec.key, shape_str(want), shape_str(t.shape))
     elseif spec.dtype == 'F32' and not t.data then
       wrong[#wrong + 1] = string.format('%s: expected a float tensor, found %s', spec.key, t.dtype)
     end
@@ -116,7 +119,15 @@ function bind.bind(graph, weights, source)
       table.concat(graph.training_only, ', '), table.concat(shown, ', ')))
   end
   for _, spec in ipairs(graph.param_specs) do
-    if spec.dtype == 'F32' then graph.params[spec.key] = weights.tensors[spec.key] end
+    if spec.dtype == 'F32' then
+      local t, r = weights.tensors[spec.key], spec.resample
+      if r and t then
+        t = resample.grid(t, r.grid, r.to, r.prefix, r.mode)
+        io.stderr:write(string.format('foldc: note: %s: %dx%d grid resampled to %dx%d (%s)\n', spec.key, r.grid[1],
+          r.grid[2], r.to[1], r.to[2], r.mode:gsub('_', ', ')))
+      end
+      graph.params[spec.key] = t
+    end
   end
   return graph
 end
@@ -128,7 +139,7 @@ function bind.random_weights(graph, seed)
   local w = { names = {}, tensors = {} }
   for _, spec in ipairs(graph.param_specs) do
     if spec.dtype == 'F32' then
-      local t = tensor.new(spec.shape)
+      local t = tensor.new(spec.resample and spec.resample.stored or spec.shape)
       local leaf = spec.key:match('[^.]+$')
       local fan_in = 1
       for i = 2, #spec.shape do fan_in = fan_in * spec.shape[i] end

@@ -10,7 +10,10 @@
 --     each argument a view (dims as {extent, stride}) of an activation or a weights tensor;
 --   * step 0 converts the NCHW input into the arena, the last step writes the NCHW output;
 --   * a conv with a residual input writes its output over the residual when nothing reads it
---     afterwards (Lowering:can_overwrite): one buffer less alive, its lines read and written once.
+--     afterwards (Lowering:can_overwrite): one buffer less alive, its lines read and written once;
+--   * a channel concatenation's inputs are written by their producers straight into their channel
+--     slices of its buffer (place_concats): a slice is a view whose pixels lie row_channels floats
+--     apart, which the kernels that read or write one take as in_cs / out_cs.
 -- opts.target (the build's resolved target string) becomes L.target, a target object
 -- (compiler/targets/); opts.conv_algo (L.conv_algo) forces one algorithm for every eligible conv
 -- (the tuner's algorithm run-off).
@@ -107,7 +110,8 @@ function Lowering:use(t)
   local root = self.alias[t.id] or t.id
   local a = self.acts[root]
   if not a then
-    a = { id = root, bytes = 4 * numel(t.shape), first = self.step, last = self.step }
+    -- sized by the root tensor: a view (a concatenation's slice) may be used first
+    a = { id = root, bytes = 4 * numel(self.tensors[root].shape), first = self.step, last = self.step }
     self.acts[root] = a
     self.act_list[#self.act_list + 1] = a
   end
@@ -141,7 +145,24 @@ function Lowering:act(t, dims)
     end
     return { storage = 'weights', weight = w.weight, dims = dims }
   end
+  local rc = self.row_channels[t.id]
+  if rc then
+    -- a channel slice: the map's pixels lie rc floats apart
+    if #dims == 3 and dims[1][2] == 1 then
+      dims = { dims[1], { dims[2][1], rc }, { dims[3][1], rc * dims[2][1] } }
+    elseif t.shape[3] ~= 1 or t.shape[4] ~= 1 then
+      error(string.format('%s: reads %s, a channel slice of a concatenation, as flat memory (not supported)',
+        ir.node_name(self.node), table.concat(t.shape, 'x')), 0)
+    end
+    self.slice_args = self.slice_args + 1
+  end
   return { storage = 'arena', act = self:use(t), dims = dims, elem_offset = self.alias_offset[t.id] }
+end
+
+-- The pixel stride of tensor t's buffer when t is a channel slice (place_concats), else nil: a
+-- kernel's in_cs / out_cs.
+function Lowering:row_channels_of(t)
+  return self.row_channels[t.id]
 end
 
 -- Let tensor `out` be a view of tensor `src`'s buffer, `elem_offset` floats in (a reshape, a
@@ -154,8 +175,17 @@ function Lowering:alias_view(out, src, elem_offset)
   end
   self.alias[out.id] = self.alias[src.id] or src.id
   self.alias_offset[out.id] = (self.alias_offset[src.id] or 0) + (elem_offset or 0)
+  self.row_channels[out.id] = self.row_channels[src.id]
   if self.alias_offset[out.id] == 0 then self.alias_offset[out.id] = nil end
   self:use(src)
+end
+
+-- Let tensor `out` be channels [c0, c0 + out's) of map `src` (a channel slice: pixels as far apart as
+-- in src's buffer). An op's lower() calls this and returns nothing: no step.
+function Lowering:channel_view(out, src, c0)
+  self:alias_view(out, src, c0)
+  local rc = self.row_channels[src.id] or src.shape[2]
+  self.row_channels[out.id] = rc ~= out.shape[2] and rc or nil
 end
 
 -- Whether the step being lowered may write its output over tensor t's buffer (an in-place residual
@@ -163,7 +193,7 @@ end
 -- after this step, through t or any other view of it.
 function Lowering:can_overwrite(t)
   local root = self.alias[t.id] or t.id
-  if self.alias_offset[t.id] or not self.tensor_producer[root] then return false end
+  if self.alias_offset[t.id] or self.row_channels[t.id] or not self.tensor_producer[root] then return false end
   if (self.last_use[root] or 0) > self.node_index then return false end
   for id, r in pairs(self.alias) do
     if r == root and (self.last_use[id] or 0) > self.node_index then return false end
@@ -183,6 +213,75 @@ function Lowering:bias(node, n)
   return self:weight((key or (node.params.weight .. '#zero_bias')), t, { { n, 1 } })
 end
 
+-- Concatenations without copies (ops/concat.lua). In reverse order, so that a concatenation's own
+-- place is known before its inputs are placed: a concat whose inputs already lie side by side in one
+-- buffer (DenseNet: layer i's input is a prefix of the block's final concatenation) is a view of
+-- them; otherwise it is a buffer (or its own slice of a later one), and each input is placed in its
+-- channel slice, written there by its producer. A tensor may be a slice when its producer's kernel
+-- writes one (conv2d without a residual, pool2d), it is no graph output, and, when its pixels are
+-- wider than its channels, every consumer's kernel reads one (conv2d as its input, conv2d_proj,
+-- pool2d, concat, channel_shuffle).
+-- Anything else is refused at the concat with one line (a copy into the slice is not done yet).
+local SLICE_WRITERS = { conv2d = true, pool2d = true }
+local SLICE_READERS = { conv2d = true, conv2d_proj = true, pool2d = true, concat = true, channel_shuffle = true }
+
+local function place_concats(graph, L)
+  local uses = graph:consumers()
+  local function place_of(t)
+    return L.alias[t.id] or t.id, L.alias_offset[t.id] or 0, L.row_channels[t.id] or t.shape[2]
+  end
+  local function readers_ok(t, rc)
+    if rc == t.shape[2] then return true end
+    for _, n in ipairs(uses[t.id] or {}) do
+      if not n or not SLICE_READERS[n.op] or (n.op == 'conv2d' and n.inputs[1] ~= t) then return false end
+    end
+    return true
+  end
+  local function place(t, root, c0, rc)
+    L.alias[t.id] = root
+    L.alias_offset[t.id] = c0 ~= 0 and c0 or nil
+    L.row_channels[t.id] = rc ~= t.shape[2] and rc or nil
+  end
+  local outputs = {}
+  for _, t in ipairs(graph.outputs) do outputs[t.id] = true end
+  for i = #graph.nodes, 1, -1 do
+    local node = graph.nodes[i]
+    if node.op == 'concat' then
+      local y = node.outputs[1]
+      -- already side by side in one buffer: a view
+      local root, c0, rc = place_of(node.inputs[1])
+      local side_by_side = L.alias[node.inputs[1].id] ~= nil
+      local at = c0
+      for _, x in ipairs(node.inputs) do
+        local r, o, w = place_of(x)
+        side_by_side = side_by_side and L.alias[x.id] ~= nil and r == root and o == at and w == rc
+        at = at + x.shape[2]
+      end
+      if side_by_side and not L.alias[y.id] and not outputs[y.id] and readers_ok(y, rc) then
+        place(y, root, c0, rc)
+      else
+        local yroot, y0, yrc = place_of(y)
+        local off, seen = y0, {}
+        for k, x in ipairs(node.inputs) do
+          local p = x.producer
+          local ok = p and SLICE_WRITERS[p.op] and not p.inputs[2] and not outputs[x.id] and not seen[x]
+            and readers_ok(x, yrc)
+          local r, o = place_of(x)
+          if L.alias[x.id] then ok = r == yroot and o == off end
+          if not ok then
+            error(string.format('%s: input %d of the concatenation (%s) cannot be written in place into its '
+              .. 'channel slice (a copy is not supported yet)', node.where or ir.node_name(node), k,
+              p and ir.node_name(p) or 'the model input'), 0)
+          end
+          if not L.alias[x.id] then place(x, yroot, off, yrc) end
+          seen[x] = true
+          off = off + x.shape[2]
+        end
+      end
+    end
+  end
+end
+
 -- program = { input, output, steps, acts (arena tensors), weights }; every step names the graph node
 -- it lowers (node), its algorithm and algorithm_reason (lower.choose's), its name and MACs. opts:
 -- target (required), conv_algo (above).
@@ -191,7 +290,7 @@ function lower.lower(graph, opts)
   local T = targets.resolve(opts.target)
   local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
                           step = 0, target = T, records = schedules.load(T.string), conv_algo = opts.conv_algo, last_use = {},
-                          tensor_producer = {} }, Lowering)
+                          tensor_producer = {}, row_channels = {}, slice_args = 0, tensors = graph.tensors }, Lowering)
   -- for can_overwrite: the index of each tensor's last consumer (graph outputs: never), and which
   -- tensors an op computes (not the input, not a constant)
   for i, node in ipairs(graph.nodes) do
@@ -203,6 +302,7 @@ function lower.lower(graph, opts)
   for _, t in ipairs(graph.outputs) do L.last_use[t.id] = math.huge end
   local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list }
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
+  place_concats(graph, L)
   local x = graph.input
   program.input = { shape = x.shape, act = L:use(x) }
   for i, node in ipairs(graph.nodes) do
@@ -224,10 +324,17 @@ function lower.lower(graph, opts)
       end
       local choice = lower.choose(node, L)
       local generator, gparams, args
+      L.node, L.slice_args = node, 0
       if choice.algo then
         generator, gparams, args = winograd.lower(node, L, choice, lower)
       else
         generator, gparams, args = lowerer(node, L, choice)
+      end
+      local strided = false
+      for k in pairs(gparams or {}) do strided = strided or k:match('_cs') ~= nil end
+      if L.slice_args > 0 and not strided then
+        error(string.format('%s: op %s cannot read or write a channel slice of a concatenation (not supported)',
+          node.where or ir.node_name(node), node.op), 0)
       end
       if generator then
         program.steps[#program.steps + 1] = { kind = 'kernel', generator = generator, gparams = gparams,

@@ -189,11 +189,15 @@ function nn.is_module(v)
   return type(v) == 'table' and debug.getmetatable(v) == module_mt
 end
 
--- Declare a parameter or buffer of this module. opts: buffer=true, optional=true, dtype='I64'.
+-- Declare a parameter or buffer of this module. opts: buffer=true, optional=true, dtype='I64',
+-- resample = { grid = {h, w}, prefix = N, mode = 'bicubic' | 'bicubic_antialias' }: the checkpoint
+-- holds this position grid at h x w (tokens [1, N + h*w, D] for a shape of rank 3, a map [1, C, h, w]
+-- for rank 4), resampled to the declared shape's grid when the weights are bound
+-- (compiler/weights/resample.lua).
 function Module:param(name, shape, opts)
   opts = opts or {}
   self._params[#self._params + 1] = { name = name, shape = shape, buffer = opts.buffer,
-                                      optional = opts.optional, dtype = opts.dtype or 'F32' }
+                                      optional = opts.optional, dtype = opts.dtype or 'F32', resample = opts.resample }
 end
 
 -- Add a child under an explicit name (may contain dots, as PyTorch's add_module allows).
@@ -231,6 +235,27 @@ local ELEM_BYTES = { F32 = 4, I64 = 8 }
 
 -- Assign paths to the whole tree; returns the ordered list of parameter specs (plain copies, each
 -- shape checked) and their bytes.
+-- A param's resample option checked against its declared shape: { grid, to, prefix, mode, stored }
+-- (stored: the checkpoint's shape).
+local function resample_spec(r, shape, key, where)
+  local modes = require('weights.resample').MODES
+  if type(r) ~= 'table' or type(r.grid) ~= 'table' or not modes[r.mode] then
+    fail(where, key .. ': resample must be { grid = {h, w}, prefix = N, mode = \'bicubic\' | \'bicubic_antialias\' }')
+  end
+  local h = ops.int(rawget(r.grid, 1), 1, key .. ' resample grid height')
+  local w = ops.int(rawget(r.grid, 2), 1, key .. ' resample grid width')
+  local prefix = ops.int(r.prefix or 0, 0, key .. ' resample prefix')
+  if #shape == 4 and prefix == 0 then
+    return { grid = { h, w }, to = { shape[3], shape[4] }, prefix = 0, mode = r.mode, stored = { shape[1], shape[2], h, w } }
+  end
+  local grid = #shape == 3 and shape[2] - prefix or -1
+  local side = math.floor(math.sqrt(math.max(grid, 0)) + 0.5)
+  if #shape ~= 3 or side * side ~= grid then
+    fail(where, key .. ': resample needs tokens [1, prefix + h*w, D] on a square grid or a map [1, C, h, w]')
+  end
+  return { grid = { h, w }, to = { side, side }, prefix = prefix, mode = r.mode, stored = { shape[1], prefix + h * w, shape[3] } }
+end
+
 local function assign_paths(m, path, specs, on_path, bytes)
   local where = type(rawget(m, '_where')) == 'string' and m._where or '?'
   if on_path[m] then fail(where, (path ~= '' and path or 'the model') .. ' contains itself') end
@@ -245,7 +270,8 @@ local function assign_paths(m, path, specs, on_path, bytes)
     for i = 1, #p.shape do shape[i] = ops.int(rawget(p.shape, i), 1, key .. ' dimension ' .. i) end
     bytes = bytes + check_bytes(where, key, shape, ELEM_BYTES[dtype])
     specs[#specs + 1] = { key = key, shape = shape, buffer = p.buffer == true,
-                          optional = p.optional == true, dtype = dtype, where = where }
+                          optional = p.optional == true, dtype = dtype, where = where,
+                          resample = p.resample ~= nil and resample_spec(p.resample, shape, key, where) or nil }
   end
   for name, child in m:children() do
     name = key_name(name, where, 'child module name')
@@ -387,11 +413,11 @@ local function avg_pool(where, path, x, kernel, o)
   local a = pool_attrs(where, kernel, o); a.mode = 'avg'
   return record(where, path, 'pool2d', { x }, a)
 end
+-- AdaptiveAvgPool2d(n or {h, w}); None (keep that dimension) is not expressible here.
 local function adaptive_avg_pool(where, path, x, size)
-  if size ~= 1 and not (type(size) == 'table' and size[1] == 1 and size[2] == 1) then
-    fail(where, 'AdaptiveAvgPool2d supports output size 1 only, got ' .. ops.show(size))
-  end
-  return record(where, path, 'global_avgpool', { x })
+  local out = pair(size, where, 'AdaptiveAvgPool2d output_size')
+  if out[1] == 1 and out[2] == 1 then return record(where, path, 'global_avgpool', { x }) end
+  return record(where, path, 'adaptive_avgpool', { x }, { out = out })
 end
 local function flatten(where, path, x, start_dim)
   if (start_dim or 1) ~= 1 then fail(where, 'flatten supports start_dim=1 only') end
@@ -520,9 +546,9 @@ missing('LazyConv2d LazyLinear LazyBatchNorm2d',
 missing('conv2d linear batch_norm layer_norm',
   'the module (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm) as a field: a weight needs a module for its key', true)
 missing('MaxPool1d AvgPool1d MaxPool3d AvgPool3d AdaptiveMaxPool2d adaptive_max_pool2d AdaptiveAvgPool1d '
-  .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1)')
+  .. 'LPPool2d MaxUnpool2d FractionalMaxPool2d', 'supported pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d')
 missing('Upsample UpsamplingNearest2d UpsamplingBilinear2d interpolate upsample PixelShuffle pixel_shuffle '
-  .. 'PixelUnshuffle pixel_unshuffle ChannelShuffle', 'no resampling or shuffling of feature maps')
+  .. 'PixelUnshuffle pixel_unshuffle', 'no resampling of feature maps (nn.channel_shuffle shuffles channels)')
 missing('ZeroPad2d ConstantPad2d ReflectionPad2d ReplicationPad2d CircularPad2d pad',
   'zero padding goes in the padding= of nn.Conv2d or the pool')
 missing('LSTM GRU RNN LSTMCell GRUCell RNNCell Embedding EmbeddingBag',
@@ -533,7 +559,7 @@ missing('TransformerEncoderLayer TransformerEncoder TransformerDecoderLayer Tran
   'build the block from nn.LayerNorm, nn.Attention, nn.Linear and nn.GELU as models/pit.lua does')
 missing('scaled_dot_product_attention matmul bmm mm einsum baddbmm',
   'products of two activations exist only inside nn.Attention')
-missing('cat concat stack', 'nn.cat_tokens joins token sequences; no channel concatenation')
+missing('concat stack', 'nn.cat(list, 1) joins feature maps along channels, nn.cat_tokens token sequences')
 missing('reshape view permute transpose unflatten Unflatten squeeze unsqueeze',
   'nn.tokens and nn.token_map are the layouts the DSL has; nn.flatten(x, 1) before a Linear')
 missing('mean', 'nn.adaptive_avg_pool2d(x, 1) for feature maps, nn.mean_tokens for tokens', true)

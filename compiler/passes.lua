@@ -2,7 +2,8 @@
 -- compiles: folds first (exact algebra), then epilogue fusion. Returns the graph and a report.
 local passes = {}
 
-passes.pipeline = {
+-- The folds: exact algebra on the weights, ending in the deploy form's parameters.
+passes.folds = {
   require 'passes.fold_repvgg',
   require 'passes.fold_acb',
   require 'passes.fold_dbb',
@@ -10,10 +11,16 @@ passes.pipeline = {
   require 'passes.fold_repmlp',
   require 'passes.fold_mobileone',
   require 'passes.fold_bn',
-  require 'passes.fuse_projection',
-  require 'passes.fuse_epilogue',
-  require 'passes.fuse_linear_tokens',
 }
+
+passes.pipeline = {}
+for i, pass in ipairs(passes.folds) do passes.pipeline[i] = pass end
+-- Then rewrites for the kernels: exact too, but not the deploy form's parameters.
+for _, pass in ipairs({ require 'passes.fold_adaptive_pool', require 'passes.fuse_projection',
+                        require 'passes.fuse_shuffle', require 'passes.fuse_epilogue',
+                        require 'passes.fuse_linear_tokens' }) do
+  passes.pipeline[#passes.pipeline + 1] = pass
+end
 
 -- Trainable parameters of a bound graph (BN running statistics are buffers, not counted).
 local function trainable_params(graph)
@@ -25,11 +32,17 @@ local function trainable_params(graph)
   return n
 end
 
-function passes.run(graph)
+local function run(graph, list)
   local report = { params_before = trainable_params(graph), macs_before = graph:macs() }
-  for _, pass in ipairs(passes.pipeline) do graph = pass.run(graph, report) end
+  for _, pass in ipairs(list) do graph = pass.run(graph, report) end
   report.params_after, report.macs_after = graph:param_count(), graph:macs()
   return graph, report
 end
+
+-- The whole pipeline (graph, report).
+function passes.run(graph) return run(graph, passes.pipeline) end
+
+-- The folds alone: the deploy form's parameters, nothing fused (graph, report).
+function passes.fold(graph) return run(graph, passes.folds) end
 
 return passes

@@ -54,6 +54,7 @@ end
 -- when the tensor is absent or of too low a rank (the key check reports it).
 local function derive(entry, name, d, weights, source)
   local t = weights.tensors[d.key]
+  if d.present then return t and d.present or d.absent end
   if not t or not t.shape or #t.shape < d.dim then return nil end
   local function operand(v, default)
     if type(v) == 'string' then
@@ -93,13 +94,23 @@ function pipeline.from_weights(entry, weights, source)
     local v = derive(entry, k, d, weights, source)
     if v ~= nil then
       local given = entry.settings[k]
+      if d.checkpoint_as then entry.settings[d.checkpoint_as] = v end
       if given ~= nil and given ~= v then
-        error(string.format('%s: the weights have %s = %s (from %s), %s gives %s%s', source, k, v, d.key,
-          entry.given[k], tostring(given), k == entry.size_key and ' (another grid than the checkpoint\'s would '
-          .. 'need its position embedding interpolated: not supported yet)' or ''), 0)
+        local other = d.other_with and (entry.settings[d.other_with] or entry.config[d.other_with])
+        if not other or other == 'none' then
+          error(string.format('%s: the weights have %s = %s (from %s), %s gives %s%s', source, k, v, d.key,
+            entry.given[k], tostring(given), d.other_with and entry.config[d.other_with] ~= nil and string.format(' (%s:%s=bicubic takes it, resampling %s)',
+              entry.name, d.other_with, d.key) or ''), 0)
+        end
+        notes[#notes + 1] = string.format('%s = %s, from %s; the weights have %s = %s (from %s)', k, given,
+          entry.given[k], k, v, d.key)
+      else
+        if given == nil then
+        notes[#notes + 1] = string.format('%s = %s, from %s%s', k, v, d.present and (weights.tensors[d.key] and '' or 'no ')
+          or '', d.key)
       end
-      if given == nil then notes[#notes + 1] = string.format('%s = %s, from %s', k, v, d.key) end
-      entry.settings[k] = v
+        entry.settings[k] = v
+      end
     end
   end
   return notes

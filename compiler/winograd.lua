@@ -206,6 +206,7 @@ function winograd.lower(node, L, choice, lower)
     cin = cin, cout = cout, in_w = x.shape[4], in_h = x.shape[3], out_w = y.shape[4], out_h = y.shape[3],
     pad_x = a.padding[2], pad_y = a.padding[1], relu = a.relu and true or false,
     residual = node.inputs[2] ~= nil, m = m, u_block = ub > 0 and ub or nil,
+    in_cs = L:row_channels_of(x), out_cs = L:row_channels_of(y), -- channel slices (lower.lua)
   }, args
 end
 

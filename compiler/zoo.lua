@@ -306,9 +306,13 @@ function zoo.list()
 end
 
 -- What a description declares about its weights, as plain data (config fields, else family fields):
---   from_weights = { KEY = { key = 'fc.weight', dim = 1, minus =, root =, times =, plus = } }: the
+--   from_weights = { KEY = { key = 'fc.weight', dim = 1, minus =, root =, times =, plus = } }, or
+--     { key = 'dist_token', present = 2, absent = 1 } (the value by the key's presence): the
 --     config value KEY is ((size of dim `dim` of the checkpoint tensor `key`) - minus)^(1/root) * times
 --     + plus (minus/times/plus: numbers or names of config values; root: 1 or 2), when that is whole;
+--     other_with = SETTING: another value may be given when that setting is set (not false/'none'),
+--     the description then adapting the weights (e.g. resampling pos_embed); checkpoint_as = NAME: the
+--     config value the checkpoint's own value goes to, in every case;
 --   training_only = { 'AuxLogits.', ... }: key prefixes only training uses (accepted, reported);
 --   size_key = 'img': the config value the input's height and width are (square inputs).
 local function declarations(desc, cfg, file, name)
@@ -318,11 +322,16 @@ local function declarations(desc, cfg, file, name)
   if fw ~= nil then
     if type(fw) ~= 'table' then error(where .. ': from_weights must be a table', 0) end
     for k, d in pairs(fw) do
-      if type(k) ~= 'string' or type(d) ~= 'table' or type(d.key) ~= 'string' or type(d.dim) ~= 'number'
-          or d.dim < 1 or d.dim % 1 ~= 0 or not (d.root == nil or d.root == 1 or d.root == 2)
-          or not (operand(d.minus) and operand(d.times) and operand(d.plus)) then
+      local presence = type(d) == 'table' and d.dim == nil and type(d.present) == 'number' and type(d.absent) == 'number'
+      if type(k) ~= 'string' or type(d) ~= 'table' or type(d.key) ~= 'string'
+          or not (presence or (type(d.dim) == 'number' and d.dim >= 1 and d.dim % 1 == 0))
+          or not (d.root == nil or d.root == 1 or d.root == 2)
+          or not (operand(d.minus) and operand(d.times) and operand(d.plus))
+          or (d.other_with ~= nil and not (type(d.other_with) == 'string' and operand(d.other_with)))
+          or (d.checkpoint_as ~= nil and not (type(d.checkpoint_as) == 'string' and operand(d.checkpoint_as))) then
         error(where .. ': from_weights.' .. tostring(k) .. ' must be { key = NAME, dim = N, minus/times/plus = number '
-          .. 'or config name, root = 1|2 }', 0)
+          .. 'or config name, root = 1|2, other_with = SETTING, checkpoint_as = NAME } or { key = NAME, present = N, '
+          .. 'absent = N }', 0)
       end
     end
   end

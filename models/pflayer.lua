@@ -84,10 +84,10 @@ M.configs = {
   pf_resnet50_hybrid = { build = M.resnet, kind = 'hybrid', input = { 1, 3, 224, 224 } },
   pf_vit_s_max = { build = pit.vit, img = 224, patch = 16, dim = 384, depth = 12, heads = 6, mlp_ratio = 4,
                    mixer = 'max', cls_tokens = 0, input = { 1, 3, 224, 224 }, from_weights = pit.vit_from_weights,
-                   size_key = 'img' },
+                   size_key = 'img', resample_pos_embed = 'none' },
   pf_pit_s_max = { build = pit.pit, img = 224, patch = 16, stride = 8, base_dims = { 48, 48, 48 }, depth = { 2, 6, 4 },
                    heads = { 3, 6, 12 }, mlp_ratio = 4, mixer = 'max', cls_tokens = 0, input = { 1, 3, 224, 224 },
-                   from_weights = pit.pit_from_weights, size_key = 'img' },
+                   from_weights = pit.pit_from_weights, size_key = 'img', resample_pos_embed = 'none' },
 }
 
 return M

@@ -97,17 +97,34 @@ local function HeadPooling(cin, cout, with_fc)
   return m
 end
 
+-- The position grid: the checkpoint's (pos_img: the input size it was trained at, from the weights)
+-- resampled to the input's grid when they differ and resample_pos_embed names a mode.
+local function pos_resample(cfg, from, to, prefix, where)
+  if from == to then return nil end
+  local mode = cfg.resample_pos_embed
+  if mode ~= nil and mode ~= 'none' and mode ~= 'bicubic' and mode ~= 'bicubic_antialias' then
+    nn.fail(where, 'resample_pos_embed=' .. tostring(mode) .. ': expected none, bicubic or bicubic_antialias')
+  end
+  if mode == nil or mode == 'none' then
+    nn.fail(where, string.format('pos_embed: the checkpoint has a %dx%d grid, the input needs %dx%d (resample_pos_embed=bicubic resamples it)',
+      from, from, to, to))
+  end
+  return { resample = { grid = { from, from }, prefix = prefix, mode = mode } }
+end
+
 -- pit{img, patch, stride, base_dims, depth, heads, mlp_ratio = 4, num_classes = 1000,
---     cls_tokens = 1 (2: distilled, 0: PfLayer's PiT), mixer = 'attn' | 'max'}
+--     cls_tokens = 1 (2: distilled, 0: PfLayer's PiT), mixer = 'attn' | 'max',
+--     resample_pos_embed = 'none' | 'bicubic' | 'bicubic_antialias'}
 function M.pit(cfg)
   local m = nn.Module('PoolingTransformer')
   local where = m._where
   local ncls = cfg.cls_tokens or 1
   local width = math.floor((cfg.img - cfg.patch) / cfg.stride) + 1
+  local pos_width = math.floor(((cfg.pos_img or cfg.img) - cfg.patch) / cfg.stride) + 1
   local dims = {}
   for i, b in ipairs(cfg.base_dims) do dims[i] = b * cfg.heads[i] end
   if #cfg.depth ~= #dims or #cfg.heads ~= #dims then nn.fail(where, 'pit: base_dims, depth and heads differ in length') end
-  m:param('pos_embed', { 1, dims[1], width, width })
+  m:param('pos_embed', { 1, dims[1], width, width }, pos_resample(cfg, pos_width, width, 0, where))
   if ncls > 0 then m:param('cls_token', { 1, ncls, dims[1] }) end
   m.patch_embed = nn.Module('conv_embedding')
   m.patch_embed.conv = nn.Conv2d(3, dims[1], cfg.patch, { stride = cfg.stride })
@@ -161,18 +178,19 @@ end
 -- of the patch tokens, pos_embed [1, N + 1, dim], head on the class token after norm; 2: DeiT
 -- distilled, with dist_token second and head_dist, the mean of both heads at inference).
 -- vit{img, patch, dim, depth, heads, mlp_ratio = 4, num_classes = 1000, mixer = 'max' | 'attn',
---     cls_tokens = 0 | 1 | 2}
+--     cls_tokens = 0 | 1 | 2, resample_pos_embed = 'none' | 'bicubic' | 'bicubic_antialias'}
 function M.vit(cfg)
   local m = nn.Module(cfg.cls_tokens and cfg.cls_tokens > 0 and 'VisionTransformer' or 'EffTransformer')
   local where = m._where
   local ncls = cfg.cls_tokens or 0
   local grid = math.floor(cfg.img / cfg.patch)
+  local pos_grid = math.floor((cfg.pos_img or cfg.img) / cfg.patch)
   if ncls > 0 then m:param('cls_token', { 1, 1, cfg.dim }) end
   if ncls > 1 then m:param('dist_token', { 1, 1, cfg.dim }) end
   m.patch_embed = nn.Module('PatchEmbed')
   m.patch_embed.proj = nn.Conv2d(3, cfg.dim, cfg.patch, { stride = cfg.patch })
   m.patch_embed.forward = function(self, x) return nn.tokens(self.proj(x)) end
-  m:param('pos_embed', { 1, grid * grid + ncls, cfg.dim })
+  m:param('pos_embed', { 1, grid * grid + ncls, cfg.dim }, pos_resample(cfg, pos_grid, grid, ncls, where))
   m.blocks = nn.Sequential()
   for i = 0, cfg.depth - 1 do
     m.blocks:add(Block(cfg.dim, cfg.heads, cfg.mlp_ratio or 4, i % 2 == 1 and cfg.mixer or 'attn', ncls == 0))
@@ -200,16 +218,20 @@ end
 
 -- The weights determine the number of classes (head.weight) and the input size (img, the input's
 -- height and width: size_key): PiT's pos_embed [1, C, w, w] has w = (img - patch) / stride + 1, a
--- ViT's [1, (img / patch)^2 + cls_tokens, dim].
-M.pit_from_weights = { num_classes = { key = 'head.weight', dim = 1 },
-                       img = { key = 'pos_embed', dim = 3, minus = 1, times = 'stride', plus = 'patch' } }
+-- ViT's [1, (img / patch)^2 + cls_tokens, dim]. Another input size (--input) is taken only with
+-- resample_pos_embed = 'bicubic' (timm v0.4.12's resize_pos_embed) or 'bicubic_antialias' (timm
+-- >= 0.9's resample_abs_pos_embed); the checkpoint's size is then pos_img.
+M.pit_from_weights = { num_classes = { key = 'head.weight', dim = 1 }, cls_tokens = { key = 'cls_token', dim = 2 },
+                       img = { key = 'pos_embed', dim = 3, minus = 1, times = 'stride', plus = 'patch',
+                               other_with = 'resample_pos_embed', checkpoint_as = 'pos_img' } }
 M.vit_from_weights = { num_classes = { key = 'head.weight', dim = 1 },
-                       img = { key = 'pos_embed', dim = 2, minus = 'cls_tokens', root = 2, times = 'patch' } }
+                       img = { key = 'pos_embed', dim = 2, minus = 'cls_tokens', root = 2, times = 'patch',
+                               other_with = 'resample_pos_embed', checkpoint_as = 'pos_img' } }
 
 local function pit_cfg(patch, stride, base, depth, heads, ncls)
   return { build = M.pit, img = 224, patch = patch, stride = stride, base_dims = { base, base, base },
            depth = depth, heads = heads, mlp_ratio = 4, cls_tokens = ncls, input = { 1, 3, 224, 224 },
-           from_weights = M.pit_from_weights, size_key = 'img' }
+           from_weights = M.pit_from_weights, size_key = 'img', resample_pos_embed = 'none' }
 end
 
 M.configs = {
@@ -224,14 +246,25 @@ M.configs = {
 }
 
 -- timm ViT / DeiT (patch 16, 224x224; keys as timm's VisionTransformer / VisionTransformerDistilled).
+-- A distillation token (and head) is taken from the checkpoint too: cls_tokens = 2 when it has dist_token.
+M.timm_vit_from_weights = { cls_tokens = { key = 'dist_token', present = 2, absent = 1 } }
+for k, v in pairs(M.vit_from_weights) do M.timm_vit_from_weights[k] = v end
 local function vit_cfg(dim, heads, ncls)
   return { build = M.vit, img = 224, patch = 16, dim = dim, depth = 12, heads = heads, mlp_ratio = 4,
-           cls_tokens = ncls, input = { 1, 3, 224, 224 }, from_weights = M.vit_from_weights, size_key = 'img' }
+           cls_tokens = ncls, input = { 1, 3, 224, 224 }, from_weights = M.timm_vit_from_weights, size_key = 'img',
+           resample_pos_embed = 'none' }
 end
 M.configs.vit_tiny_patch16_224 = vit_cfg(192, 3, 1)
 M.configs.vit_small_patch16_224 = vit_cfg(384, 6, 1)
 M.configs.vit_base_patch16_224 = vit_cfg(768, 12, 1)
 -- timm's DeiT without distillation is its VisionTransformer: the same keys as the ViTs above.
+-- timm's fine-tuned 384x384 ViTs/DeiTs: the same models on a 24x24 grid (img from pos_embed too).
+for _, name in ipairs({ 'vit_tiny', 'vit_small', 'vit_base', 'deit_base' }) do
+  local cfg = vit_cfg(({ vit_tiny = 192, vit_small = 384, vit_base = 768, deit_base = 768 })[name],
+    ({ vit_tiny = 3, vit_small = 6, vit_base = 12, deit_base = 12 })[name], 1)
+  cfg.img, cfg.input = 384, { 1, 3, 384, 384 }
+  M.configs[name .. '_patch16_384'] = cfg
+end
 M.configs.deit_tiny_patch16_224 = vit_cfg(192, 3, 1)
 M.configs.deit_small_patch16_224 = vit_cfg(384, 6, 1)
 M.configs.deit_base_patch16_224 = vit_cfg(768, 12, 1)

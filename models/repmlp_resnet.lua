@@ -76,7 +76,7 @@ M.from_weights = { num_classes = { key = 'linear.weight', dim = 1 } }
 M.configs = {
   repmlp_res50_light_224 = { build = M.repmlp_resnet, num_blocks = { 3, 4, 6, 3 }, img = 224, h = 7, w = 7,
                              reparam_conv_k = { 1, 3, 5 }, fc1_fc2_reduction = 1, fc3_groups = 4,
-                             has_deploy_form = true, input = { 1, 3, 224, 224 } },
+                             has_deploy_form = true, input = { 1, 3, 224, 224 }, size_key = 'img' },
 }
 
 return M

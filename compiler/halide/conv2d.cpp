@@ -114,6 +114,11 @@ using namespace foldc;
 
 class Conv2D : public Generator<Conv2D> {
 public:
+    // pixel strides of the input, output and projection input maps in floats (0: dense; a channel
+    // slice, pin_map)
+    GeneratorParam<int> in_cs{"in_cs", 0};
+    GeneratorParam<int> out_cs{"out_cs", 0};
+    GeneratorParam<int> proj_cs{"proj_cs", 0};
     GeneratorParam<int> cin{"cin", 64};
     GeneratorParam<int> cout{"cout", 64};
     GeneratorParam<int> in_w{"in_w", 56};
@@ -245,7 +250,7 @@ public:
         const int T = tco * VW;
 
         // Pin shapes / strides.
-        pin_dense(input, {CIN, IW, IH});
+        pin_map(input, CIN, IW, IH, in_cs);
         const int WB = w_block;
         if (WB < 0 || (WB > 0 && COUT % WB != 0)) {
             fprintf(stderr, "conv2d: w_block must divide cout\n");
@@ -259,7 +264,7 @@ public:
         const std::vector<int> pwshape = WB > 0 ? std::vector<int>{WB, PCIN, 1, COUT / WB}
                                                 : std::vector<int>{COUT, PCIN, 1, 1};
         if (proj_in) {
-            pin_dense(*proj_in, {PCIN, PIW, PIH});
+            pin_map(*proj_in, PCIN, PIW, PIH, proj_cs);
             pin_dense(*proj_w, pwshape);
         }
 
@@ -329,7 +334,7 @@ public:
         if (res_in) v += (*res_in)(c, x, y);
         if (relu) v = relu_keep_nan(v);
         output(c, x, y) = v;
-        pin_dense(output, {COUT, OW, OH});
+        pin_map(output, COUT, OW, OH, out_cs);
 
         // ---- schedule -------------------------------------------------------
         // All intermediate allocations are kept <= 16 KB: Halide 14 puts

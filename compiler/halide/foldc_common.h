@@ -53,6 +53,17 @@ inline void pin_dense(B &b, const std::vector<int> &extents) {
     }
 }
 
+// Pin a channels-innermost feature map (c, x, y) whose pixels lie row_channels floats apart
+// (0: c, dense): a channel slice of a wider buffer, as a concatenation's inputs and the prefixes a
+// DenseNet layer reads are (lower.lua, place_concats).
+template<typename B>
+inline void pin_map(B &b, int c, int w, int h, int row_channels) {
+    const int rc = row_channels > 0 ? row_channels : c;
+    b.dim(0).set_min(0).set_extent(c).set_stride(1);
+    b.dim(1).set_min(0).set_extent(w).set_stride(rc);
+    b.dim(2).set_min(0).set_extent(h).set_stride(rc * w);
+}
+
 template<typename B>
 inline void estimate_dense(B &b, const std::vector<int> &extents) {
     Region r;

@@ -51,6 +51,9 @@ public:
     GeneratorParam<std::string> op{"op", "max"};
     GeneratorParam<bool> count_include_pad{"count_include_pad", true};
     GeneratorParam<bool> relu{"relu", false};
+    // pixel strides of the input and output maps in floats (0: dense; a channel slice, pin_map)
+    GeneratorParam<int> in_cs{"in_cs", 0};
+    GeneratorParam<int> out_cs{"out_cs", 0};
 
     Input<Buffer<float, 3>> input{"input"};
     Output<Buffer<float, 3>> output{"output"};
@@ -64,7 +67,7 @@ public:
             abort();
         }
         const bool is_max = (o == "max");
-        pin_dense(input, {C, IW, IH});
+        pin_map(input, C, IW, IH, in_cs);
 
         Var c("c"), x("x"), y("y");
         Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
@@ -102,7 +105,7 @@ public:
         }
         if (relu) e = relu_keep_nan(e);
         output(c, x, y) = e;
-        pin_dense(output, {C, OW, OH});
+        pin_map(output, C, OW, OH, out_cs);
 
         // schedule
         const int V = natural_vector_size<float>();

@@ -160,6 +160,9 @@ Expr lin(const std::vector<double> &coef, F term) {
 
 class Conv2DWinograd : public Generator<Conv2DWinograd> {
 public:
+    // pixel strides of the input and output maps in floats (0: dense; a channel slice, pin_map)
+    GeneratorParam<int> in_cs{"in_cs", 0};
+    GeneratorParam<int> out_cs{"out_cs", 0};
     GeneratorParam<int> cin{"cin", 64};
     GeneratorParam<int> cout{"cout", 64};
     GeneratorParam<int> in_w{"in_w", 56};
@@ -252,7 +255,7 @@ public:
         cib = std::max(1, std::min(cib, CIN));
         const bool chunked = cib < CIN;
 
-        pin_dense(input, {CIN, IW, IH});
+        pin_map(input, CIN, IW, IH, in_cs);
         // u_block = B: U blocked by B output channels, dims (co % B, ci, ex, ey + a * (co / B)),
         // so a co tile's U is a few sequential streams (cold weights come from DRAM).
         const int UB = u_block;
@@ -311,7 +314,7 @@ public:
         if (res_in) v += (*res_in)(c, x, y);
         if (relu) v = relu_keep_nan(v);
         output(c, x, y) = v;
-        pin_dense(output, {COUT, OW, OH});
+        pin_map(output, COUT, OW, OH, out_cs);
 
         // ---- schedule -------------------------------------------------------
         Var ct("ct"), cv("cv"), cl("cl"), xt("xt"), tb("tb"), tt("tt"), yt("yt"), yb("yb"), yr("yr");

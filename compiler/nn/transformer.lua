@@ -14,6 +14,10 @@
 --   nn.select_token(t, i)           t[:, i] -> [1, D]
 --   nn.mean_tokens(t)               t.mean(dim=1) -> [1, D]
 --   nn.mul(x, s)                    x * s for a number s
+--   nn.scale_channels(x, module, name)  x * module's parameter `name` per channel (layer scale,
+--                                   e.g. ConvNeXt's layer_scale [C, 1, 1]; folded into x's producer)
+--   nn.LayerNorm2d(d, {eps})        LayerNorm over the channels of a map [1, C, H, W] (torchvision's
+--                                   LayerNorm2d, ConvNeXt's channels_first LayerNorm): keys weight, bias
 --   nn.DropPath(p)                  stochastic depth: the identity at inference (as nn.Dropout)
 -- Bad shapes fail at trace time with the module path and the description line.
 return function(nn)
@@ -34,6 +38,34 @@ return function(nn)
         { weight = self:key('weight'), bias = self:key('bias') })
     end
     return m
+  end
+
+  -- In the channels-innermost layout a map is its tokens: the LayerNorm of each pixel's channels is
+  -- the token LayerNorm between two views.
+  function nn.LayerNorm2d(d, o)
+    local m = nn.LayerNorm(d, o)
+    m._kind = 'LayerNorm2d'
+    local norm = m.forward
+    function m:forward(x)
+      local where = nn.caller_where()
+      local s = nn.tensor_of(where, x, 'LayerNorm2d input').shape
+      if #s ~= 4 then fail(where, self._path .. ': LayerNorm2d expects a map [1, C, H, W], got ' .. shape_str(s)) end
+      return nn.token_map(norm(self, nn.tokens(x)), s[3], s[4])
+    end
+    return m
+  end
+
+  function nn.scale_channels(x, module, name)
+    local where = nn.caller_where()
+    if not nn.is_module(module) then fail(where, 'nn.scale_channels: not a module: ' .. ops.show(module)) end
+    for _, p in ipairs(module._params) do
+      if p.name == name then
+        local n = 1
+        for _, d in ipairs(p.shape) do n = n * d end
+        return record(where, module:key(name), 'channel_scale', { x }, { n = n }, { scale = module:key(name) })
+      end
+    end
+    fail(where, 'nn.scale_channels: ' .. (module._kind or 'module') .. ' declares no parameter ' .. ops.show(name))
   end
 
   local function gelu(where, path, x) return record(where, path, 'gelu', { x }) end

@@ -142,6 +142,7 @@ function conv2d.lower(node, L, choice)
   local a = node.attrs
   local x, y = node.inputs[1], node.outputs[1]
   local gp = conv2d.direct_params(node, choice.w_block)
+  gp.in_cs, gp.out_cs = L:row_channels_of(x), L:row_channels_of(y) -- channel slices (lower.lua)
   local args = {
     L:act(x, lower.act_dims(x.shape)),
     conv2d.packed_weight(L, node.params.weight, a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2], gp.w_block or 0),

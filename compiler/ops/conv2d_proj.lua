@@ -84,6 +84,8 @@ function conv2d_proj.lower(node, L, choice)
   gp.proj_cin, gp.proj_in_w, gp.proj_in_h = p.cin, s.shape[4], s.shape[3]
   -- the generator takes one stride (square projections: every ResNet shortcut)
   gp.proj_stride = p.stride[1]
+  -- channel slices (lower.lua)
+  gp.in_cs, gp.proj_cs, gp.out_cs = L:row_channels_of(x), L:row_channels_of(s), L:row_channels_of(y)
   return 'conv2d', gp, args
 end
 

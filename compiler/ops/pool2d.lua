@@ -76,6 +76,7 @@ function pool2d.lower(node, L)
     kw = a.kernel[2], kh = a.kernel[1], stride_x = a.stride[2], stride_y = a.stride[1],
     pad_x = a.padding[2], pad_y = a.padding[1], op = a.mode,
     count_include_pad = a.count_include_pad and true or false, relu = a.relu and true or false,
+    in_cs = L:row_channels_of(x), out_cs = L:row_channels_of(y), -- channel slices (lower.lua)
   }, { L:act(x, lower.act_dims(x.shape)), L:act(y, lower.act_dims(y.shape)) }
 end
 

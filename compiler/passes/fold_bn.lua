@@ -1,10 +1,16 @@
 -- fold_bn: BatchNorm (eval) after a conv or linear whose output feeds only that BN is folded into it:
 --   W'[o,...] = W[o,...] * s[o],  b'[o] = b[o] * s[o] + t[o],  s = gamma/sqrt(var+eps), t = beta - mean*s
--- (exact over the reals; Ioffe & Szegedy 2015; standard inference folding). A BN that cannot be
--- folded on a feature map becomes a depthwise 1x1 conv (its per-channel affine), which the conv
--- kernel runs with any fused epilogue.
+-- (exact over the reals; Ioffe & Szegedy 2015; standard inference folding); so is a layer scale
+-- (ops/channel_scale.lua: s = its parameter, t = 0). A BN or scale that cannot be folded on a
+-- feature map becomes a depthwise 1x1 conv (its per-channel affine), which the conv kernel runs with
+-- any fused epilogue. A BN marked `keep` (one the deploy form itself has: see
+-- verbs/fold.lua) is left as it is.
 local tensor = require 'tensor'
 local batchnorm = require 'ops.batchnorm'
+local channel_scale = require 'ops.channel_scale'
+
+-- The per-channel affines this pass folds, by op.
+local AFFINE = { batchnorm = batchnorm.affine, channel_scale = channel_scale.affine }
 
 local fold_bn = {}
 
@@ -17,10 +23,10 @@ function fold_bn.run(graph, report)
   local uses = graph:consumers()
   local folded, kept = 0, 0
   for _, bn in ipairs(graph.nodes) do
-    if bn.op == 'batchnorm' then
+    if AFFINE[bn.op] and not bn.keep then
       local x = bn.inputs[1]
       local p = x.producer
-      local scale, shift = batchnorm.affine(bn, graph.params)
+      local scale, shift = AFFINE[bn.op](bn, graph.params)
       if p and (p.op == 'conv2d' or p.op == 'linear') and #uses[x.id] == 1 and not p.attrs.relu
         and not p.inputs[2] then
         local W = graph.params[p.params.weight]
@@ -41,7 +47,7 @@ function fold_bn.run(graph, report)
         local n = bn.attrs.n
         local w, b = tensor.new({ n, 1, 1, 1 }), tensor.new({ n })
         for c = 0, n - 1 do w.data[c], b.data[c] = scale[c], shift[c] end
-        local prefix = bn.module or ('bn' .. bn.id)
+        local prefix = bn.op == 'batchnorm' and bn.module or ((bn.module or 'bn') .. '.' .. bn.op .. bn.id)
         graph.params[prefix .. '.weight'], graph.params[prefix .. '.bias'] = w, b
         bn.op = 'conv2d'
         bn.attrs = { cin = n, cout = n, groups = n, kernel = { 1, 1 }, stride = { 1, 1 },
@@ -49,8 +55,8 @@ function fold_bn.run(graph, report)
         bn.params = { weight = prefix .. '.weight', bias = prefix .. '.bias' }
         kept = kept + 1
       else
-        error(string.format('%s: a BatchNorm1d on shape %s that follows no linear cannot be folded (unsupported)',
-          bn.where or bn.module, table.concat(x.shape, 'x')), 0)
+        error(string.format('%s: a %s on shape %s that follows no linear cannot be folded (unsupported)',
+          bn.where or bn.module, bn.op == 'batchnorm' and 'BatchNorm1d' or 'layer scale', table.concat(x.shape, 'x')), 0)
       end
     end
   end

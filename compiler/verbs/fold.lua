@@ -2,15 +2,28 @@
 -- re-parameterisation (RepVGG, ACB, DBB, Dirac, RepMLP) and BatchNorm folded. For a family whose
 -- description has a deploy form (has_deploy_form) the file holds exactly that form's keys and shapes,
 -- which are the keys the reference implementation's own conversion writes, so it loads into the
--- original deploy model; for other models, the folded graph's parameters. Nothing is written unless
--- every key is there.
+-- original deploy model: only the folds run (no fusion), and a BatchNorm the deploy form itself has
+-- (a plain one outside any re-parameterised block) stays as it is. For other models, the folded
+-- graph's parameters. Nothing is written unless every key is there.
+local pipeline = require 'pipeline'
+local passes = require 'passes'
+local zoo = require 'zoo'
+local tensor = require 'tensor'
 
-local function weight_list(deploy, entry)
+-- The training graph folded into `form` (the deploy form's trace).
+local function fold_to_form(graph, form)
+  local keys = {}
+  for _, spec in ipairs(form.param_specs) do keys[spec.key] = true end
+  graph = graph:clone()
+  for _, node in ipairs(graph.nodes) do
+    if node.op == 'batchnorm' and keys[node.params.running_mean] then node.keep = true end
+  end
+  return passes.fold(graph)
+end
+
+local function weight_list(deploy, entry, form)
   local list = {}
-  if entry.config.has_deploy_form then
-    local zoo = require 'zoo'
-    local tensor = require 'tensor'
-    local form = zoo.trace(entry, { deploy = true })
+  if form then
     local expected = {}
     for _, spec in ipairs(form.param_specs) do
       if spec.dtype == 'F32' then
@@ -53,10 +66,16 @@ return {
     require('cli').allow_nonfinite_arg(c)
   end,
   run = function(a)
-    local pipeline = require 'pipeline'
     local backend = require 'backend'
-    local deploy, report, _, entry = pipeline.deploy_graph(a.model, a.weights)
-    local list = weight_list(deploy, entry)
+    local deploy, report, form
+    local graph, entry = pipeline.bound_graph(a.model, a.weights)
+    if entry.config.has_deploy_form then
+      form = zoo.trace(entry, { deploy = true })
+      deploy, report = fold_to_form(graph, form)
+    else
+      deploy, report = passes.run(graph:clone())
+    end
+    local list = weight_list(deploy, entry, form)
     require('weights.safetensors').write(a.output, list)
     local lines = backend.fold_report(deploy, report)
     lines[#lines + 1] = string.format('  wrote %s (%d tensors)', a.output, #list)

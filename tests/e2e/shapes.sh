@@ -43,3 +43,14 @@ refused '--input with --compare: not supported yet' bench "$desc:$name" --weight
 # a checkpoint refused after its num_classes was taken: still one line
 refused 'does not match shapes_resnet_c10' build "$desc:shapes_resnet_c10" --weights "$FIXTURES/data/shapes_resnet_aux.safetensors" \
   -o "$SCRATCH/refused"
+# a position grid other than the checkpoint's only with resample_pos_embed (shapes_vit_resample's config
+# sets it; tests/fixtures/make_shape_fixtures.py checks the resampled model against timm's way)
+name=shapes_vit_resample
+w="$FIXTURES/data/$name.safetensors"
+refused "$name:resample_pos_embed=bicubic takes it" build "$desc:$name:resample_pos_embed=none" --weights "$w" \
+  --input 1x3x48x48 -o "$SCRATCH/refused"
+refused 'resample_pos_embed=bilinear: expected none, bicubic or bicubic_antialias' build "$desc:$name:resample_pos_embed=bilinear" \
+  --weights "$w" --input 1x3x48x48 -o "$SCRATCH/refused"
+"$FOLDC" build "$desc:$name" --weights "$w" --input 1x3x48x48 -o "$SCRATCH/resampled" 2> "$SCRATCH/err" \
+  || fail "build resampled: $(cat "$SCRATCH/err")"
+grep -q 'pos_embed: 4x4 grid resampled to 6x6 (bicubic)' "$SCRATCH/err" || fail "resample report: $(cat "$SCRATCH/err")"

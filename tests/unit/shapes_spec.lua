@@ -78,12 +78,21 @@ describe('values from the weights', function()
     assert.are.equal(7, g.outputs[1].shape[2])
   end)
 
-  it('refuses another grid than the checkpoint\'s, from --input or a setting', function()
+  it('refuses another grid than the checkpoint\'s, from --input or a setting, unless told to resample', function()
     local err = refusal(function()
+      pipeline.bound_graph(FILE .. ':shapes_vit_resample:resample_pos_embed=none', weights('shapes_vit_resample'),
+        { input = { 1, 3, 48, 48 } })
+    end)
+    assert.truthy(err:find('the weights have img = 32 (from pos_embed), --input gives 48 '
+      .. '(shapes_vit_resample:resample_pos_embed=bicubic takes it, resampling pos_embed)', 1, true), err)
+    local g = pipeline.bound_graph(FILE .. ':shapes_vit_resample', weights('shapes_vit_resample'), { input = { 1, 3, 48, 48 } })
+    assert.are.same({ 1, 37, 32 }, g.params['pos_embed'].shape)
+    -- a config without the setting: no hint
+    err = refusal(function()
       pipeline.bound_graph(FILE .. ':shapes_vit_grid6', weights('shapes_vit_grid6'), { input = { 1, 3, 32, 32 } })
     end)
     assert.truthy(err:find('the weights have img = 48 (from pos_embed), --input gives 32', 1, true), err)
-    assert.truthy(err:find('not supported yet', 1, true), err)
+    assert.falsy(err:find('resample', 1, true), err)
     assert.truthy(refusal(function()
       pipeline.bound_graph(FILE .. ':shapes_vit_grid6:img=40', weights('shapes_vit_grid6'))
     end):find('the command line gives 40', 1, true))

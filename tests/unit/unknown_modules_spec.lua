@@ -47,7 +47,7 @@ describe('PyTorch names the DSL lacks', function()
       { 'nn.MultiheadAttention(8, 2)', 'nn.MultiheadAttention is not supported yet (nn.Attention(dim, heads)' },
       { 'nn.TransformerEncoderLayer(8, 2)', 'nn.TransformerEncoderLayer is not supported yet (build the block' },
       { 'nn.interpolate', 'nn.interpolate is not supported yet (no resampling' },
-      { 'nn.cat', 'nn.cat is not supported yet (nn.cat_tokens joins token sequences' },
+      { 'nn.stack', 'nn.stack is not supported yet (nn.cat(list, 1) joins feature maps along channels, nn.cat_tokens token sequences' },
       { 'nn.Softmax(1)', 'nn.Softmax is not supported yet (softmax exists only inside nn.Attention' },
     }
     for _, c in ipairs(cases) do

@@ -68,4 +68,12 @@ describe('fold_mobileone', function()
       assert.is_nil(err:find('\n'), err)
     end
   end)
+
+  it('refuses MobileOne-S4 (squeeze-excitation in stage3 and stage4) in one line naming the description', function()
+    local mobileone = require 'models.mobileone'
+    local ok, err = pcall(mobileone.mobileone, { widths = { 3, 3.5, 3.5, 4 }, use_se = true })
+    assert.is_false(ok)
+    assert.truthy(err:find('models/mobileone.lua:%d+: MobileOneBlock use_se: squeeze%-excitation'), err)
+    assert.is_nil(err:find('\n'), err)
+  end)
 end)

@@ -8,8 +8,7 @@
 -- passes/fold_mobileone.lua) and, with deploy = true, the form reparameterize_model writes
 -- (reparam_conv); `foldc build` takes whichever form the weights are in.
 -- s4 (widths 3, 3.5, 3.5, 4) puts squeeze-excitation in the last 5 block pairs of stage3 and in
--- stage4 (use_se); the DSL has no sigmoid gate yet, so MobileOneBlock refuses it and s4 is not a
--- config here.
+-- stage4 (use_se).
 local nn = require 'nn'
 
 local M = { family = 'MobileOne' }
@@ -47,8 +46,8 @@ function M.mobileone(cfg)
   return m
 end
 
-local function config(widths, branches)
-  return { build = M.mobileone, widths = widths, num_conv_branches = branches, has_deploy_form = true,
+local function config(widths, branches, use_se)
+  return { build = M.mobileone, widths = widths, num_conv_branches = branches, use_se = use_se, has_deploy_form = true,
            input = { 1, 3, 224, 224 } }
 end
 
@@ -57,6 +56,7 @@ M.configs = {
   mobileone_s1 = config({ 1.5, 1.5, 2, 2.5 }, 1),
   mobileone_s2 = config({ 1.5, 2, 2.5, 4 }, 1),
   mobileone_s3 = config({ 2, 2.5, 3, 4 }, 1),
+  mobileone_s4 = config({ 3, 3.5, 3.5, 4 }, 1, true),
 }
 
 return M

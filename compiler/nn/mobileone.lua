@@ -6,7 +6,9 @@
 --   deploy form:   reparam_conv (kxk with bias); y = ReLU(reparam_conv(x))
 -- passes/fold_mobileone.lua turns the first into the second. The reference pads the scale branch by
 -- k // 2 when it converts, so the kernel is odd and the padding k // 2 (the zoo: 3x3 depthwise with
--- padding 1 and 1x1 pointwise with padding 0). Squeeze-excitation (use_se, MobileOne-S4) is refused.
+-- padding 1 and 1x1 pointwise with padding 0). With use_se (MobileOne-S4), squeeze-excitation (the
+-- reference's SEBlock: se.reduce to C / 16 channels, ReLU, se.expand, sigmoid) gates the sum (or
+-- reparam_conv's output) before the ReLU.
 --   nn.MobileOneBlock(cin, cout, k, {stride = 1, padding = k // 2, groups = 1, num_conv_branches = 1,
 --                                    use_se = false, deploy = false})
 return function(nn)
@@ -22,11 +24,14 @@ return function(nn)
         tostring(k), tostring(padding)))
     end
     if o.use_se then
-      nn.fail(m._where, 'MobileOneBlock use_se: squeeze-excitation (MobileOne-S4) is not supported yet')
+      m.se = nn.SqueezeExcitation(cout, math.floor(cout * 0.0625), { names = { 'reduce', 'expand' } })
     end
     if o.deploy then
       m.reparam_conv = nn.Conv2d(cin, cout, k, { stride = stride, padding = padding, groups = groups })
-      function m:forward(x) return nn.relu(self.reparam_conv(x)) end
+      function m:forward(x)
+        local y = self.reparam_conv(x)
+        return nn.relu(self.se and self.se(y) or y)
+      end
       return m
     end
     if cin == cout and stride == 1 then m.rbr_skip = nn.BatchNorm2d(cin) end
@@ -44,7 +49,7 @@ return function(nn)
       for _, conv in self.rbr_conv:children() do plus(conv(x)) end
       nn.mark_block(x, sum, { kind = 'mobileone', path = self._path, branches = branches,
                               scale = self.rbr_scale ~= nil, identity = self.rbr_skip ~= nil })
-      return nn.relu(sum)
+      return nn.relu(self.se and self.se(sum) or sum)
     end
     return m
   end

@@ -62,3 +62,11 @@ model="$FIXTURES/reparam.lua:$name"
 grep -q 'mobileone folded 13' "$SCRATCH/report" || fail "fold report: $(cat "$SCRATCH/report")"
 "$FOLDC" run "$model" --weights "$SCRATCH/mobileone.safetensors" --input "$data/$name.input.npy" --output "$SCRATCH/out.npy"
 luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data/$name.output.npy" 1e-4
+
+# and with squeeze-excitation: se.reduce / se.expand kept as they are
+name=mobileone_mini_se
+model="$FIXTURES/reparam.lua:$name"
+"$FOLDC" fold "$model" --weights "$data/$name.safetensors" -o "$SCRATCH/mobileone_se.safetensors" 2> "$SCRATCH/report"
+grep -q 'mobileone folded 13' "$SCRATCH/report" || fail "fold report: $(cat "$SCRATCH/report")"
+"$FOLDC" run "$model" --weights "$SCRATCH/mobileone_se.safetensors" --input "$data/$name.input.npy" --output "$SCRATCH/out.npy"
+luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data/$name.output.npy" 1e-4

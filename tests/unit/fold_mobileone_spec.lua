@@ -55,11 +55,10 @@ describe('fold_mobileone', function()
     assert.are.equal(0, cases.count(after, 'add') + cases.count(after, 'relu') + cases.count(after, 'batchnorm'))
   end)
 
-  it('refuses an even kernel, padding other than kernel // 2, and squeeze-excitation', function()
+  it('refuses an even kernel, padding other than kernel // 2, and no branches', function()
     for _, bad in ipairs({
       { 2, {}, 'needs an odd kernel and padding = kernel // 2 (got kernel 2, padding 1)' },
       { 3, { padding = 2 }, 'needs an odd kernel and padding = kernel // 2 (got kernel 3, padding 2)' },
-      { 3, { use_se = true }, 'squeeze-excitation (MobileOne-S4) is not supported yet' },
       { 3, { num_conv_branches = 0 }, 'num_conv_branches' },
     }) do
       local ok, err = pcall(nn.MobileOneBlock, 8, 8, bad[1], bad[2])
@@ -69,11 +68,13 @@ describe('fold_mobileone', function()
     end
   end)
 
-  it('refuses MobileOne-S4 (squeeze-excitation in stage3 and stage4) in one line naming the description', function()
-    local mobileone = require 'models.mobileone'
-    local ok, err = pcall(mobileone.mobileone, { widths = { 3, 3.5, 3.5, 4 }, use_se = true })
-    assert.is_false(ok)
-    assert.truthy(err:find('models/mobileone.lua:%d+: MobileOneBlock use_se: squeeze%-excitation'), err)
-    assert.is_nil(err:find('\n'), err)
+  it('folds a block with squeeze-excitation (MobileOne-S4): the gate, and the ReLU fused into it', function()
+    local m = nn.Sequential()
+    m:add(nn.MobileOneBlock(16, 16, 3, { groups = 16, num_conv_branches = 2, use_se = true }))
+    m:add(nn.MobileOneBlock(16, 32, 1, { num_conv_branches = 2, use_se = true }))
+    local rel, after = cases.before_after(m, { 1, 16, 9, 7 }, 11, { passes })
+    assert.is_true(rel < 1e-5, 'relative difference ' .. rel)
+    assert.are.equal(2, cases.count(after, 'channel_gate'))
+    assert.are.equal(0, cases.count(after, 'act') + cases.count(after, 'batchnorm'))
   end)
 end)

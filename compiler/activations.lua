@@ -15,9 +15,10 @@
 --               -inf * 0 in SiLU/Hardswish/GELU gives NaN as torch does)
 --   maps_zero   f(0) == 0: a zero border (padding) stays zero through it
 --   paper       where it comes from
--- Adding an activation: its entry here, its case in halide/activation.h, its C reference in
--- tests/kernels/kernel_test.c, and its row in the tests (tests/unit/activations_spec.lua,
--- tests/kernels/cases_fast.txt, tests/fixtures/make_fixtures.py's act_net).
+-- Adding an activation (Hardsigmoid's commit is the example): its entry here, its case in
+-- halide/activation.h, its C reference in tests/kernels/kernel_test.c and kernel cases in
+-- tests/kernels/cases_fast.txt, its PyTorch values in tests/unit/activations_spec.lua, its row in
+-- models/README.md. The DSL, the interpreter, fusion and every producing kernel follow.
 local ffi = require 'ffi'
 
 pcall(ffi.cdef, 'double erf(double);')
@@ -42,6 +43,9 @@ activations.list = {
   { name = 'hardswish', module = 'Hardswish', functional = 'hardswish', maps_zero = true,
     f = function(v) return v * relu6(v + 3) / 6 end,
     paper = 'MobileNetV3 (Howard et al. 2019)' },
+  { name = 'hardsigmoid', module = 'Hardsigmoid', functional = 'hardsigmoid', maps_zero = false,
+    f = function(v) return relu6(v + 3) / 6 end,
+    paper = 'MobileNetV3 (Howard et al. 2019), its squeeze-excitation gate' },
   { name = 'sigmoid', module = 'Sigmoid', functional = 'sigmoid', maps_zero = false,
     f = sigmoid,
     paper = 'the logistic function; squeeze-excitation gates (Hu et al. 2018)' },

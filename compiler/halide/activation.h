@@ -18,13 +18,13 @@
 
 namespace foldc {
 
-enum class Act { None, Relu, Relu6, Silu, Hardswish, Sigmoid, Gelu, GeluTanh };
+enum class Act { None, Relu, Relu6, Silu, Hardswish, Hardsigmoid, Sigmoid, Gelu, GeluTanh };
 
 // The generator parameter's values: compiler/activations.lua's names.
 inline const std::map<std::string, Act> &act_names() {
     static const std::map<std::string, Act> names = {
         {"none", Act::None}, {"relu", Act::Relu}, {"relu6", Act::Relu6}, {"silu", Act::Silu},
-        {"hardswish", Act::Hardswish}, {"sigmoid", Act::Sigmoid}, {"gelu", Act::Gelu},
+        {"hardswish", Act::Hardswish}, {"hardsigmoid", Act::Hardsigmoid}, {"sigmoid", Act::Sigmoid}, {"gelu", Act::Gelu},
         {"gelu_tanh", Act::GeluTanh},
     };
     return names;
@@ -72,6 +72,7 @@ inline Halide::Expr activate(Act act, const Halide::Expr &v) {
     case Act::Relu6: return relu6_keep_nan(v);
     case Act::Silu: return at_nonfinite(v, v / (1.0f + exp_neg(v)), v, nan_f32());
     case Act::Hardswish: return v * relu6_keep_nan(v + 3.0f) * (1.0f / 6.0f);  // -inf * 0 = NaN
+    case Act::Hardsigmoid: return relu6_keep_nan(v + 3.0f) * (1.0f / 6.0f);
     case Act::Sigmoid: return at_nonfinite(v, 1.0f / (1.0f + exp_neg(v)), 1.0f, 0.0f);
     case Act::Gelu: {
         // erf's argument clamped to +-6 (erf(6) rounds to 1 in float; Halide's erf is NaN at +-1e38)

@@ -9,25 +9,25 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-#include "kernels/foldc_06771817578139c7.h"
-#include "kernels/foldc_16b1c80eebf6fd25.h"
-#include "kernels/foldc_1e5b62c50118388f.h"
-#include "kernels/foldc_28ef81ef048790e5.h"
-#include "kernels/foldc_388e2f994e0b6769.h"
-#include "kernels/foldc_414dcad644fd32f7.h"
-#include "kernels/foldc_459abd5875054a32.h"
-#include "kernels/foldc_46045ad895ec197f.h"
-#include "kernels/foldc_561ff5c3f53ad644.h"
-#include "kernels/foldc_595175c5f5e1c814.h"
-#include "kernels/foldc_642f8e24b2dd7b8f.h"
-#include "kernels/foldc_6ea2c5f26cdbe07d.h"
-#include "kernels/foldc_7212f9e15d8540f1.h"
-#include "kernels/foldc_93a0a7d5c5f7fcc8.h"
-#include "kernels/foldc_b166f96717a369f8.h"
-#include "kernels/foldc_ddf57af161dbc75b.h"
-#include "kernels/foldc_f374dd699f7ea4ba.h"
+#include "kernels/foldc_245cb9ab9e427974.h"
+#include "kernels/foldc_2d6bd1a6c6951056.h"
+#include "kernels/foldc_3bdc19dc528beb03.h"
+#include "kernels/foldc_647f2c55616f53c0.h"
+#include "kernels/foldc_7328d0eef9197c37.h"
+#include "kernels/foldc_7bcfe56967fc9d24.h"
+#include "kernels/foldc_7bfb770d4c8a2798.h"
+#include "kernels/foldc_90f9686547382ca6.h"
+#include "kernels/foldc_9570cf73940b12f8.h"
+#include "kernels/foldc_ad7fca042b65c146.h"
+#include "kernels/foldc_afe922179ef85f1f.h"
+#include "kernels/foldc_b2a17b83341149e7.h"
+#include "kernels/foldc_d5b430d33b94a205.h"
+#include "kernels/foldc_dc5bb75abaccd5c4.h"
+#include "kernels/foldc_e7ece650de6e694a.h"
+#include "kernels/foldc_eed11ca6439877cc.h"
+#include "kernels/foldc_fb05a0e6d2b63daa.h"
 
-#define MODEL_ID UINT64_C(0x5f932c69ed41058e)
+#define MODEL_ID UINT64_C(0x20c41776b6af3b5e)
 #define NUM_WEIGHTS 36
 #define NUM_VIEWS 82
 
@@ -45,88 +45,88 @@ typedef struct {
 } view_desc;
 
 static const view_desc views[NUM_VIEWS] = {
-  {0, 3211264, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_06771817578139c7 */
-  {1, 640, 4, {16, 3, 7, 28}, {1, 16, 48, 336}}, /* features.conv.weight@hwio16, foldc_06771817578139c7 */
-  {1, 38272, 1, {64}, {1}}, /* features.conv.bias, foldc_06771817578139c7 */
-  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_06771817578139c7 */
-  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_459abd5875054a32 */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_459abd5875054a32 */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_b166f96717a369f8 */
-  {1, 38528, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block0.conv.weight@winograd4b16, foldc_b166f96717a369f8 */
-  {1, 628352, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_b166f96717a369f8 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_b166f96717a369f8 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_b166f96717a369f8 */
-  {1, 628608, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block1.conv.weight@winograd4b16, foldc_b166f96717a369f8 */
-  {1, 1218432, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_b166f96717a369f8 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_b166f96717a369f8 */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_b166f96717a369f8 */
-  {1, 1218688, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block2.conv.weight@winograd4b16, foldc_b166f96717a369f8 */
-  {1, 1808512, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_b166f96717a369f8 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_b166f96717a369f8 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_ddf57af161dbc75b */
-  {1, 1808768, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block3.conv.weight@winograd4b16, foldc_ddf57af161dbc75b */
-  {1, 2398592, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_ddf57af161dbc75b */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_ddf57af161dbc75b */
-  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_f374dd699f7ea4ba */
-  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_f374dd699f7ea4ba */
-  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_7212f9e15d8540f1 */
-  {1, 2398848, 4, {16, 64, 6, 48}, {1, 16, 1024, 6144}}, /* features.group1.block0.conv.weight@winograd4b16, foldc_7212f9e15d8540f1 */
-  {1, 3578496, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_7212f9e15d8540f1 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_7212f9e15d8540f1 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_561ff5c3f53ad644 */
-  {1, 3579008, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block1.conv.weight@winograd4b16, foldc_561ff5c3f53ad644 */
-  {1, 5938304, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_561ff5c3f53ad644 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_561ff5c3f53ad644 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_561ff5c3f53ad644 */
-  {1, 5938816, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block2.conv.weight@winograd4b16, foldc_561ff5c3f53ad644 */
-  {1, 8298112, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_561ff5c3f53ad644 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_561ff5c3f53ad644 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_642f8e24b2dd7b8f */
-  {1, 8298624, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block3.conv.weight@winograd4b16, foldc_642f8e24b2dd7b8f */
-  {1, 10657920, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_642f8e24b2dd7b8f */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_642f8e24b2dd7b8f */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_16b1c80eebf6fd25 */
-  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_16b1c80eebf6fd25 */
-  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_93a0a7d5c5f7fcc8 */
-  {1, 10658432, 4, {16, 128, 4, 64}, {1, 16, 2048, 8192}}, /* features.group2.block0.conv.weight@winograd2b16, foldc_93a0a7d5c5f7fcc8 */
-  {1, 12755584, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_93a0a7d5c5f7fcc8 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_93a0a7d5c5f7fcc8 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_595175c5f5e1c814 */
-  {1, 12756608, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block1.conv.weight@winograd2b16, foldc_595175c5f5e1c814 */
-  {1, 16950912, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_595175c5f5e1c814 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_595175c5f5e1c814 */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_595175c5f5e1c814 */
-  {1, 16951936, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block2.conv.weight@winograd2b16, foldc_595175c5f5e1c814 */
-  {1, 21146240, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_595175c5f5e1c814 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_595175c5f5e1c814 */
-  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_46045ad895ec197f */
-  {1, 21147264, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block3.conv.weight@winograd2b16, foldc_46045ad895ec197f */
-  {1, 25341568, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_46045ad895ec197f */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_46045ad895ec197f */
-  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_388e2f994e0b6769 */
-  {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_388e2f994e0b6769 */
-  {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_414dcad644fd32f7 */
-  {1, 25342592, 4, {16, 256, 4, 128}, {1, 16, 4096, 16384}}, /* features.group3.block0.conv.weight@winograd2b16, foldc_414dcad644fd32f7 */
-  {1, 33731200, 1, {512}, {1}}, /* features.group3.block0.conv.bias, foldc_414dcad644fd32f7 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_414dcad644fd32f7 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_1e5b62c50118388f */
-  {1, 33733248, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block1.conv.weight@hwio16, foldc_1e5b62c50118388f */
-  {1, 43170432, 1, {512}, {1}}, /* features.group3.block1.conv.bias, foldc_1e5b62c50118388f */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_1e5b62c50118388f */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_1e5b62c50118388f */
-  {1, 43172480, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block2.conv.weight@hwio16, foldc_1e5b62c50118388f */
-  {1, 52609664, 1, {512}, {1}}, /* features.group3.block2.conv.bias, foldc_1e5b62c50118388f */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_1e5b62c50118388f */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_1e5b62c50118388f */
-  {1, 52611712, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block3.conv.weight@hwio16, foldc_1e5b62c50118388f */
-  {1, 62048896, 1, {512}, {1}}, /* features.group3.block3.conv.bias, foldc_1e5b62c50118388f */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_1e5b62c50118388f */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_28ef81ef048790e5 */
-  {0, 4032, 3, {512, 1, 1}, {1, 512, 512}}, /* activation, foldc_28ef81ef048790e5 */
-  {0, 4032, 2, {512, 1}, {1, 512}}, /* activation, foldc_6ea2c5f26cdbe07d */
-  {1, 62050944, 2, {1000, 512}, {1, 1000}}, /* fc.weight@t, foldc_6ea2c5f26cdbe07d */
-  {1, 64098944, 1, {1000}, {1}}, /* fc.bias, foldc_6ea2c5f26cdbe07d */
-  {0, 0, 2, {1000, 1}, {1, 1000}}, /* activation, foldc_6ea2c5f26cdbe07d */
+  {0, 3211264, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_90f9686547382ca6 */
+  {1, 640, 4, {16, 3, 7, 28}, {1, 16, 48, 336}}, /* features.conv.weight@hwio16, foldc_90f9686547382ca6 */
+  {1, 38272, 1, {64}, {1}}, /* features.conv.bias, foldc_90f9686547382ca6 */
+  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_90f9686547382ca6 */
+  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_2d6bd1a6c6951056 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_2d6bd1a6c6951056 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_647f2c55616f53c0 */
+  {1, 38528, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block0.conv.weight@winograd4b16, foldc_647f2c55616f53c0 */
+  {1, 628352, 1, {64}, {1}}, /* features.group0.block0.conv.bias, foldc_647f2c55616f53c0 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_647f2c55616f53c0 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_647f2c55616f53c0 */
+  {1, 628608, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block1.conv.weight@winograd4b16, foldc_647f2c55616f53c0 */
+  {1, 1218432, 1, {64}, {1}}, /* features.group0.block1.conv.bias, foldc_647f2c55616f53c0 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_647f2c55616f53c0 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_647f2c55616f53c0 */
+  {1, 1218688, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block2.conv.weight@winograd4b16, foldc_647f2c55616f53c0 */
+  {1, 1808512, 1, {64}, {1}}, /* features.group0.block2.conv.bias, foldc_647f2c55616f53c0 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_647f2c55616f53c0 */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_dc5bb75abaccd5c4 */
+  {1, 1808768, 4, {16, 64, 6, 24}, {1, 16, 1024, 6144}}, /* features.group0.block3.conv.weight@winograd4b16, foldc_dc5bb75abaccd5c4 */
+  {1, 2398592, 1, {64}, {1}}, /* features.group0.block3.conv.bias, foldc_dc5bb75abaccd5c4 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_dc5bb75abaccd5c4 */
+  {0, 802816, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_ad7fca042b65c146 */
+  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_ad7fca042b65c146 */
+  {0, 401408, 3, {64, 28, 28}, {1, 64, 1792}}, /* activation, foldc_b2a17b83341149e7 */
+  {1, 2398848, 4, {16, 64, 6, 48}, {1, 16, 1024, 6144}}, /* features.group1.block0.conv.weight@winograd4b16, foldc_b2a17b83341149e7 */
+  {1, 3578496, 1, {128}, {1}}, /* features.group1.block0.conv.bias, foldc_b2a17b83341149e7 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_b2a17b83341149e7 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9570cf73940b12f8 */
+  {1, 3579008, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block1.conv.weight@winograd4b16, foldc_9570cf73940b12f8 */
+  {1, 5938304, 1, {128}, {1}}, /* features.group1.block1.conv.bias, foldc_9570cf73940b12f8 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9570cf73940b12f8 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9570cf73940b12f8 */
+  {1, 5938816, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block2.conv.weight@winograd4b16, foldc_9570cf73940b12f8 */
+  {1, 8298112, 1, {128}, {1}}, /* features.group1.block2.conv.bias, foldc_9570cf73940b12f8 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9570cf73940b12f8 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_eed11ca6439877cc */
+  {1, 8298624, 4, {16, 128, 6, 48}, {1, 16, 2048, 12288}}, /* features.group1.block3.conv.weight@winograd4b16, foldc_eed11ca6439877cc */
+  {1, 10657920, 1, {128}, {1}}, /* features.group1.block3.conv.bias, foldc_eed11ca6439877cc */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_eed11ca6439877cc */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_7328d0eef9197c37 */
+  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_7328d0eef9197c37 */
+  {0, 200704, 3, {128, 14, 14}, {1, 128, 1792}}, /* activation, foldc_245cb9ab9e427974 */
+  {1, 10658432, 4, {16, 128, 4, 64}, {1, 16, 2048, 8192}}, /* features.group2.block0.conv.weight@winograd2b16, foldc_245cb9ab9e427974 */
+  {1, 12755584, 1, {256}, {1}}, /* features.group2.block0.conv.bias, foldc_245cb9ab9e427974 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_245cb9ab9e427974 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7bfb770d4c8a2798 */
+  {1, 12756608, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block1.conv.weight@winograd2b16, foldc_7bfb770d4c8a2798 */
+  {1, 16950912, 1, {256}, {1}}, /* features.group2.block1.conv.bias, foldc_7bfb770d4c8a2798 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7bfb770d4c8a2798 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7bfb770d4c8a2798 */
+  {1, 16951936, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block2.conv.weight@winograd2b16, foldc_7bfb770d4c8a2798 */
+  {1, 21146240, 1, {256}, {1}}, /* features.group2.block2.conv.bias, foldc_7bfb770d4c8a2798 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7bfb770d4c8a2798 */
+  {0, 0, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7bcfe56967fc9d24 */
+  {1, 21147264, 4, {16, 256, 4, 64}, {1, 16, 4096, 16384}}, /* features.group2.block3.conv.weight@winograd2b16, foldc_7bcfe56967fc9d24 */
+  {1, 25341568, 1, {256}, {1}}, /* features.group2.block3.conv.bias, foldc_7bcfe56967fc9d24 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7bcfe56967fc9d24 */
+  {0, 200704, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_afe922179ef85f1f */
+  {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_afe922179ef85f1f */
+  {0, 100352, 3, {256, 7, 7}, {1, 256, 1792}}, /* activation, foldc_3bdc19dc528beb03 */
+  {1, 25342592, 4, {16, 256, 4, 128}, {1, 16, 4096, 16384}}, /* features.group3.block0.conv.weight@winograd2b16, foldc_3bdc19dc528beb03 */
+  {1, 33731200, 1, {512}, {1}}, /* features.group3.block0.conv.bias, foldc_3bdc19dc528beb03 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_3bdc19dc528beb03 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_d5b430d33b94a205 */
+  {1, 33733248, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block1.conv.weight@hwio16, foldc_d5b430d33b94a205 */
+  {1, 43170432, 1, {512}, {1}}, /* features.group3.block1.conv.bias, foldc_d5b430d33b94a205 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_d5b430d33b94a205 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_d5b430d33b94a205 */
+  {1, 43172480, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block2.conv.weight@hwio16, foldc_d5b430d33b94a205 */
+  {1, 52609664, 1, {512}, {1}}, /* features.group3.block2.conv.bias, foldc_d5b430d33b94a205 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_d5b430d33b94a205 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_d5b430d33b94a205 */
+  {1, 52611712, 4, {16, 512, 3, 96}, {1, 16, 8192, 24576}}, /* features.group3.block3.conv.weight@hwio16, foldc_d5b430d33b94a205 */
+  {1, 62048896, 1, {512}, {1}}, /* features.group3.block3.conv.bias, foldc_d5b430d33b94a205 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_d5b430d33b94a205 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_fb05a0e6d2b63daa */
+  {0, 4032, 3, {512, 1, 1}, {1, 512, 512}}, /* activation, foldc_fb05a0e6d2b63daa */
+  {0, 4032, 2, {512, 1}, {1, 512}}, /* activation, foldc_e7ece650de6e694a */
+  {1, 62050944, 2, {1000, 512}, {1, 1000}}, /* fc.weight@t, foldc_e7ece650de6e694a */
+  {1, 64098944, 1, {1000}, {1}}, /* fc.bias, foldc_e7ece650de6e694a */
+  {0, 0, 2, {1000, 1}, {1, 1000}}, /* activation, foldc_e7ece650de6e694a */
 };
 
 static const char *const layer_names[DIRACNET18_NUM_LAYERS] = {
@@ -325,141 +325,141 @@ static int run_layer(diracnet18_ctx *ctx, int i) {
   case 0:
     /* layer 0 features.conv: conv2d direct 3->64 7x7 s2 on 1x3x224x224 -> 1x64x112x112, 118013952 MACs
      * why: Winograd not eligible: kernel 7x7
-     * generator conv2d cin=3 cout=64 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=7 kw=7 out_h=112 out_w=112 pad_x=3 pad_y=3 relu=false residual=false stride_x=2 stride_y=2 tile_co=4 tile_x=4 w_block=16
+     * generator conv2d act=none cin=3 cout=64 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=7 kw=7 out_h=112 out_w=112 pad_x=3 pad_y=3 residual=false stride_x=2 stride_y=2 tile_co=4 tile_x=4 w_block=16
      * schedule: record tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_06771817578139c7(ctx, &b[0], &b[1], &b[2], &b[3]);
+    return foldc_90f9686547382ca6(ctx, &b[0], &b[1], &b[2], &b[3]);
   case 1:
     /* layer 1 features.max_pool0: pool2d direct on 1x64x112x112 -> 1x64x56x56, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=64 count_include_pad=true in_h=112 in_w=112 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true stride_x=2 stride_y=2
+     * generator pool2d act=relu c=64 count_include_pad=true in_h=112 in_w=112 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_459abd5875054a32(ctx, &b[4], &b[5]);
+    return foldc_2d6bd1a6c6951056(ctx, &b[4], &b[5]);
   case 2:
     /* layer 2 features.group0.block0.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_b166f96717a369f8(ctx, &b[6], &b[7], &b[8], &b[9]);
+    return foldc_647f2c55616f53c0(ctx, &b[6], &b[7], &b[8], &b[9]);
   case 3:
     /* layer 3 features.group0.block1.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_b166f96717a369f8(ctx, &b[10], &b[11], &b[12], &b[13]);
+    return foldc_647f2c55616f53c0(ctx, &b[10], &b[11], &b[12], &b[13]);
   case 4:
     /* layer 4 features.group0.block2.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_b166f96717a369f8(ctx, &b[14], &b[15], &b[16], &b[17]);
+    return foldc_647f2c55616f53c0(ctx, &b[14], &b[15], &b[16], &b[17]);
   case 5:
     /* layer 5 features.group0.block3.conv: conv2d winograd F(4x4) 64->64 3x3 s1 on 1x64x56x56 -> 1x64x56x56, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=none cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=none cin=64 cout=64 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_ddf57af161dbc75b(ctx, &b[18], &b[19], &b[20], &b[21]);
+    return foldc_dc5bb75abaccd5c4(ctx, &b[18], &b[19], &b[20], &b[21]);
   case 6:
     /* layer 6 features.max_pool1: pool2d direct on 1x64x56x56 -> 1x64x28x28, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=2 kw=2 op=max out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true stride_x=2 stride_y=2
+     * generator pool2d act=relu c=64 count_include_pad=true in_h=56 in_w=56 kh=2 kw=2 op=max out_h=28 out_w=28 pad_x=0 pad_y=0 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_f374dd699f7ea4ba(ctx, &b[22], &b[23]);
+    return foldc_ad7fca042b65c146(ctx, &b[22], &b[23]);
   case 7:
     /* layer 7 features.group1.block0.conv: conv2d winograd F(4x4) 64->128 3x3 s1 on 1x64x28x28 -> 1x128x28x28, 57802752 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=64 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=64 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=64 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=64 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_7212f9e15d8540f1(ctx, &b[24], &b[25], &b[26], &b[27]);
+    return foldc_b2a17b83341149e7(ctx, &b[24], &b[25], &b[26], &b[27]);
   case 8:
     /* layer 8 features.group1.block1.conv: conv2d winograd F(4x4) 128->128 3x3 s1 on 1x128x28x28 -> 1x128x28x28, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=128 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=128 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_561ff5c3f53ad644(ctx, &b[28], &b[29], &b[30], &b[31]);
+    return foldc_9570cf73940b12f8(ctx, &b[28], &b[29], &b[30], &b[31]);
   case 9:
     /* layer 9 features.group1.block2.conv: conv2d winograd F(4x4) 128->128 3x3 s1 on 1x128x28x28 -> 1x128x28x28, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=128 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=128 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_561ff5c3f53ad644(ctx, &b[32], &b[33], &b[34], &b[35]);
+    return foldc_9570cf73940b12f8(ctx, &b[32], &b[33], &b[34], &b[35]);
   case 10:
     /* layer 10 features.group1.block3.conv: conv2d winograd F(4x4) 128->128 3x3 s1 on 1x128x28x28 -> 1x128x28x28, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=128 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=none cin=128 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=none cin=128 cout=128 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_642f8e24b2dd7b8f(ctx, &b[36], &b[37], &b[38], &b[39]);
+    return foldc_eed11ca6439877cc(ctx, &b[36], &b[37], &b[38], &b[39]);
   case 11:
     /* layer 11 features.max_pool2: pool2d direct on 1x128x28x28 -> 1x128x14x14, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=2 kw=2 op=max out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true stride_x=2 stride_y=2
+     * generator pool2d act=relu c=128 count_include_pad=true in_h=28 in_w=28 kh=2 kw=2 op=max out_h=14 out_w=14 pad_x=0 pad_y=0 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_16b1c80eebf6fd25(ctx, &b[40], &b[41]);
+    return foldc_7328d0eef9197c37(ctx, &b[40], &b[41]);
   case 12:
     /* layer 12 features.group2.block0.conv: conv2d winograd F(2x2) 128->256 3x3 s1 on 1x128x14x14 -> 1x256x14x14, 57802752 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=128 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=128 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=128 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=128 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_93a0a7d5c5f7fcc8(ctx, &b[42], &b[43], &b[44], &b[45]);
+    return foldc_245cb9ab9e427974(ctx, &b[42], &b[43], &b[44], &b[45]);
   case 13:
     /* layer 13 features.group2.block1.conv: conv2d winograd F(2x2) 256->256 3x3 s1 on 1x256x14x14 -> 1x256x14x14, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=256 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=256 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_595175c5f5e1c814(ctx, &b[46], &b[47], &b[48], &b[49]);
+    return foldc_7bfb770d4c8a2798(ctx, &b[46], &b[47], &b[48], &b[49]);
   case 14:
     /* layer 14 features.group2.block2.conv: conv2d winograd F(2x2) 256->256 3x3 s1 on 1x256x14x14 -> 1x256x14x14, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=256 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=256 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_595175c5f5e1c814(ctx, &b[50], &b[51], &b[52], &b[53]);
+    return foldc_7bfb770d4c8a2798(ctx, &b[50], &b[51], &b[52], &b[53]);
   case 15:
     /* layer 15 features.group2.block3.conv: conv2d winograd F(2x2) 256->256 3x3 s1 on 1x256x14x14 -> 1x256x14x14, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=256 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=none cin=256 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=none cin=256 cout=256 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_46045ad895ec197f(ctx, &b[54], &b[55], &b[56], &b[57]);
+    return foldc_7bcfe56967fc9d24(ctx, &b[54], &b[55], &b[56], &b[57]);
   case 16:
     /* layer 16 features.max_pool3: pool2d direct on 1x256x14x14 -> 1x256x7x7, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=2 kw=2 op=max out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true stride_x=2 stride_y=2
+     * generator pool2d act=relu c=256 count_include_pad=true in_h=14 in_w=14 kh=2 kw=2 op=max out_h=7 out_w=7 pad_x=0 pad_y=0 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_388e2f994e0b6769(ctx, &b[58], &b[59]);
+    return foldc_afe922179ef85f1f(ctx, &b[58], &b[59]);
   case 17:
     /* layer 17 features.group3.block0.conv: conv2d winograd F(2x2) 256->512 3x3 s1 on 1x256x7x7 -> 1x512x7x7, 57802752 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=256 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=256 cout=512 in_h=7 in_w=7 m=2 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=256 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=256 cout=512 in_h=7 in_w=7 m=2 out_h=7 out_w=7 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_414dcad644fd32f7(ctx, &b[60], &b[61], &b[62], &b[63]);
+    return foldc_3bdc19dc528beb03(ctx, &b[60], &b[61], &b[62], &b[63]);
   case 18:
     /* layer 18 features.group3.block1.conv: conv2d direct 512->512 3x3 s1 on 1x512x7x7 -> 1x512x7x7, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d ci_block=16 cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 prefetch=16 relu=true residual=false stride_x=1 stride_y=1 w_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu ci_block=16 cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 prefetch=16 residual=false stride_x=1 stride_y=1 w_block=16
      * schedule: record ci_block=16 prefetch=16 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_1e5b62c50118388f(ctx, &b[64], &b[65], &b[66], &b[67]);
+    return foldc_d5b430d33b94a205(ctx, &b[64], &b[65], &b[66], &b[67]);
   case 19:
     /* layer 19 features.group3.block2.conv: conv2d direct 512->512 3x3 s1 on 1x512x7x7 -> 1x512x7x7, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d ci_block=16 cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 prefetch=16 relu=true residual=false stride_x=1 stride_y=1 w_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu ci_block=16 cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 prefetch=16 residual=false stride_x=1 stride_y=1 w_block=16
      * schedule: record ci_block=16 prefetch=16 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_1e5b62c50118388f(ctx, &b[68], &b[69], &b[70], &b[71]);
+    return foldc_d5b430d33b94a205(ctx, &b[68], &b[69], &b[70], &b[71]);
   case 20:
     /* layer 20 features.group3.block3.conv: conv2d direct 512->512 3x3 s1 on 1x512x7x7 -> 1x512x7x7, 115605504 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d ci_block=16 cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 prefetch=16 relu=true residual=false stride_x=1 stride_y=1 w_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu ci_block=16 cin=512 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 prefetch=16 residual=false stride_x=1 stride_y=1 w_block=16
      * schedule: record ci_block=16 prefetch=16 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_1e5b62c50118388f(ctx, &b[72], &b[73], &b[74], &b[75]);
+    return foldc_d5b430d33b94a205(ctx, &b[72], &b[73], &b[74], &b[75]);
   case 21:
     /* layer 21 features.avg_pool: pool2d direct on 1x512x7x7 -> 1x512x1x1, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=512 count_include_pad=true in_h=7 in_w=7 kh=7 kw=7 op=avg out_h=1 out_w=1 pad_x=0 pad_y=0 relu=false stride_x=7 stride_y=7
+     * generator pool2d act=none c=512 count_include_pad=true in_h=7 in_w=7 kh=7 kw=7 op=avg out_h=1 out_w=1 pad_x=0 pad_y=0 stride_x=7 stride_y=7
      * schedule: default */
-    return foldc_28ef81ef048790e5(ctx, &b[76], &b[77]);
+    return foldc_fb05a0e6d2b63daa(ctx, &b[76], &b[77]);
   case 22:
     /* layer 22 fc: linear gemm on 1x512 -> 1x1000, 512000 MACs
      * why: the only kernel for linear
-     * generator linear cin=512 cout=1000 relu=false rows=1
+     * generator linear act=none cin=512 cout=1000 rows=1
      * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_6ea2c5f26cdbe07d(ctx, &b[78], &b[79], &b[80], &b[81]);
+    return foldc_e7ece650de6e694a(ctx, &b[78], &b[79], &b[80], &b[81]);
   default: return 0;
   }
 }

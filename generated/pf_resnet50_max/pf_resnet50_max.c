@@ -9,35 +9,35 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-#include "kernels/foldc_0c44eda4fab7da39.h"
-#include "kernels/foldc_123313da1078b70b.h"
-#include "kernels/foldc_13599b59d1732411.h"
-#include "kernels/foldc_196dcbb501373146.h"
-#include "kernels/foldc_1ced7b06b7f14c04.h"
-#include "kernels/foldc_2bf103bd994c08d4.h"
-#include "kernels/foldc_33bc7181f8be81d6.h"
-#include "kernels/foldc_38db8e96cb9444bd.h"
-#include "kernels/foldc_39540d7a03d9b2c7.h"
-#include "kernels/foldc_3ab38e4d916250f1.h"
+#include "kernels/foldc_008a9400f157586f.h"
+#include "kernels/foldc_076a432ba8d826d1.h"
+#include "kernels/foldc_0f7de02a265ce26c.h"
+#include "kernels/foldc_1a1953fbce85ebff.h"
+#include "kernels/foldc_1d35cebd7459a005.h"
+#include "kernels/foldc_1eb455f2e55333dd.h"
+#include "kernels/foldc_2a7fbb118834d682.h"
+#include "kernels/foldc_3883c0aa57251e54.h"
+#include "kernels/foldc_4a4b028488d68dc2.h"
 #include "kernels/foldc_4b801d2e1b2492f4.h"
-#include "kernels/foldc_4d04132bba699712.h"
-#include "kernels/foldc_4d1e2254bf5b9235.h"
-#include "kernels/foldc_4e670c7ece302204.h"
-#include "kernels/foldc_4f014bc698f0e3d1.h"
-#include "kernels/foldc_51d86bc50ff2adae.h"
-#include "kernels/foldc_6898ef0df38cb52f.h"
-#include "kernels/foldc_76e19a91825b11d4.h"
-#include "kernels/foldc_7d4e3437f58ff604.h"
-#include "kernels/foldc_8511eee82349d77b.h"
-#include "kernels/foldc_918522ba7f4675a4.h"
-#include "kernels/foldc_986dab1b0c343b99.h"
-#include "kernels/foldc_bc498f10856df32f.h"
-#include "kernels/foldc_d206d6c9dc4a778a.h"
-#include "kernels/foldc_e2edcfd515b005b6.h"
-#include "kernels/foldc_e53e9a13d3e1a0b5.h"
-#include "kernels/foldc_f545d73a917e1143.h"
+#include "kernels/foldc_4c302ba4ad520442.h"
+#include "kernels/foldc_558d2762c9e63b35.h"
+#include "kernels/foldc_5a741310f9eed2e2.h"
+#include "kernels/foldc_5aede14643859095.h"
+#include "kernels/foldc_9dc1fc66ae1305d6.h"
+#include "kernels/foldc_9fa1b34e42c8468f.h"
+#include "kernels/foldc_a3c5fdd5e7919765.h"
+#include "kernels/foldc_b0a1b4aeac2597c3.h"
+#include "kernels/foldc_bb108d36d72bfd84.h"
+#include "kernels/foldc_c28c693c5983b3fb.h"
+#include "kernels/foldc_cc064bf85fa220a4.h"
+#include "kernels/foldc_d7978e7d0ccab8c4.h"
+#include "kernels/foldc_dd5847ab44325d2d.h"
+#include "kernels/foldc_ecfe632c4b8cbb36.h"
+#include "kernels/foldc_f5e54dd2083109cd.h"
+#include "kernels/foldc_f905897d0a628a54.h"
+#include "kernels/foldc_ffeb5e51366b4cf2.h"
 
-#define MODEL_ID UINT64_C(0xdc0b3eb426cca105)
+#define MODEL_ID UINT64_C(0x311eb4841e2d80df)
 #define NUM_WEIGHTS 72
 #define NUM_VIEWS 192
 
@@ -55,198 +55,198 @@ typedef struct {
 } view_desc;
 
 static const view_desc views[NUM_VIEWS] = {
-  {0, 3211264, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_33bc7181f8be81d6 */
-  {1, 1216, 4, {16, 3, 7, 28}, {1, 16, 48, 336}}, /* conv1.0.weight@hwio16, foldc_33bc7181f8be81d6 */
-  {1, 38848, 1, {64}, {1}}, /* conv1.0.bias, foldc_33bc7181f8be81d6 */
-  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_33bc7181f8be81d6 */
-  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_6898ef0df38cb52f */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_6898ef0df38cb52f */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e53e9a13d3e1a0b5 */
-  {1, 39104, 4, {16, 64, 1, 4}, {1, 16, 1024, 1024}}, /* layer1.0.reduction_block.0.weight@hwio16, foldc_e53e9a13d3e1a0b5 */
-  {1, 55488, 1, {64}, {1}}, /* layer1.0.reduction_block.0.bias, foldc_e53e9a13d3e1a0b5 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_e53e9a13d3e1a0b5 */
-  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_986dab1b0c343b99 */
-  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_986dab1b0c343b99 */
-  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_f545d73a917e1143 */
-  {1, 55744, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.0.expansion_block.0.weight@hwio16, foldc_f545d73a917e1143 */
-  {1, 121280, 1, {256}, {1}}, /* layer1.0.expansion_block.0.bias+layer1.0.downsample.0.bias, foldc_f545d73a917e1143 */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_f545d73a917e1143 */
-  {1, 122304, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.0.downsample.0.weight@hwio16, foldc_f545d73a917e1143 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_f545d73a917e1143 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_1ced7b06b7f14c04 */
-  {1, 187840, 4, {16, 256, 1, 4}, {1, 16, 4096, 4096}}, /* layer1.1.reduction_block.0.weight@hwio16, foldc_1ced7b06b7f14c04 */
-  {1, 253376, 1, {64}, {1}}, /* layer1.1.reduction_block.0.bias, foldc_1ced7b06b7f14c04 */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_1ced7b06b7f14c04 */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_986dab1b0c343b99 */
-  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_986dab1b0c343b99 */
-  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_4f014bc698f0e3d1 */
-  {1, 253632, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.1.expansion_block.0.weight@hwio16, foldc_4f014bc698f0e3d1 */
-  {1, 319168, 1, {256}, {1}}, /* layer1.1.expansion_block.0.bias, foldc_4f014bc698f0e3d1 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_4f014bc698f0e3d1 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_4f014bc698f0e3d1 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_1ced7b06b7f14c04 */
-  {1, 320192, 4, {16, 256, 1, 4}, {1, 16, 4096, 4096}}, /* layer1.2.reduction_block.0.weight@hwio16, foldc_1ced7b06b7f14c04 */
-  {1, 385728, 1, {64}, {1}}, /* layer1.2.reduction_block.0.bias, foldc_1ced7b06b7f14c04 */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_1ced7b06b7f14c04 */
-  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_986dab1b0c343b99 */
-  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_986dab1b0c343b99 */
-  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_4f014bc698f0e3d1 */
-  {1, 385984, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.2.expansion_block.0.weight@hwio16, foldc_4f014bc698f0e3d1 */
-  {1, 451520, 1, {256}, {1}}, /* layer1.2.expansion_block.0.bias, foldc_4f014bc698f0e3d1 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_4f014bc698f0e3d1 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_4f014bc698f0e3d1 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_8511eee82349d77b */
-  {1, 452544, 4, {16, 256, 1, 8}, {1, 16, 4096, 4096}}, /* layer2.0.reduction_block.0.weight@hwio16, foldc_8511eee82349d77b */
-  {1, 583616, 1, {128}, {1}}, /* layer2.0.reduction_block.0.bias, foldc_8511eee82349d77b */
-  {0, 3211264, 3, {128, 56, 56}, {1, 128, 7168}}, /* activation, foldc_8511eee82349d77b */
-  {0, 3211264, 3, {128, 56, 56}, {1, 128, 7168}}, /* activation, foldc_196dcbb501373146 */
-  {0, 4816896, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_196dcbb501373146 */
-  {0, 4816896, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_3ab38e4d916250f1 */
-  {1, 584128, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.0.expansion_block.0.weight@hwio16, foldc_3ab38e4d916250f1 */
-  {1, 846272, 1, {512}, {1}}, /* layer2.0.expansion_block.0.bias+layer2.0.downsample.0.bias, foldc_3ab38e4d916250f1 */
-  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_3ab38e4d916250f1 */
-  {1, 848320, 4, {16, 256, 1, 32}, {1, 16, 4096, 4096}}, /* layer2.0.downsample.0.weight@hwio16, foldc_3ab38e4d916250f1 */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_3ab38e4d916250f1 */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_918522ba7f4675a4 */
-  {1, 1372608, 4, {16, 512, 1, 8}, {1, 16, 8192, 8192}}, /* layer2.1.reduction_block.0.weight@hwio16, foldc_918522ba7f4675a4 */
-  {1, 1634752, 1, {128}, {1}}, /* layer2.1.reduction_block.0.bias, foldc_918522ba7f4675a4 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_918522ba7f4675a4 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_76e19a91825b11d4 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_76e19a91825b11d4 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_bc498f10856df32f */
-  {1, 1635264, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.1.expansion_block.0.weight@hwio16, foldc_bc498f10856df32f */
-  {1, 1897408, 1, {512}, {1}}, /* layer2.1.expansion_block.0.bias, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_918522ba7f4675a4 */
-  {1, 1899456, 4, {16, 512, 1, 8}, {1, 16, 8192, 8192}}, /* layer2.2.reduction_block.0.weight@hwio16, foldc_918522ba7f4675a4 */
-  {1, 2161600, 1, {128}, {1}}, /* layer2.2.reduction_block.0.bias, foldc_918522ba7f4675a4 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_918522ba7f4675a4 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_76e19a91825b11d4 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_76e19a91825b11d4 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_bc498f10856df32f */
-  {1, 2162112, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.2.expansion_block.0.weight@hwio16, foldc_bc498f10856df32f */
-  {1, 2424256, 1, {512}, {1}}, /* layer2.2.expansion_block.0.bias, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_918522ba7f4675a4 */
-  {1, 2426304, 4, {16, 512, 1, 8}, {1, 16, 8192, 8192}}, /* layer2.3.reduction_block.0.weight@hwio16, foldc_918522ba7f4675a4 */
-  {1, 2688448, 1, {128}, {1}}, /* layer2.3.reduction_block.0.bias, foldc_918522ba7f4675a4 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_918522ba7f4675a4 */
-  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_76e19a91825b11d4 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_76e19a91825b11d4 */
-  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_bc498f10856df32f */
-  {1, 2688960, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.3.expansion_block.0.weight@hwio16, foldc_bc498f10856df32f */
-  {1, 2951104, 1, {512}, {1}}, /* layer2.3.expansion_block.0.bias, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_bc498f10856df32f */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_2bf103bd994c08d4 */
-  {1, 2953152, 4, {16, 512, 1, 16}, {1, 16, 8192, 8192}}, /* layer3.0.reduction_block.0.weight@hwio16, foldc_2bf103bd994c08d4 */
-  {1, 3477440, 1, {256}, {1}}, /* layer3.0.reduction_block.0.bias, foldc_2bf103bd994c08d4 */
-  {0, 0, 3, {256, 28, 28}, {1, 256, 7168}}, /* activation, foldc_2bf103bd994c08d4 */
-  {0, 0, 3, {256, 28, 28}, {1, 256, 7168}}, /* activation, foldc_4e670c7ece302204 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_4e670c7ece302204 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_38db8e96cb9444bd */
-  {1, 3478464, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.0.expansion_block.0.weight@hwio16, foldc_38db8e96cb9444bd */
-  {1, 4527040, 1, {1024}, {1}}, /* layer3.0.expansion_block.0.bias+layer3.0.downsample.0.bias, foldc_38db8e96cb9444bd */
-  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_38db8e96cb9444bd */
-  {1, 4531136, 4, {16, 512, 1, 64}, {1, 16, 8192, 8192}}, /* layer3.0.downsample.0.weight@hwio16, foldc_38db8e96cb9444bd */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_38db8e96cb9444bd */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {1, 6628288, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.1.reduction_block.0.weight@hwio16, foldc_4d1e2254bf5b9235 */
-  {1, 7676864, 1, {256}, {1}}, /* layer3.1.reduction_block.0.bias, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7d4e3437f58ff604 */
-  {1, 7677888, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.1.expansion_block.0.weight@hwio16, foldc_7d4e3437f58ff604 */
-  {1, 8726464, 1, {1024}, {1}}, /* layer3.1.expansion_block.0.bias, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {1, 8730560, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.2.reduction_block.0.weight@hwio16, foldc_4d1e2254bf5b9235 */
-  {1, 9779136, 1, {256}, {1}}, /* layer3.2.reduction_block.0.bias, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7d4e3437f58ff604 */
-  {1, 9780160, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.2.expansion_block.0.weight@hwio16, foldc_7d4e3437f58ff604 */
-  {1, 10828736, 1, {1024}, {1}}, /* layer3.2.expansion_block.0.bias, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {1, 10832832, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.3.reduction_block.0.weight@hwio16, foldc_4d1e2254bf5b9235 */
-  {1, 11881408, 1, {256}, {1}}, /* layer3.3.reduction_block.0.bias, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7d4e3437f58ff604 */
-  {1, 11882432, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.3.expansion_block.0.weight@hwio16, foldc_7d4e3437f58ff604 */
-  {1, 12931008, 1, {1024}, {1}}, /* layer3.3.expansion_block.0.bias, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {1, 12935104, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.4.reduction_block.0.weight@hwio16, foldc_4d1e2254bf5b9235 */
-  {1, 13983680, 1, {256}, {1}}, /* layer3.4.reduction_block.0.bias, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7d4e3437f58ff604 */
-  {1, 13984704, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.4.expansion_block.0.weight@hwio16, foldc_7d4e3437f58ff604 */
-  {1, 15033280, 1, {1024}, {1}}, /* layer3.4.expansion_block.0.bias, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {1, 15037376, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.5.reduction_block.0.weight@hwio16, foldc_4d1e2254bf5b9235 */
-  {1, 16085952, 1, {256}, {1}}, /* layer3.5.reduction_block.0.bias, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_4d1e2254bf5b9235 */
-  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d206d6c9dc4a778a */
-  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_7d4e3437f58ff604 */
-  {1, 16086976, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.5.expansion_block.0.weight@hwio16, foldc_7d4e3437f58ff604 */
-  {1, 17135552, 1, {1024}, {1}}, /* layer3.5.expansion_block.0.bias, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_7d4e3437f58ff604 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_e2edcfd515b005b6 */
-  {1, 17139648, 4, {16, 1024, 1, 32}, {1, 16, 16384, 16384}}, /* layer4.0.reduction_block.0.weight@hwio16, foldc_e2edcfd515b005b6 */
-  {1, 19236800, 1, {512}, {1}}, /* layer4.0.reduction_block.0.bias, foldc_e2edcfd515b005b6 */
-  {0, 802816, 3, {512, 14, 14}, {1, 512, 7168}}, /* activation, foldc_e2edcfd515b005b6 */
-  {0, 802816, 3, {512, 14, 14}, {1, 512, 7168}}, /* activation, foldc_39540d7a03d9b2c7 */
-  {0, 1204224, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_39540d7a03d9b2c7 */
-  {0, 1204224, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_4d04132bba699712 */
-  {1, 19238848, 4, {16, 512, 1, 128}, {1, 16, 8192, 8192}}, /* layer4.0.expansion_block.0.weight@hwio16, foldc_4d04132bba699712 */
-  {1, 23433152, 1, {2048}, {1}}, /* layer4.0.expansion_block.0.bias+layer4.0.downsample.0.bias, foldc_4d04132bba699712 */
-  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_4d04132bba699712 */
-  {1, 23441344, 4, {16, 1024, 1, 128}, {1, 16, 16384, 16384}}, /* layer4.0.downsample.0.weight@hwio16, foldc_4d04132bba699712 */
-  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_4d04132bba699712 */
-  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_13599b59d1732411 */
-  {1, 31829952, 4, {16, 2048, 1, 32}, {1, 16, 32768, 32768}}, /* layer4.1.reduction_block.0.weight@hwio16, foldc_13599b59d1732411 */
-  {1, 36024256, 1, {512}, {1}}, /* layer4.1.reduction_block.0.bias, foldc_13599b59d1732411 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_13599b59d1732411 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_123313da1078b70b */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_123313da1078b70b */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_51d86bc50ff2adae */
-  {1, 36026304, 4, {16, 512, 1, 128}, {1, 16, 8192, 8192}}, /* layer4.1.expansion_block.0.weight@hwio16, foldc_51d86bc50ff2adae */
-  {1, 40220608, 1, {2048}, {1}}, /* layer4.1.expansion_block.0.bias, foldc_51d86bc50ff2adae */
-  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_51d86bc50ff2adae */
-  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_51d86bc50ff2adae */
-  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_13599b59d1732411 */
-  {1, 40228800, 4, {16, 2048, 1, 32}, {1, 16, 32768, 32768}}, /* layer4.2.reduction_block.0.weight@hwio16, foldc_13599b59d1732411 */
-  {1, 44423104, 1, {512}, {1}}, /* layer4.2.reduction_block.0.bias, foldc_13599b59d1732411 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_13599b59d1732411 */
-  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_123313da1078b70b */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_123313da1078b70b */
-  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_51d86bc50ff2adae */
-  {1, 44425152, 4, {16, 512, 1, 128}, {1, 16, 8192, 8192}}, /* layer4.2.expansion_block.0.weight@hwio16, foldc_51d86bc50ff2adae */
-  {1, 48619456, 1, {2048}, {1}}, /* layer4.2.expansion_block.0.bias, foldc_51d86bc50ff2adae */
-  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_51d86bc50ff2adae */
-  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_51d86bc50ff2adae */
+  {0, 3211264, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_4c302ba4ad520442 */
+  {1, 1216, 4, {16, 3, 7, 28}, {1, 16, 48, 336}}, /* conv1.0.weight@hwio16, foldc_4c302ba4ad520442 */
+  {1, 38848, 1, {64}, {1}}, /* conv1.0.bias, foldc_4c302ba4ad520442 */
+  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_4c302ba4ad520442 */
+  {0, 0, 3, {64, 112, 112}, {1, 64, 7168}}, /* activation, foldc_4a4b028488d68dc2 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_4a4b028488d68dc2 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_008a9400f157586f */
+  {1, 39104, 4, {16, 64, 1, 4}, {1, 16, 1024, 1024}}, /* layer1.0.reduction_block.0.weight@hwio16, foldc_008a9400f157586f */
+  {1, 55488, 1, {64}, {1}}, /* layer1.0.reduction_block.0.bias, foldc_008a9400f157586f */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_008a9400f157586f */
+  {0, 0, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_bb108d36d72bfd84 */
+  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_bb108d36d72bfd84 */
+  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_1a1953fbce85ebff */
+  {1, 55744, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.0.expansion_block.0.weight@hwio16, foldc_1a1953fbce85ebff */
+  {1, 121280, 1, {256}, {1}}, /* layer1.0.expansion_block.0.bias+layer1.0.downsample.0.bias, foldc_1a1953fbce85ebff */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_1a1953fbce85ebff */
+  {1, 122304, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.0.downsample.0.weight@hwio16, foldc_1a1953fbce85ebff */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_1a1953fbce85ebff */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_f905897d0a628a54 */
+  {1, 187840, 4, {16, 256, 1, 4}, {1, 16, 4096, 4096}}, /* layer1.1.reduction_block.0.weight@hwio16, foldc_f905897d0a628a54 */
+  {1, 253376, 1, {64}, {1}}, /* layer1.1.reduction_block.0.bias, foldc_f905897d0a628a54 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_f905897d0a628a54 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_bb108d36d72bfd84 */
+  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_bb108d36d72bfd84 */
+  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_dd5847ab44325d2d */
+  {1, 253632, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.1.expansion_block.0.weight@hwio16, foldc_dd5847ab44325d2d */
+  {1, 319168, 1, {256}, {1}}, /* layer1.1.expansion_block.0.bias, foldc_dd5847ab44325d2d */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_dd5847ab44325d2d */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_dd5847ab44325d2d */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_f905897d0a628a54 */
+  {1, 320192, 4, {16, 256, 1, 4}, {1, 16, 4096, 4096}}, /* layer1.2.reduction_block.0.weight@hwio16, foldc_f905897d0a628a54 */
+  {1, 385728, 1, {64}, {1}}, /* layer1.2.reduction_block.0.bias, foldc_f905897d0a628a54 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_f905897d0a628a54 */
+  {0, 3211264, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_bb108d36d72bfd84 */
+  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_bb108d36d72bfd84 */
+  {0, 4014080, 3, {64, 56, 56}, {1, 64, 3584}}, /* activation, foldc_dd5847ab44325d2d */
+  {1, 385984, 4, {16, 64, 1, 16}, {1, 16, 1024, 1024}}, /* layer1.2.expansion_block.0.weight@hwio16, foldc_dd5847ab44325d2d */
+  {1, 451520, 1, {256}, {1}}, /* layer1.2.expansion_block.0.bias, foldc_dd5847ab44325d2d */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_dd5847ab44325d2d */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_dd5847ab44325d2d */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_558d2762c9e63b35 */
+  {1, 452544, 4, {16, 256, 1, 8}, {1, 16, 4096, 4096}}, /* layer2.0.reduction_block.0.weight@hwio16, foldc_558d2762c9e63b35 */
+  {1, 583616, 1, {128}, {1}}, /* layer2.0.reduction_block.0.bias, foldc_558d2762c9e63b35 */
+  {0, 3211264, 3, {128, 56, 56}, {1, 128, 7168}}, /* activation, foldc_558d2762c9e63b35 */
+  {0, 3211264, 3, {128, 56, 56}, {1, 128, 7168}}, /* activation, foldc_9fa1b34e42c8468f */
+  {0, 4816896, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9fa1b34e42c8468f */
+  {0, 4816896, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_5aede14643859095 */
+  {1, 584128, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.0.expansion_block.0.weight@hwio16, foldc_5aede14643859095 */
+  {1, 846272, 1, {512}, {1}}, /* layer2.0.expansion_block.0.bias+layer2.0.downsample.0.bias, foldc_5aede14643859095 */
+  {0, 0, 3, {256, 56, 56}, {1, 256, 14336}}, /* activation, foldc_5aede14643859095 */
+  {1, 848320, 4, {16, 256, 1, 32}, {1, 16, 4096, 4096}}, /* layer2.0.downsample.0.weight@hwio16, foldc_5aede14643859095 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_5aede14643859095 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_9dc1fc66ae1305d6 */
+  {1, 1372608, 4, {16, 512, 1, 8}, {1, 16, 8192, 8192}}, /* layer2.1.reduction_block.0.weight@hwio16, foldc_9dc1fc66ae1305d6 */
+  {1, 1634752, 1, {128}, {1}}, /* layer2.1.reduction_block.0.bias, foldc_9dc1fc66ae1305d6 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9dc1fc66ae1305d6 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_1d35cebd7459a005 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_1d35cebd7459a005 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {1, 1635264, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.1.expansion_block.0.weight@hwio16, foldc_a3c5fdd5e7919765 */
+  {1, 1897408, 1, {512}, {1}}, /* layer2.1.expansion_block.0.bias, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_9dc1fc66ae1305d6 */
+  {1, 1899456, 4, {16, 512, 1, 8}, {1, 16, 8192, 8192}}, /* layer2.2.reduction_block.0.weight@hwio16, foldc_9dc1fc66ae1305d6 */
+  {1, 2161600, 1, {128}, {1}}, /* layer2.2.reduction_block.0.bias, foldc_9dc1fc66ae1305d6 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9dc1fc66ae1305d6 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_1d35cebd7459a005 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_1d35cebd7459a005 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {1, 2162112, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.2.expansion_block.0.weight@hwio16, foldc_a3c5fdd5e7919765 */
+  {1, 2424256, 1, {512}, {1}}, /* layer2.2.expansion_block.0.bias, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_9dc1fc66ae1305d6 */
+  {1, 2426304, 4, {16, 512, 1, 8}, {1, 16, 8192, 8192}}, /* layer2.3.reduction_block.0.weight@hwio16, foldc_9dc1fc66ae1305d6 */
+  {1, 2688448, 1, {128}, {1}}, /* layer2.3.reduction_block.0.bias, foldc_9dc1fc66ae1305d6 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_9dc1fc66ae1305d6 */
+  {0, 0, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_1d35cebd7459a005 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_1d35cebd7459a005 */
+  {0, 401408, 3, {128, 28, 28}, {1, 128, 3584}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {1, 2688960, 4, {16, 128, 1, 32}, {1, 16, 2048, 2048}}, /* layer2.3.expansion_block.0.weight@hwio16, foldc_a3c5fdd5e7919765 */
+  {1, 2951104, 1, {512}, {1}}, /* layer2.3.expansion_block.0.bias, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_a3c5fdd5e7919765 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_2a7fbb118834d682 */
+  {1, 2953152, 4, {16, 512, 1, 16}, {1, 16, 8192, 8192}}, /* layer3.0.reduction_block.0.weight@hwio16, foldc_2a7fbb118834d682 */
+  {1, 3477440, 1, {256}, {1}}, /* layer3.0.reduction_block.0.bias, foldc_2a7fbb118834d682 */
+  {0, 0, 3, {256, 28, 28}, {1, 256, 7168}}, /* activation, foldc_2a7fbb118834d682 */
+  {0, 0, 3, {256, 28, 28}, {1, 256, 7168}}, /* activation, foldc_1eb455f2e55333dd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_1eb455f2e55333dd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_b0a1b4aeac2597c3 */
+  {1, 3478464, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.0.expansion_block.0.weight@hwio16, foldc_b0a1b4aeac2597c3 */
+  {1, 4527040, 1, {1024}, {1}}, /* layer3.0.expansion_block.0.bias+layer3.0.downsample.0.bias, foldc_b0a1b4aeac2597c3 */
+  {0, 3211264, 3, {512, 28, 28}, {1, 512, 14336}}, /* activation, foldc_b0a1b4aeac2597c3 */
+  {1, 4531136, 4, {16, 512, 1, 64}, {1, 16, 8192, 8192}}, /* layer3.0.downsample.0.weight@hwio16, foldc_b0a1b4aeac2597c3 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_b0a1b4aeac2597c3 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_f5e54dd2083109cd */
+  {1, 6628288, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.1.reduction_block.0.weight@hwio16, foldc_f5e54dd2083109cd */
+  {1, 7676864, 1, {256}, {1}}, /* layer3.1.reduction_block.0.bias, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {1, 7677888, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.1.expansion_block.0.weight@hwio16, foldc_d7978e7d0ccab8c4 */
+  {1, 8726464, 1, {1024}, {1}}, /* layer3.1.expansion_block.0.bias, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_f5e54dd2083109cd */
+  {1, 8730560, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.2.reduction_block.0.weight@hwio16, foldc_f5e54dd2083109cd */
+  {1, 9779136, 1, {256}, {1}}, /* layer3.2.reduction_block.0.bias, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {1, 9780160, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.2.expansion_block.0.weight@hwio16, foldc_d7978e7d0ccab8c4 */
+  {1, 10828736, 1, {1024}, {1}}, /* layer3.2.expansion_block.0.bias, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_f5e54dd2083109cd */
+  {1, 10832832, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.3.reduction_block.0.weight@hwio16, foldc_f5e54dd2083109cd */
+  {1, 11881408, 1, {256}, {1}}, /* layer3.3.reduction_block.0.bias, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {1, 11882432, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.3.expansion_block.0.weight@hwio16, foldc_d7978e7d0ccab8c4 */
+  {1, 12931008, 1, {1024}, {1}}, /* layer3.3.expansion_block.0.bias, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_f5e54dd2083109cd */
+  {1, 12935104, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.4.reduction_block.0.weight@hwio16, foldc_f5e54dd2083109cd */
+  {1, 13983680, 1, {256}, {1}}, /* layer3.4.reduction_block.0.bias, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {1, 13984704, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.4.expansion_block.0.weight@hwio16, foldc_d7978e7d0ccab8c4 */
+  {1, 15033280, 1, {1024}, {1}}, /* layer3.4.expansion_block.0.bias, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_f5e54dd2083109cd */
+  {1, 15037376, 4, {16, 1024, 1, 16}, {1, 16, 16384, 16384}}, /* layer3.5.reduction_block.0.weight@hwio16, foldc_f5e54dd2083109cd */
+  {1, 16085952, 1, {256}, {1}}, /* layer3.5.reduction_block.0.bias, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_f5e54dd2083109cd */
+  {0, 802816, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_c28c693c5983b3fb */
+  {0, 1003520, 3, {256, 14, 14}, {1, 256, 3584}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {1, 16086976, 4, {16, 256, 1, 64}, {1, 16, 4096, 4096}}, /* layer3.5.expansion_block.0.weight@hwio16, foldc_d7978e7d0ccab8c4 */
+  {1, 17135552, 1, {1024}, {1}}, /* layer3.5.expansion_block.0.bias, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_d7978e7d0ccab8c4 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_ecfe632c4b8cbb36 */
+  {1, 17139648, 4, {16, 1024, 1, 32}, {1, 16, 16384, 16384}}, /* layer4.0.reduction_block.0.weight@hwio16, foldc_ecfe632c4b8cbb36 */
+  {1, 19236800, 1, {512}, {1}}, /* layer4.0.reduction_block.0.bias, foldc_ecfe632c4b8cbb36 */
+  {0, 802816, 3, {512, 14, 14}, {1, 512, 7168}}, /* activation, foldc_ecfe632c4b8cbb36 */
+  {0, 802816, 3, {512, 14, 14}, {1, 512, 7168}}, /* activation, foldc_0f7de02a265ce26c */
+  {0, 1204224, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_0f7de02a265ce26c */
+  {0, 1204224, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_ffeb5e51366b4cf2 */
+  {1, 19238848, 4, {16, 512, 1, 128}, {1, 16, 8192, 8192}}, /* layer4.0.expansion_block.0.weight@hwio16, foldc_ffeb5e51366b4cf2 */
+  {1, 23433152, 1, {2048}, {1}}, /* layer4.0.expansion_block.0.bias+layer4.0.downsample.0.bias, foldc_ffeb5e51366b4cf2 */
+  {0, 0, 3, {1024, 14, 14}, {1, 1024, 14336}}, /* activation, foldc_ffeb5e51366b4cf2 */
+  {1, 23441344, 4, {16, 1024, 1, 128}, {1, 16, 16384, 16384}}, /* layer4.0.downsample.0.weight@hwio16, foldc_ffeb5e51366b4cf2 */
+  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_ffeb5e51366b4cf2 */
+  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_076a432ba8d826d1 */
+  {1, 31829952, 4, {16, 2048, 1, 32}, {1, 16, 32768, 32768}}, /* layer4.1.reduction_block.0.weight@hwio16, foldc_076a432ba8d826d1 */
+  {1, 36024256, 1, {512}, {1}}, /* layer4.1.reduction_block.0.bias, foldc_076a432ba8d826d1 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_076a432ba8d826d1 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_3883c0aa57251e54 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_3883c0aa57251e54 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_5a741310f9eed2e2 */
+  {1, 36026304, 4, {16, 512, 1, 128}, {1, 16, 8192, 8192}}, /* layer4.1.expansion_block.0.weight@hwio16, foldc_5a741310f9eed2e2 */
+  {1, 40220608, 1, {2048}, {1}}, /* layer4.1.expansion_block.0.bias, foldc_5a741310f9eed2e2 */
+  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_5a741310f9eed2e2 */
+  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_5a741310f9eed2e2 */
+  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_076a432ba8d826d1 */
+  {1, 40228800, 4, {16, 2048, 1, 32}, {1, 16, 32768, 32768}}, /* layer4.2.reduction_block.0.weight@hwio16, foldc_076a432ba8d826d1 */
+  {1, 44423104, 1, {512}, {1}}, /* layer4.2.reduction_block.0.bias, foldc_076a432ba8d826d1 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_076a432ba8d826d1 */
+  {0, 0, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_3883c0aa57251e54 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_3883c0aa57251e54 */
+  {0, 100352, 3, {512, 7, 7}, {1, 512, 3584}}, /* activation, foldc_5a741310f9eed2e2 */
+  {1, 44425152, 4, {16, 512, 1, 128}, {1, 16, 8192, 8192}}, /* layer4.2.expansion_block.0.weight@hwio16, foldc_5a741310f9eed2e2 */
+  {1, 48619456, 1, {2048}, {1}}, /* layer4.2.expansion_block.0.bias, foldc_5a741310f9eed2e2 */
+  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_5a741310f9eed2e2 */
+  {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_5a741310f9eed2e2 */
   {0, 802816, 3, {2048, 7, 7}, {1, 2048, 14336}}, /* activation, foldc_4b801d2e1b2492f4 */
   {0, 0, 1, {2048}, {1}}, /* activation, foldc_4b801d2e1b2492f4 */
-  {0, 0, 2, {2048, 1}, {1, 2048}}, /* activation, foldc_0c44eda4fab7da39 */
-  {1, 48627648, 2, {1000, 2048}, {1, 1000}}, /* fc.weight@t, foldc_0c44eda4fab7da39 */
-  {1, 56819648, 1, {1000}, {1}}, /* fc.bias, foldc_0c44eda4fab7da39 */
-  {0, 8192, 2, {1000, 1}, {1, 1000}}, /* activation, foldc_0c44eda4fab7da39 */
+  {0, 0, 2, {2048, 1}, {1, 2048}}, /* activation, foldc_cc064bf85fa220a4 */
+  {1, 48627648, 2, {1000, 2048}, {1, 1000}}, /* fc.weight@t, foldc_cc064bf85fa220a4 */
+  {1, 56819648, 1, {1000}, {1}}, /* fc.bias, foldc_cc064bf85fa220a4 */
+  {0, 8192, 2, {1000, 1}, {1, 1000}}, /* activation, foldc_cc064bf85fa220a4 */
 };
 
 static const char *const layer_names[PF_RESNET50_MAX_NUM_LAYERS] = {
@@ -532,303 +532,303 @@ static int run_layer(pf_resnet50_max_ctx *ctx, int i) {
   case 0:
     /* layer 0 conv1.0: conv2d direct 3->64 7x7 s2 on 1x3x224x224 -> 1x64x112x112, 118013952 MACs
      * why: Winograd not eligible: kernel 7x7
-     * generator conv2d cin=3 cout=64 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=7 kw=7 loop_order=1 out_h=112 out_w=112 pad_x=3 pad_y=3 relu=true residual=false stride_x=2 stride_y=2 tile_co=4 tile_x=4 w_block=16
+     * generator conv2d act=relu cin=3 cout=64 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=7 kw=7 loop_order=1 out_h=112 out_w=112 pad_x=3 pad_y=3 residual=false stride_x=2 stride_y=2 tile_co=4 tile_x=4 w_block=16
      * schedule: record loop_order=1 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_33bc7181f8be81d6(ctx, &b[0], &b[1], &b[2], &b[3]);
+    return foldc_4c302ba4ad520442(ctx, &b[0], &b[1], &b[2], &b[3]);
   case 1:
     /* layer 1 maxpool: pool2d direct on 1x64x112x112 -> 1x64x56x56, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=64 count_include_pad=true in_h=112 in_w=112 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
+     * generator pool2d act=none c=64 count_include_pad=true in_h=112 in_w=112 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_6898ef0df38cb52f(ctx, &b[4], &b[5]);
+    return foldc_4a4b028488d68dc2(ctx, &b[4], &b[5]);
   case 2:
     /* layer 2 layer1.0.reduction_block.0: conv2d 1x1 64->64 1x1 s1 on 1x64x56x56 -> 1x64x56x56, 12845056 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 loop_order=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=7 w_block=16
+     * generator conv2d act=relu cin=64 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 loop_order=1 out_h=56 out_w=56 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=7 w_block=16
      * schedule: record loop_order=1 tile_co=2 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_e53e9a13d3e1a0b5(ctx, &b[6], &b[7], &b[8], &b[9]);
+    return foldc_008a9400f157586f(ctx, &b[6], &b[7], &b[8], &b[9]);
   case 3:
     /* layer 3 layer1.0.conv_block: pool2d direct on 1x64x56x56 -> 1x64x56x56, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_986dab1b0c343b99(ctx, &b[10], &b[11]);
+    return foldc_bb108d36d72bfd84(ctx, &b[10], &b[11]);
   case 4:
     /* layer 4 layer1.0.expansion_block.0+downsample.0: conv2d_proj 1x1 64->256 1x1 s1 on 1x64x56x56 + 1x64x56x56 -> 1x256x56x56, 102760448 MACs
      * why: the only kernel for conv2d_proj
-     * generator conv2d ci_block=64 cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 proj_cin=64 proj_in_h=56 proj_in_w=56 proj_stride=1 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * generator conv2d act=relu ci_block=64 cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 proj_cin=64 proj_in_h=56 proj_in_w=56 proj_stride=1 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
      * schedule: record ci_block=64 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_f545d73a917e1143(ctx, &b[12], &b[13], &b[14], &b[15], &b[16], &b[17]);
+    return foldc_1a1953fbce85ebff(ctx, &b[12], &b[13], &b[14], &b[15], &b[16], &b[17]);
   case 5:
     /* layer 5 layer1.1.reduction_block.0: conv2d 1x1 256->64 1x1 s1 on 1x256x56x56 -> 1x64x56x56, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * generator conv2d act=relu cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
      * schedule: record tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_1ced7b06b7f14c04(ctx, &b[18], &b[19], &b[20], &b[21]);
+    return foldc_f905897d0a628a54(ctx, &b[18], &b[19], &b[20], &b[21]);
   case 6:
     /* layer 6 layer1.1.conv_block: pool2d direct on 1x64x56x56 -> 1x64x56x56, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_986dab1b0c343b99(ctx, &b[22], &b[23]);
+    return foldc_bb108d36d72bfd84(ctx, &b[22], &b[23]);
   case 7:
     /* layer 7 layer1.1.expansion_block.0: conv2d 1x1 64->256 1x1 s1 on 1x64x56x56 + 1x256x56x56 -> 1x256x56x56, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_place=true in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_place=true in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 residual=true stride_x=1 stride_y=1 w_block=16
      * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4f014bc698f0e3d1(ctx, &b[24], &b[25], &b[26], &b[27], &b[28]);
+    return foldc_dd5847ab44325d2d(ctx, &b[24], &b[25], &b[26], &b[27], &b[28]);
   case 8:
     /* layer 8 layer1.2.reduction_block.0: conv2d 1x1 256->64 1x1 s1 on 1x256x56x56 -> 1x64x56x56, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * generator conv2d act=relu cin=256 cout=64 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
      * schedule: record tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_1ced7b06b7f14c04(ctx, &b[29], &b[30], &b[31], &b[32]);
+    return foldc_f905897d0a628a54(ctx, &b[29], &b[30], &b[31], &b[32]);
   case 9:
     /* layer 9 layer1.2.conv_block: pool2d direct on 1x64x56x56 -> 1x64x56x56, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=64 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=56 out_w=56 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_986dab1b0c343b99(ctx, &b[33], &b[34]);
+    return foldc_bb108d36d72bfd84(ctx, &b[33], &b[34]);
   case 10:
     /* layer 10 layer1.2.expansion_block.0: conv2d 1x1 64->256 1x1 s1 on 1x64x56x56 + 1x256x56x56 -> 1x256x56x56, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_place=true in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu cin=64 cout=256 dil_x=1 dil_y=1 groups=1 in_h=56 in_place=true in_w=56 kh=1 kw=1 out_h=56 out_w=56 pad_x=0 pad_y=0 residual=true stride_x=1 stride_y=1 w_block=16
      * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4f014bc698f0e3d1(ctx, &b[35], &b[36], &b[37], &b[38], &b[39]);
+    return foldc_dd5847ab44325d2d(ctx, &b[35], &b[36], &b[37], &b[38], &b[39]);
   case 11:
     /* layer 11 layer2.0.reduction_block.0: conv2d 1x1 256->128 1x1 s1 on 1x256x56x56 -> 1x128x56x56, 102760448 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=128 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 loop_order=2 out_h=56 out_w=56 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * generator conv2d act=relu cin=256 cout=128 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=1 kw=1 loop_order=2 out_h=56 out_w=56 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
      * schedule: record loop_order=2 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_8511eee82349d77b(ctx, &b[40], &b[41], &b[42], &b[43]);
+    return foldc_558d2762c9e63b35(ctx, &b[40], &b[41], &b[42], &b[43]);
   case 12:
     /* layer 12 layer2.0.conv_block: pool2d direct on 1x128x56x56 -> 1x128x28x28, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=128 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
+     * generator pool2d act=none c=128 count_include_pad=true in_h=56 in_w=56 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_196dcbb501373146(ctx, &b[44], &b[45]);
+    return foldc_9fa1b34e42c8468f(ctx, &b[44], &b[45]);
   case 13:
     /* layer 13 layer2.0.expansion_block.0+downsample.0: conv2d_proj 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x256x56x56 -> 1x512x28x28, 154140672 MACs
      * why: the only kernel for conv2d_proj
-     * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 loop_order=2 out_h=28 out_w=28 pad_x=0 pad_y=0 proj_cin=256 proj_in_h=56 proj_in_w=56 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
+     * generator conv2d act=relu cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 loop_order=2 out_h=28 out_w=28 pad_x=0 pad_y=0 proj_cin=256 proj_in_h=56 proj_in_w=56 proj_stride=2 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=4 w_block=16
      * schedule: record loop_order=2 tile_co=4 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_3ab38e4d916250f1(ctx, &b[46], &b[47], &b[48], &b[49], &b[50], &b[51]);
+    return foldc_5aede14643859095(ctx, &b[46], &b[47], &b[48], &b[49], &b[50], &b[51]);
   case 14:
     /* layer 14 layer2.1.reduction_block.0: conv2d 1x1 512->128 1x1 s1 on 1x512x28x28 -> 1x128x28x28, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record prefetch=32 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_918522ba7f4675a4(ctx, &b[52], &b[53], &b[54], &b[55]);
+    return foldc_9dc1fc66ae1305d6(ctx, &b[52], &b[53], &b[54], &b[55]);
   case 15:
     /* layer 15 layer2.1.conv_block: pool2d direct on 1x128x28x28 -> 1x128x28x28, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_76e19a91825b11d4(ctx, &b[56], &b[57]);
+    return foldc_1d35cebd7459a005(ctx, &b[56], &b[57]);
   case 16:
     /* layer 16 layer2.1.expansion_block.0: conv2d 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x512x28x28 -> 1x512x28x28, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 residual=true stride_x=1 stride_y=1 w_block=16
      * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_bc498f10856df32f(ctx, &b[58], &b[59], &b[60], &b[61], &b[62]);
+    return foldc_a3c5fdd5e7919765(ctx, &b[58], &b[59], &b[60], &b[61], &b[62]);
   case 17:
     /* layer 17 layer2.2.reduction_block.0: conv2d 1x1 512->128 1x1 s1 on 1x512x28x28 -> 1x128x28x28, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record prefetch=32 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_918522ba7f4675a4(ctx, &b[63], &b[64], &b[65], &b[66]);
+    return foldc_9dc1fc66ae1305d6(ctx, &b[63], &b[64], &b[65], &b[66]);
   case 18:
     /* layer 18 layer2.2.conv_block: pool2d direct on 1x128x28x28 -> 1x128x28x28, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_76e19a91825b11d4(ctx, &b[67], &b[68]);
+    return foldc_1d35cebd7459a005(ctx, &b[67], &b[68]);
   case 19:
     /* layer 19 layer2.2.expansion_block.0: conv2d 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x512x28x28 -> 1x512x28x28, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 residual=true stride_x=1 stride_y=1 w_block=16
      * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_bc498f10856df32f(ctx, &b[69], &b[70], &b[71], &b[72], &b[73]);
+    return foldc_a3c5fdd5e7919765(ctx, &b[69], &b[70], &b[71], &b[72], &b[73]);
   case 20:
     /* layer 20 layer2.3.reduction_block.0: conv2d 1x1 512->128 1x1 s1 on 1x512x28x28 -> 1x128x28x28, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=512 cout=128 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=32 residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record prefetch=32 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_918522ba7f4675a4(ctx, &b[74], &b[75], &b[76], &b[77]);
+    return foldc_9dc1fc66ae1305d6(ctx, &b[74], &b[75], &b[76], &b[77]);
   case 21:
     /* layer 21 layer2.3.conv_block: pool2d direct on 1x128x28x28 -> 1x128x28x28, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=128 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=28 out_w=28 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_76e19a91825b11d4(ctx, &b[78], &b[79]);
+    return foldc_1d35cebd7459a005(ctx, &b[78], &b[79]);
   case 22:
     /* layer 22 layer2.3.expansion_block.0: conv2d 1x1 128->512 1x1 s1 on 1x128x28x28 + 1x512x28x28 -> 1x512x28x28, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu cin=128 cout=512 dil_x=1 dil_y=1 groups=1 in_h=28 in_place=true in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 residual=true stride_x=1 stride_y=1 w_block=16
      * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_bc498f10856df32f(ctx, &b[80], &b[81], &b[82], &b[83], &b[84]);
+    return foldc_a3c5fdd5e7919765(ctx, &b[80], &b[81], &b[82], &b[83], &b[84]);
   case 23:
     /* layer 23 layer3.0.reduction_block.0: conv2d 1x1 512->256 1x1 s1 on 1x512x28x28 -> 1x256x28x28, 102760448 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=512 cout=256 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=64 relu=true residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=512 cout=256 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=1 kw=1 out_h=28 out_w=28 pad_x=0 pad_y=0 prefetch=64 residual=false stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_2bf103bd994c08d4(ctx, &b[85], &b[86], &b[87], &b[88]);
+    return foldc_2a7fbb118834d682(ctx, &b[85], &b[86], &b[87], &b[88]);
   case 24:
     /* layer 24 layer3.0.conv_block: pool2d direct on 1x256x28x28 -> 1x256x14x14, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=256 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
+     * generator pool2d act=none c=256 count_include_pad=true in_h=28 in_w=28 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_4e670c7ece302204(ctx, &b[89], &b[90]);
+    return foldc_1eb455f2e55333dd(ctx, &b[89], &b[90]);
   case 25:
     /* layer 25 layer3.0.expansion_block.0+downsample.0: conv2d_proj 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x512x28x28 -> 1x1024x14x14, 154140672 MACs
      * why: the only kernel for conv2d_proj
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=32 proj_cin=512 proj_in_h=28 proj_in_w=28 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * generator conv2d act=relu cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=32 proj_cin=512 proj_in_h=28 proj_in_w=28 proj_stride=2 residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
      * schedule: record loop_order=2 prefetch=32 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_38db8e96cb9444bd(ctx, &b[91], &b[92], &b[93], &b[94], &b[95], &b[96]);
+    return foldc_b0a1b4aeac2597c3(ctx, &b[91], &b[92], &b[93], &b[94], &b[95], &b[96]);
   case 26:
     /* layer 26 layer3.1.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * generator conv2d act=relu ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
      * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4d1e2254bf5b9235(ctx, &b[97], &b[98], &b[99], &b[100]);
+    return foldc_f5e54dd2083109cd(ctx, &b[97], &b[98], &b[99], &b[100]);
   case 27:
     /* layer 27 layer3.1.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_d206d6c9dc4a778a(ctx, &b[101], &b[102]);
+    return foldc_c28c693c5983b3fb(ctx, &b[101], &b[102]);
   case 28:
     /* layer 28 layer3.1.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_7d4e3437f58ff604(ctx, &b[103], &b[104], &b[105], &b[106], &b[107]);
+    return foldc_d7978e7d0ccab8c4(ctx, &b[103], &b[104], &b[105], &b[106], &b[107]);
   case 29:
     /* layer 29 layer3.2.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * generator conv2d act=relu ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
      * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4d1e2254bf5b9235(ctx, &b[108], &b[109], &b[110], &b[111]);
+    return foldc_f5e54dd2083109cd(ctx, &b[108], &b[109], &b[110], &b[111]);
   case 30:
     /* layer 30 layer3.2.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_d206d6c9dc4a778a(ctx, &b[112], &b[113]);
+    return foldc_c28c693c5983b3fb(ctx, &b[112], &b[113]);
   case 31:
     /* layer 31 layer3.2.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_7d4e3437f58ff604(ctx, &b[114], &b[115], &b[116], &b[117], &b[118]);
+    return foldc_d7978e7d0ccab8c4(ctx, &b[114], &b[115], &b[116], &b[117], &b[118]);
   case 32:
     /* layer 32 layer3.3.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * generator conv2d act=relu ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
      * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4d1e2254bf5b9235(ctx, &b[119], &b[120], &b[121], &b[122]);
+    return foldc_f5e54dd2083109cd(ctx, &b[119], &b[120], &b[121], &b[122]);
   case 33:
     /* layer 33 layer3.3.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_d206d6c9dc4a778a(ctx, &b[123], &b[124]);
+    return foldc_c28c693c5983b3fb(ctx, &b[123], &b[124]);
   case 34:
     /* layer 34 layer3.3.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_7d4e3437f58ff604(ctx, &b[125], &b[126], &b[127], &b[128], &b[129]);
+    return foldc_d7978e7d0ccab8c4(ctx, &b[125], &b[126], &b[127], &b[128], &b[129]);
   case 35:
     /* layer 35 layer3.4.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * generator conv2d act=relu ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
      * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4d1e2254bf5b9235(ctx, &b[130], &b[131], &b[132], &b[133]);
+    return foldc_f5e54dd2083109cd(ctx, &b[130], &b[131], &b[132], &b[133]);
   case 36:
     /* layer 36 layer3.4.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_d206d6c9dc4a778a(ctx, &b[134], &b[135]);
+    return foldc_c28c693c5983b3fb(ctx, &b[134], &b[135]);
   case 37:
     /* layer 37 layer3.4.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_7d4e3437f58ff604(ctx, &b[136], &b[137], &b[138], &b[139], &b[140]);
+    return foldc_d7978e7d0ccab8c4(ctx, &b[136], &b[137], &b[138], &b[139], &b[140]);
   case 38:
     /* layer 38 layer3.5.reduction_block.0: conv2d 1x1 1024->256 1x1 s1 on 1x1024x14x14 -> 1x256x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * generator conv2d act=relu ci_block=1024 cin=1024 cout=256 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
      * schedule: record ci_block=1024 loop_order=2 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4d1e2254bf5b9235(ctx, &b[141], &b[142], &b[143], &b[144]);
+    return foldc_f5e54dd2083109cd(ctx, &b[141], &b[142], &b[143], &b[144]);
   case 39:
     /* layer 39 layer3.5.conv_block: pool2d direct on 1x256x14x14 -> 1x256x14x14, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=256 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=14 out_w=14 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_d206d6c9dc4a778a(ctx, &b[145], &b[146]);
+    return foldc_c28c693c5983b3fb(ctx, &b[145], &b[146]);
   case 40:
     /* layer 40 layer3.5.expansion_block.0: conv2d 1x1 256->1024 1x1 s1 on 1x256x14x14 + 1x1024x14x14 -> 1x1024x14x14, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
+     * generator conv2d act=relu cin=256 cout=1024 dil_x=1 dil_y=1 groups=1 in_h=14 in_place=true in_w=14 kh=1 kw=1 loop_order=1 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 residual=true stride_x=1 stride_y=1 tile_co=2 tile_x=14 w_block=16
      * schedule: record loop_order=1 prefetch=64 tile_co=2 tile_x=14 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_7d4e3437f58ff604(ctx, &b[147], &b[148], &b[149], &b[150], &b[151]);
+    return foldc_d7978e7d0ccab8c4(ctx, &b[147], &b[148], &b[149], &b[150], &b[151]);
   case 41:
     /* layer 41 layer4.0.reduction_block.0: conv2d 1x1 1024->512 1x1 s1 on 1x1024x14x14 -> 1x512x14x14, 102760448 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=64 cin=1024 cout=512 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 relu=true residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
+     * generator conv2d act=relu ci_block=64 cin=1024 cout=512 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=1 kw=1 loop_order=2 out_h=14 out_w=14 pad_x=0 pad_y=0 prefetch=64 residual=false stride_x=1 stride_y=1 tile_co=4 tile_x=5 w_block=16
      * schedule: record ci_block=64 loop_order=2 prefetch=64 tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_e2edcfd515b005b6(ctx, &b[152], &b[153], &b[154], &b[155]);
+    return foldc_ecfe632c4b8cbb36(ctx, &b[152], &b[153], &b[154], &b[155]);
   case 42:
     /* layer 42 layer4.0.conv_block: pool2d direct on 1x512x14x14 -> 1x512x7x7, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=512 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 relu=false stride_x=2 stride_y=2
+     * generator pool2d act=none c=512 count_include_pad=true in_h=14 in_w=14 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 stride_x=2 stride_y=2
      * schedule: default */
-    return foldc_39540d7a03d9b2c7(ctx, &b[156], &b[157]);
+    return foldc_0f7de02a265ce26c(ctx, &b[156], &b[157]);
   case 43:
     /* layer 43 layer4.0.expansion_block.0+downsample.0: conv2d_proj 1x1 512->2048 1x1 s1 on 1x512x7x7 + 1x1024x14x14 -> 1x2048x7x7, 154140672 MACs
      * why: the only kernel for conv2d_proj
-     * generator conv2d ci_block=512 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 proj_cin=1024 proj_in_h=14 proj_in_w=14 proj_stride=2 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * generator conv2d act=relu ci_block=512 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 proj_cin=1024 proj_in_h=14 proj_in_w=14 proj_stride=2 residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
      * schedule: record ci_block=512 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_4d04132bba699712(ctx, &b[158], &b[159], &b[160], &b[161], &b[162], &b[163]);
+    return foldc_ffeb5e51366b4cf2(ctx, &b[158], &b[159], &b[160], &b[161], &b[162], &b[163]);
   case 44:
     /* layer 44 layer4.1.reduction_block.0: conv2d 1x1 2048->512 1x1 s1 on 1x2048x7x7 -> 1x512x7x7, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=32 cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * generator conv2d act=relu ci_block=32 cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
      * schedule: record ci_block=32 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_13599b59d1732411(ctx, &b[164], &b[165], &b[166], &b[167]);
+    return foldc_076a432ba8d826d1(ctx, &b[164], &b[165], &b[166], &b[167]);
   case 45:
     /* layer 45 layer4.1.conv_block: pool2d direct on 1x512x7x7 -> 1x512x7x7, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=512 count_include_pad=true in_h=7 in_w=7 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=512 count_include_pad=true in_h=7 in_w=7 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_123313da1078b70b(ctx, &b[168], &b[169]);
+    return foldc_3883c0aa57251e54(ctx, &b[168], &b[169]);
   case 46:
     /* layer 46 layer4.1.expansion_block.0: conv2d 1x1 512->2048 1x1 s1 on 1x512x7x7 + 1x2048x7x7 -> 1x2048x7x7, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=32 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu ci_block=32 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 residual=true stride_x=1 stride_y=1 w_block=16
      * schedule: record ci_block=32 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_51d86bc50ff2adae(ctx, &b[170], &b[171], &b[172], &b[173], &b[174]);
+    return foldc_5a741310f9eed2e2(ctx, &b[170], &b[171], &b[172], &b[173], &b[174]);
   case 47:
     /* layer 47 layer4.2.reduction_block.0: conv2d 1x1 2048->512 1x1 s1 on 1x2048x7x7 -> 1x512x7x7, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=32 cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
+     * generator conv2d act=relu ci_block=32 cin=2048 cout=512 dil_x=1 dil_y=1 groups=1 in_h=7 in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 residual=false stride_x=1 stride_y=1 tile_co=3 tile_x=7 w_block=16
      * schedule: record ci_block=32 tile_co=3 tile_x=7 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_13599b59d1732411(ctx, &b[175], &b[176], &b[177], &b[178]);
+    return foldc_076a432ba8d826d1(ctx, &b[175], &b[176], &b[177], &b[178]);
   case 48:
     /* layer 48 layer4.2.conv_block: pool2d direct on 1x512x7x7 -> 1x512x7x7, 0 MACs
      * why: the only kernel for pool2d
-     * generator pool2d c=512 count_include_pad=true in_h=7 in_w=7 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 relu=false stride_x=1 stride_y=1
+     * generator pool2d act=none c=512 count_include_pad=true in_h=7 in_w=7 kh=3 kw=3 op=max out_h=7 out_w=7 pad_x=1 pad_y=1 stride_x=1 stride_y=1
      * schedule: default */
-    return foldc_123313da1078b70b(ctx, &b[179], &b[180]);
+    return foldc_3883c0aa57251e54(ctx, &b[179], &b[180]);
   case 49:
     /* layer 49 layer4.2.expansion_block.0: conv2d 1x1 512->2048 1x1 s1 on 1x512x7x7 + 1x2048x7x7 -> 1x2048x7x7, 51380224 MACs
      * why: Winograd not eligible: kernel 1x1
-     * generator conv2d ci_block=32 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 relu=true residual=true stride_x=1 stride_y=1 w_block=16
+     * generator conv2d act=relu ci_block=32 cin=512 cout=2048 dil_x=1 dil_y=1 groups=1 in_h=7 in_place=true in_w=7 kh=1 kw=1 out_h=7 out_w=7 pad_x=0 pad_y=0 residual=true stride_x=1 stride_y=1 w_block=16
      * schedule: record ci_block=32 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_51d86bc50ff2adae(ctx, &b[181], &b[182], &b[183], &b[184], &b[185]);
+    return foldc_5a741310f9eed2e2(ctx, &b[181], &b[182], &b[183], &b[184], &b[185]);
   case 50:
     /* layer 50 avgpool: global_avgpool direct on 1x2048x7x7 -> 1x2048x1x1, 0 MACs
      * why: the only kernel for global_avgpool
@@ -838,9 +838,9 @@ static int run_layer(pf_resnet50_max_ctx *ctx, int i) {
   case 51:
     /* layer 51 fc: linear gemm on 1x2048 -> 1x1000, 2048000 MACs
      * why: the only kernel for linear
-     * generator linear cin=2048 cout=1000 relu=false rows=1 tile_co=6
+     * generator linear act=none cin=2048 cout=1000 rows=1 tile_co=6
      * schedule: record tile_co=6 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_0c44eda4fab7da39(ctx, &b[188], &b[189], &b[190], &b[191]);
+    return foldc_cc064bf85fa220a4(ctx, &b[188], &b[189], &b[190], &b[191]);
   default: return 0;
   }
 }

@@ -9,18 +9,18 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-#include "kernels/foldc_3c19cd26cd103048.h"
-#include "kernels/foldc_46cee43fdd15cae8.h"
-#include "kernels/foldc_5bc87c1400f6028c.h"
-#include "kernels/foldc_67c7335ccc498684.h"
-#include "kernels/foldc_86e0d255e80f8c0f.h"
-#include "kernels/foldc_8965ea3909a100a2.h"
-#include "kernels/foldc_9d947a36dc382a0a.h"
+#include "kernels/foldc_0ebc7c0bc530a92e.h"
+#include "kernels/foldc_26d41bd101450326.h"
+#include "kernels/foldc_4f6f93ad2732187e.h"
+#include "kernels/foldc_59c5d22a98ea5d75.h"
+#include "kernels/foldc_707ccb76a40a0234.h"
+#include "kernels/foldc_7c92abaa4c392ba4.h"
+#include "kernels/foldc_a2b63516c48a1230.h"
+#include "kernels/foldc_a9a82c10ce2fbf7b.h"
+#include "kernels/foldc_da642ee068d4aa1e.h"
 #include "kernels/foldc_dae6e849828c1119.h"
-#include "kernels/foldc_f40a9fb5e8ce7784.h"
-#include "kernels/foldc_f91913a6fef33472.h"
 
-#define MODEL_ID UINT64_C(0xb3324ffc8e36582f)
+#define MODEL_ID UINT64_C(0xd8f99e9211ef882b)
 #define NUM_WEIGHTS 46
 #define NUM_VIEWS 94
 
@@ -38,100 +38,100 @@ typedef struct {
 } view_desc;
 
 static const view_desc views[NUM_VIEWS] = {
-  {0, 2408448, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_f40a9fb5e8ce7784 */
-  {1, 832, 4, {16, 3, 3, 9}, {1, 16, 48, 144}}, /* stage0.rbr_reparam.weight@hwio16, foldc_f40a9fb5e8ce7784 */
-  {1, 6016, 1, {48}, {1}}, /* stage0.rbr_reparam.bias, foldc_f40a9fb5e8ce7784 */
-  {0, 0, 3, {48, 112, 112}, {1, 48, 5376}}, /* activation, foldc_f40a9fb5e8ce7784 */
-  {0, 0, 3, {48, 112, 112}, {1, 48, 5376}}, /* activation, foldc_86e0d255e80f8c0f */
-  {1, 6208, 4, {16, 48, 3, 9}, {1, 16, 768, 2304}}, /* stage1.0.rbr_reparam.weight@hwio16, foldc_86e0d255e80f8c0f */
-  {1, 89152, 1, {48}, {1}}, /* stage1.0.rbr_reparam.bias, foldc_86e0d255e80f8c0f */
-  {0, 2408448, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_86e0d255e80f8c0f */
-  {0, 2408448, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_5bc87c1400f6028c */
-  {1, 89344, 4, {16, 48, 6, 18}, {1, 16, 768, 4608}}, /* stage1.1.rbr_reparam.weight@winograd4b16, foldc_5bc87c1400f6028c */
-  {1, 421120, 1, {48}, {1}}, /* stage1.1.rbr_reparam.bias, foldc_5bc87c1400f6028c */
-  {0, 0, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_5bc87c1400f6028c */
-  {0, 0, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_67c7335ccc498684 */
-  {1, 421312, 4, {16, 48, 3, 18}, {1, 16, 768, 2304}}, /* stage2.0.rbr_reparam.weight@hwio16, foldc_67c7335ccc498684 */
-  {1, 587200, 1, {96}, {1}}, /* stage2.0.rbr_reparam.bias, foldc_67c7335ccc498684 */
-  {0, 602112, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_67c7335ccc498684 */
-  {0, 602112, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_8965ea3909a100a2 */
-  {1, 587584, 4, {16, 96, 6, 36}, {1, 16, 1536, 9216}}, /* stage2.1.rbr_reparam.weight@winograd4b16, foldc_8965ea3909a100a2 */
-  {1, 1914688, 1, {96}, {1}}, /* stage2.1.rbr_reparam.bias, foldc_8965ea3909a100a2 */
-  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_8965ea3909a100a2 */
-  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_8965ea3909a100a2 */
-  {1, 1915072, 4, {16, 96, 6, 36}, {1, 16, 1536, 9216}}, /* stage2.2.rbr_reparam.weight@winograd4b16, foldc_8965ea3909a100a2 */
-  {1, 3242176, 1, {96}, {1}}, /* stage2.2.rbr_reparam.bias, foldc_8965ea3909a100a2 */
-  {0, 301056, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_8965ea3909a100a2 */
-  {0, 301056, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_8965ea3909a100a2 */
-  {1, 3242560, 4, {16, 96, 6, 36}, {1, 16, 1536, 9216}}, /* stage2.3.rbr_reparam.weight@winograd4b16, foldc_8965ea3909a100a2 */
-  {1, 4569664, 1, {96}, {1}}, /* stage2.3.rbr_reparam.bias, foldc_8965ea3909a100a2 */
-  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_8965ea3909a100a2 */
-  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_46cee43fdd15cae8 */
-  {1, 4570048, 4, {16, 96, 3, 36}, {1, 16, 1536, 4608}}, /* stage3.0.rbr_reparam.weight@hwio16, foldc_46cee43fdd15cae8 */
-  {1, 5233600, 1, {192}, {1}}, /* stage3.0.rbr_reparam.bias, foldc_46cee43fdd15cae8 */
-  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_46cee43fdd15cae8 */
-  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 5234368, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.1.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 7593664, 1, {192}, {1}}, /* stage3.1.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 7594432, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.2.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 9953728, 1, {192}, {1}}, /* stage3.2.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 9954496, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.3.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 12313792, 1, {192}, {1}}, /* stage3.3.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 12314560, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.4.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 14673856, 1, {192}, {1}}, /* stage3.4.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 14674624, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.5.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 17033920, 1, {192}, {1}}, /* stage3.5.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 17034688, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.6.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 19393984, 1, {192}, {1}}, /* stage3.6.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 19394752, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.7.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 21754048, 1, {192}, {1}}, /* stage3.7.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 21754816, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.8.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 24114112, 1, {192}, {1}}, /* stage3.8.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 24114880, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.9.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 26474176, 1, {192}, {1}}, /* stage3.9.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 26474944, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.10.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 28834240, 1, {192}, {1}}, /* stage3.10.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 28835008, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.11.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 31194304, 1, {192}, {1}}, /* stage3.11.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 31195072, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.12.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 33554368, 1, {192}, {1}}, /* stage3.12.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {1, 33555136, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.13.rbr_reparam.weight@winograd2b16, foldc_f91913a6fef33472 */
-  {1, 35914432, 1, {192}, {1}}, /* stage3.13.rbr_reparam.bias, foldc_f91913a6fef33472 */
-  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_f91913a6fef33472 */
-  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_9d947a36dc382a0a */
-  {1, 35915200, 4, {16, 192, 3, 240}, {1, 16, 3072, 9216}}, /* stage4.0.rbr_reparam.weight@hwio16, foldc_9d947a36dc382a0a */
-  {1, 44762560, 1, {1280}, {1}}, /* stage4.0.rbr_reparam.bias, foldc_9d947a36dc382a0a */
-  {0, 0, 3, {1280, 7, 7}, {1, 1280, 8960}}, /* activation, foldc_9d947a36dc382a0a */
+  {0, 2408448, 3, {3, 224, 224}, {1, 3, 672}}, /* activation, foldc_707ccb76a40a0234 */
+  {1, 832, 4, {16, 3, 3, 9}, {1, 16, 48, 144}}, /* stage0.rbr_reparam.weight@hwio16, foldc_707ccb76a40a0234 */
+  {1, 6016, 1, {48}, {1}}, /* stage0.rbr_reparam.bias, foldc_707ccb76a40a0234 */
+  {0, 0, 3, {48, 112, 112}, {1, 48, 5376}}, /* activation, foldc_707ccb76a40a0234 */
+  {0, 0, 3, {48, 112, 112}, {1, 48, 5376}}, /* activation, foldc_59c5d22a98ea5d75 */
+  {1, 6208, 4, {16, 48, 3, 9}, {1, 16, 768, 2304}}, /* stage1.0.rbr_reparam.weight@hwio16, foldc_59c5d22a98ea5d75 */
+  {1, 89152, 1, {48}, {1}}, /* stage1.0.rbr_reparam.bias, foldc_59c5d22a98ea5d75 */
+  {0, 2408448, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_59c5d22a98ea5d75 */
+  {0, 2408448, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_7c92abaa4c392ba4 */
+  {1, 89344, 4, {16, 48, 6, 18}, {1, 16, 768, 4608}}, /* stage1.1.rbr_reparam.weight@winograd4b16, foldc_7c92abaa4c392ba4 */
+  {1, 421120, 1, {48}, {1}}, /* stage1.1.rbr_reparam.bias, foldc_7c92abaa4c392ba4 */
+  {0, 0, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_7c92abaa4c392ba4 */
+  {0, 0, 3, {48, 56, 56}, {1, 48, 2688}}, /* activation, foldc_da642ee068d4aa1e */
+  {1, 421312, 4, {16, 48, 3, 18}, {1, 16, 768, 2304}}, /* stage2.0.rbr_reparam.weight@hwio16, foldc_da642ee068d4aa1e */
+  {1, 587200, 1, {96}, {1}}, /* stage2.0.rbr_reparam.bias, foldc_da642ee068d4aa1e */
+  {0, 602112, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_da642ee068d4aa1e */
+  {0, 602112, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_4f6f93ad2732187e */
+  {1, 587584, 4, {16, 96, 6, 36}, {1, 16, 1536, 9216}}, /* stage2.1.rbr_reparam.weight@winograd4b16, foldc_4f6f93ad2732187e */
+  {1, 1914688, 1, {96}, {1}}, /* stage2.1.rbr_reparam.bias, foldc_4f6f93ad2732187e */
+  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_4f6f93ad2732187e */
+  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_4f6f93ad2732187e */
+  {1, 1915072, 4, {16, 96, 6, 36}, {1, 16, 1536, 9216}}, /* stage2.2.rbr_reparam.weight@winograd4b16, foldc_4f6f93ad2732187e */
+  {1, 3242176, 1, {96}, {1}}, /* stage2.2.rbr_reparam.bias, foldc_4f6f93ad2732187e */
+  {0, 301056, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_4f6f93ad2732187e */
+  {0, 301056, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_4f6f93ad2732187e */
+  {1, 3242560, 4, {16, 96, 6, 36}, {1, 16, 1536, 9216}}, /* stage2.3.rbr_reparam.weight@winograd4b16, foldc_4f6f93ad2732187e */
+  {1, 4569664, 1, {96}, {1}}, /* stage2.3.rbr_reparam.bias, foldc_4f6f93ad2732187e */
+  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_4f6f93ad2732187e */
+  {0, 0, 3, {96, 28, 28}, {1, 96, 2688}}, /* activation, foldc_a2b63516c48a1230 */
+  {1, 4570048, 4, {16, 96, 3, 36}, {1, 16, 1536, 4608}}, /* stage3.0.rbr_reparam.weight@hwio16, foldc_a2b63516c48a1230 */
+  {1, 5233600, 1, {192}, {1}}, /* stage3.0.rbr_reparam.bias, foldc_a2b63516c48a1230 */
+  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_a2b63516c48a1230 */
+  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 5234368, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.1.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 7593664, 1, {192}, {1}}, /* stage3.1.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 7594432, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.2.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 9953728, 1, {192}, {1}}, /* stage3.2.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 9954496, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.3.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 12313792, 1, {192}, {1}}, /* stage3.3.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 12314560, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.4.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 14673856, 1, {192}, {1}}, /* stage3.4.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 14674624, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.5.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 17033920, 1, {192}, {1}}, /* stage3.5.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 17034688, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.6.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 19393984, 1, {192}, {1}}, /* stage3.6.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 19394752, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.7.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 21754048, 1, {192}, {1}}, /* stage3.7.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 21754816, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.8.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 24114112, 1, {192}, {1}}, /* stage3.8.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 24114880, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.9.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 26474176, 1, {192}, {1}}, /* stage3.9.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 26474944, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.10.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 28834240, 1, {192}, {1}}, /* stage3.10.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 28835008, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.11.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 31194304, 1, {192}, {1}}, /* stage3.11.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 0, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 31195072, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.12.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 33554368, 1, {192}, {1}}, /* stage3.12.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 150528, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {1, 33555136, 4, {16, 192, 4, 48}, {1, 16, 3072, 12288}}, /* stage3.13.rbr_reparam.weight@winograd2b16, foldc_0ebc7c0bc530a92e */
+  {1, 35914432, 1, {192}, {1}}, /* stage3.13.rbr_reparam.bias, foldc_0ebc7c0bc530a92e */
+  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_0ebc7c0bc530a92e */
+  {0, 301056, 3, {192, 14, 14}, {1, 192, 2688}}, /* activation, foldc_26d41bd101450326 */
+  {1, 35915200, 4, {16, 192, 3, 240}, {1, 16, 3072, 9216}}, /* stage4.0.rbr_reparam.weight@hwio16, foldc_26d41bd101450326 */
+  {1, 44762560, 1, {1280}, {1}}, /* stage4.0.rbr_reparam.bias, foldc_26d41bd101450326 */
+  {0, 0, 3, {1280, 7, 7}, {1, 1280, 8960}}, /* activation, foldc_26d41bd101450326 */
   {0, 0, 3, {1280, 7, 7}, {1, 1280, 8960}}, /* activation, foldc_dae6e849828c1119 */
   {0, 250880, 1, {1280}, {1}}, /* activation, foldc_dae6e849828c1119 */
-  {0, 250880, 2, {1280, 1}, {1, 1280}}, /* activation, foldc_3c19cd26cd103048 */
-  {1, 44767680, 2, {1000, 1280}, {1, 1000}}, /* linear.weight@t, foldc_3c19cd26cd103048 */
-  {1, 49887680, 1, {1000}, {1}}, /* linear.bias, foldc_3c19cd26cd103048 */
-  {0, 0, 2, {1000, 1}, {1, 1000}}, /* activation, foldc_3c19cd26cd103048 */
+  {0, 250880, 2, {1280, 1}, {1, 1280}}, /* activation, foldc_a9a82c10ce2fbf7b */
+  {1, 44767680, 2, {1000, 1280}, {1, 1000}}, /* linear.weight@t, foldc_a9a82c10ce2fbf7b */
+  {1, 49887680, 1, {1000}, {1}}, /* linear.bias, foldc_a9a82c10ce2fbf7b */
+  {0, 0, 2, {1000, 1}, {1, 1000}}, /* activation, foldc_a9a82c10ce2fbf7b */
 };
 
 static const char *const layer_names[REPVGG_A0_NUM_LAYERS] = {
@@ -333,135 +333,135 @@ static int run_layer(repvgg_a0_ctx *ctx, int i) {
   case 0:
     /* layer 0 stage0.rbr_reparam: conv2d direct 3->48 3x3 s2 on 1x3x224x224 -> 1x48x112x112, 16257024 MACs
      * why: Winograd not eligible: stride 2x2
-     * generator conv2d cin=3 cout=48 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=3 kw=3 out_h=112 out_w=112 pad_mode=1 pad_x=1 pad_y=1 relu=true residual=false stride_x=2 stride_y=2 tile_co=3 tile_x=3 w_block=16
+     * generator conv2d act=relu cin=3 cout=48 dil_x=1 dil_y=1 groups=1 in_h=224 in_w=224 kh=3 kw=3 out_h=112 out_w=112 pad_mode=1 pad_x=1 pad_y=1 residual=false stride_x=2 stride_y=2 tile_co=3 tile_x=3 w_block=16
      * schedule: record pad_mode=1 tile_co=3 tile_x=3 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_f40a9fb5e8ce7784(ctx, &b[0], &b[1], &b[2], &b[3]);
+    return foldc_707ccb76a40a0234(ctx, &b[0], &b[1], &b[2], &b[3]);
   case 1:
     /* layer 1 stage1.0.rbr_reparam: conv2d direct 48->48 3x3 s2 on 1x48x112x112 -> 1x48x56x56, 65028096 MACs
      * why: Winograd not eligible: stride 2x2
-     * generator conv2d cin=48 cout=48 dil_x=1 dil_y=1 groups=1 in_h=112 in_w=112 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false stride_x=2 stride_y=2 tile_co=3 tile_x=4 w_block=16
+     * generator conv2d act=relu cin=48 cout=48 dil_x=1 dil_y=1 groups=1 in_h=112 in_w=112 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false stride_x=2 stride_y=2 tile_co=3 tile_x=4 w_block=16
      * schedule: record tile_co=3 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_86e0d255e80f8c0f(ctx, &b[4], &b[5], &b[6], &b[7]);
+    return foldc_59c5d22a98ea5d75(ctx, &b[4], &b[5], &b[6], &b[7]);
   case 2:
     /* layer 2 stage1.1.rbr_reparam: conv2d winograd F(4x4) 48->48 3x3 s1 on 1x48x56x56 -> 1x48x56x56, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=48 cout=48 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=48 cout=48 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=48 cout=48 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=48 cout=48 in_h=56 in_w=56 m=4 out_h=56 out_w=56 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_5bc87c1400f6028c(ctx, &b[8], &b[9], &b[10], &b[11]);
+    return foldc_7c92abaa4c392ba4(ctx, &b[8], &b[9], &b[10], &b[11]);
   case 3:
     /* layer 3 stage2.0.rbr_reparam: conv2d direct 48->96 3x3 s2 on 1x48x56x56 -> 1x96x28x28, 32514048 MACs
      * why: Winograd not eligible: stride 2x2
-     * generator conv2d cin=48 cout=96 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 loop_order=2 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false stride_x=2 stride_y=2 tile_co=6 tile_x=4 w_block=16
+     * generator conv2d act=relu cin=48 cout=96 dil_x=1 dil_y=1 groups=1 in_h=56 in_w=56 kh=3 kw=3 loop_order=2 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=2 stride_y=2 tile_co=6 tile_x=4 w_block=16
      * schedule: record loop_order=2 tile_co=6 tile_x=4 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_67c7335ccc498684(ctx, &b[12], &b[13], &b[14], &b[15]);
+    return foldc_da642ee068d4aa1e(ctx, &b[12], &b[13], &b[14], &b[15]);
   case 4:
     /* layer 4 stage2.1.rbr_reparam: conv2d winograd F(4x4) 96->96 3x3 s1 on 1x96x28x28 -> 1x96x28x28, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=96 cout=96 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=96 cout=96 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=96 cout=96 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=96 cout=96 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_8965ea3909a100a2(ctx, &b[16], &b[17], &b[18], &b[19]);
+    return foldc_4f6f93ad2732187e(ctx, &b[16], &b[17], &b[18], &b[19]);
   case 5:
     /* layer 5 stage2.2.rbr_reparam: conv2d winograd F(4x4) 96->96 3x3 s1 on 1x96x28x28 -> 1x96x28x28, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=96 cout=96 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=96 cout=96 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=96 cout=96 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=96 cout=96 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_8965ea3909a100a2(ctx, &b[20], &b[21], &b[22], &b[23]);
+    return foldc_4f6f93ad2732187e(ctx, &b[20], &b[21], &b[22], &b[23]);
   case 6:
     /* layer 6 stage2.3.rbr_reparam: conv2d winograd F(4x4) 96->96 3x3 s1 on 1x96x28x28 -> 1x96x28x28, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=96 cout=96 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=96 cout=96 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=96 cout=96 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=96 cout=96 in_h=28 in_w=28 m=4 out_h=28 out_w=28 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_8965ea3909a100a2(ctx, &b[24], &b[25], &b[26], &b[27]);
+    return foldc_4f6f93ad2732187e(ctx, &b[24], &b[25], &b[26], &b[27]);
   case 7:
     /* layer 7 stage3.0.rbr_reparam: conv2d direct 96->192 3x3 s2 on 1x96x28x28 -> 1x192x14x14, 32514048 MACs
      * why: Winograd not eligible: stride 2x2
-     * generator conv2d cin=96 cout=192 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=2 stride_y=2 tile_co=4 tile_x=5 w_block=16
+     * generator conv2d act=relu cin=96 cout=192 dil_x=1 dil_y=1 groups=1 in_h=28 in_w=28 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=2 stride_y=2 tile_co=4 tile_x=5 w_block=16
      * schedule: record tile_co=4 tile_x=5 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_46cee43fdd15cae8(ctx, &b[28], &b[29], &b[30], &b[31]);
+    return foldc_a2b63516c48a1230(ctx, &b[28], &b[29], &b[30], &b[31]);
   case 8:
     /* layer 8 stage3.1.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[32], &b[33], &b[34], &b[35]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[32], &b[33], &b[34], &b[35]);
   case 9:
     /* layer 9 stage3.2.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[36], &b[37], &b[38], &b[39]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[36], &b[37], &b[38], &b[39]);
   case 10:
     /* layer 10 stage3.3.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[40], &b[41], &b[42], &b[43]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[40], &b[41], &b[42], &b[43]);
   case 11:
     /* layer 11 stage3.4.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[44], &b[45], &b[46], &b[47]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[44], &b[45], &b[46], &b[47]);
   case 12:
     /* layer 12 stage3.5.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[48], &b[49], &b[50], &b[51]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[48], &b[49], &b[50], &b[51]);
   case 13:
     /* layer 13 stage3.6.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[52], &b[53], &b[54], &b[55]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[52], &b[53], &b[54], &b[55]);
   case 14:
     /* layer 14 stage3.7.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[56], &b[57], &b[58], &b[59]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[56], &b[57], &b[58], &b[59]);
   case 15:
     /* layer 15 stage3.8.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[60], &b[61], &b[62], &b[63]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[60], &b[61], &b[62], &b[63]);
   case 16:
     /* layer 16 stage3.9.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[64], &b[65], &b[66], &b[67]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[64], &b[65], &b[66], &b[67]);
   case 17:
     /* layer 17 stage3.10.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[68], &b[69], &b[70], &b[71]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[68], &b[69], &b[70], &b[71]);
   case 18:
     /* layer 18 stage3.11.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[72], &b[73], &b[74], &b[75]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[72], &b[73], &b[74], &b[75]);
   case 19:
     /* layer 19 stage3.12.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[76], &b[77], &b[78], &b[79]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[76], &b[77], &b[78], &b[79]);
   case 20:
     /* layer 20 stage3.13.rbr_reparam: conv2d winograd F(2x2) 192->192 3x3 s1 on 1x192x14x14 -> 1x192x14x14, 65028096 MACs
-     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false stride_x=1 stride_y=1 w_block=16
-     * generator conv2d_winograd cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 relu=true residual=false u_block=16
+     * why: algorithm record in schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt: algo conv2d act=relu cin=192 cout=192 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false stride_x=1 stride_y=1 w_block=16
+     * generator conv2d_winograd act=relu cin=192 cout=192 in_h=14 in_w=14 m=2 out_h=14 out_w=14 pad_x=1 pad_y=1 residual=false u_block=16
      * schedule: default */
-    return foldc_f91913a6fef33472(ctx, &b[80], &b[81], &b[82], &b[83]);
+    return foldc_0ebc7c0bc530a92e(ctx, &b[80], &b[81], &b[82], &b[83]);
   case 21:
     /* layer 21 stage4.0.rbr_reparam: conv2d direct 192->1280 3x3 s2 on 1x192x14x14 -> 1x1280x7x7, 108380160 MACs
      * why: Winograd not eligible: stride 2x2
-     * generator conv2d ci_block=192 cin=192 cout=1280 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 relu=true residual=false stride_x=2 stride_y=2 w_block=16
+     * generator conv2d act=relu ci_block=192 cin=192 cout=1280 dil_x=1 dil_y=1 groups=1 in_h=14 in_w=14 kh=3 kw=3 out_h=7 out_w=7 pad_x=1 pad_y=1 residual=false stride_x=2 stride_y=2 w_block=16
      * schedule: record ci_block=192 (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_9d947a36dc382a0a(ctx, &b[84], &b[85], &b[86], &b[87]);
+    return foldc_26d41bd101450326(ctx, &b[84], &b[85], &b[86], &b[87]);
   case 22:
     /* layer 22 gap: global_avgpool direct on 1x1280x7x7 -> 1x1280x1x1, 0 MACs
      * why: the only kernel for global_avgpool
@@ -471,9 +471,9 @@ static int run_layer(repvgg_a0_ctx *ctx, int i) {
   case 23:
     /* layer 23 linear: linear gemm on 1x1280 -> 1x1000, 1280000 MACs
      * why: the only kernel for linear
-     * generator linear cin=1280 cout=1000 relu=false rows=1
+     * generator linear act=none cin=1280 cout=1000 rows=1
      * schedule: record default (schedules/x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-fma-sse41/halide14.txt, tuned on AMD EPYC) */
-    return foldc_3c19cd26cd103048(ctx, &b[90], &b[91], &b[92], &b[93]);
+    return foldc_a9a82c10ce2fbf7b(ctx, &b[90], &b[91], &b[92], &b[93]);
   default: return 0;
   }
 }

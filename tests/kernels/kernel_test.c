@@ -100,9 +100,9 @@ static void get_str(const char *params, const char *key, const char *def, char *
 /* ----------------------------------------------------------- activations */
 /* The fused activation, act=NAME (compiler/activations.lua; halide/activation.h), in double with
  * PyTorch's formulas: NaN stays NaN (no comparison below holds for it), -inf * 0 = NaN. */
-enum { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, ACT_HARDSWISH, ACT_SIGMOID, ACT_GELU, ACT_GELU_TANH };
-static const char *const act_names[] = {"none", "relu", "relu6", "silu", "hardswish", "sigmoid", "gelu",
-                                        "gelu_tanh"};
+enum { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID, ACT_GELU, ACT_GELU_TANH };
+static const char *const act_names[] = {"none", "relu", "relu6", "silu", "hardswish", "hardsigmoid",
+                                        "sigmoid", "gelu", "gelu_tanh"};
 
 static int get_act(const char *params) {
     char name[32];
@@ -122,6 +122,7 @@ static double act_apply(int act, double v) {
     case ACT_RELU6: return relu6_d(v);
     case ACT_SILU: return v / (1 + exp(-v));
     case ACT_HARDSWISH: return v * relu6_d(v + 3) / 6;
+    case ACT_HARDSIGMOID: return relu6_d(v + 3) / 6;
     case ACT_SIGMOID: return 1 / (1 + exp(-v));
     case ACT_GELU: return 0.5 * v * (1 + erf(v * 0.70710678118654752));
     case ACT_GELU_TANH: return 0.5 * v * (1 + tanh(0.79788456080286536 * (v + 0.044715 * v * v * v)));

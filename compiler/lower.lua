@@ -314,6 +314,9 @@ function lower.lower(graph, opts)
       L.step = L.step - 1
     elseif node.op == 'flatten' then
       local s = node.inputs[1].shape
+      if L.row_channels[node.inputs[1].id] then
+        error(string.format('%s: a flatten of a channel slice is not supported', node.where or ir.node_name(node)), 0)
+      end
       program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), node = node, macs = 0,
         algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
         c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]) }
@@ -347,7 +350,7 @@ function lower.lower(graph, opts)
   end
   L.step = L.step + 1
   local out = graph.outputs[1]
-  if L.alias_offset[out.id] or (out.producer and out.producer.op == 'constant') then
+  if L.alias_offset[out.id] or L.row_channels[out.id] or (out.producer and out.producer.op == 'constant') then
     error('the model output is a slice of a tensor or a parameter; not supported', 0)
   end
   program.output = { shape = out.shape, act = L:use(out) }

@@ -80,7 +80,7 @@ end
 -- F(mxm)", "direct", "1x1", "depthwise", "grouped", "gemm") and reason (why, as text: for a conv2d
 -- winograd.choose's, with its record named by file and key; else the op's kernel is the only one);
 -- w_block for the kernels with blocked weights; for a conv2d also algo (the Winograd tile m, or
--- nil: direct).
+-- nil: direct) and super_groups (ops/conv2d.lua: groups narrower than a vector run as wider ones).
 function lower.choose(node, L)
   local a, T = node.attrs, L.target
   local one = 'the only kernel for ' .. node.op
@@ -89,8 +89,10 @@ function lower.choose(node, L)
     local rec = L.records[key]
     local m, reason = winograd.choose(node, { mode = L.conv_algo, record = rec and rec.algo, target = T,
                                               where = rec and (lower.schedules_file(T) .. ': ' .. key) })
-    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algo = m, reason = reason,
-             algorithm = m and string.format('winograd F(%dx%d)', m, m) or direct_kind(a) }
+    local sg = not m and ops.get('conv2d').super_groups(a, T.lanes) or nil
+    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algo = m, reason = reason, super_groups = sg,
+             algorithm = m and string.format('winograd F(%dx%d)', m, m)
+               or sg and string.format('grouped as %d block-diagonal groups', sg) or direct_kind(a) }
   elseif node.op == 'conv2d_proj' then
     return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algorithm = direct_kind(a), reason = one }
   elseif node.op == 'linear_tokens' then

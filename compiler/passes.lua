@@ -10,6 +10,7 @@ passes.pipeline = {
   require 'passes.fold_repmlp',
   require 'passes.fold_bn',
   require 'passes.fold_adaptive_pool',
+  require 'passes.pool_before_conv',
   require 'passes.fuse_projection',
   require 'passes.fuse_shuffle',
   require 'passes.fuse_epilogue',

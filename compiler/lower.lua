@@ -80,7 +80,7 @@ end
 -- F(mxm)", "direct", "1x1", "depthwise", "grouped", "gemm") and reason (why, as text: for a conv2d
 -- winograd.choose's, with its record named by file and key; else the op's kernel is the only one);
 -- w_block for the kernels with blocked weights; for a conv2d also algo (the Winograd tile m, or
--- nil: direct).
+-- nil: direct) and super_groups (ops/conv2d.lua: groups narrower than a vector run as wider ones).
 function lower.choose(node, L)
   local a, T = node.attrs, L.target
   local one = 'the only kernel for ' .. node.op
@@ -89,8 +89,10 @@ function lower.choose(node, L)
     local rec = L.records[key]
     local m, reason = winograd.choose(node, { mode = L.conv_algo, record = rec and rec.algo, target = T,
                                               where = rec and (lower.schedules_file(T) .. ': ' .. key) })
-    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algo = m, reason = reason,
-             algorithm = m and string.format('winograd F(%dx%d)', m, m) or direct_kind(a) }
+    local sg = not m and ops.get('conv2d').super_groups(a, T.lanes) or nil
+    return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algo = m, reason = reason, super_groups = sg,
+             algorithm = m and string.format('winograd F(%dx%d)', m, m)
+               or sg and string.format('grouped as %d block-diagonal groups', sg) or direct_kind(a) }
   elseif node.op == 'conv2d_proj' then
     return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algorithm = direct_kind(a), reason = one }
   elseif node.op == 'linear_tokens' then
@@ -314,6 +316,9 @@ function lower.lower(graph, opts)
       L.step = L.step - 1
     elseif node.op == 'flatten' then
       local s = node.inputs[1].shape
+      if L.row_channels[node.inputs[1].id] then
+        error(string.format('%s: a flatten of a channel slice is not supported', node.where or ir.node_name(node)), 0)
+      end
       program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), node = node, macs = 0,
         algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
         c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]) }
@@ -347,7 +352,7 @@ function lower.lower(graph, opts)
   end
   L.step = L.step + 1
   local out = graph.outputs[1]
-  if L.alias_offset[out.id] or (out.producer and out.producer.op == 'constant') then
+  if L.alias_offset[out.id] or L.row_channels[out.id] or (out.producer and out.producer.op == 'constant') then
     error('the model output is a slice of a tensor or a parameter; not supported', 0)
   end
   program.output = { shape = out.shape, act = L:use(out) }

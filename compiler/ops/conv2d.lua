@@ -109,12 +109,43 @@ function conv2d.pack_weight(W, cout, cig, kh, kw, wb)
 end
 
 -- A [cout, cig, kh, kw] weight as the kernel reads it: a weights view named key@hwio (unblocked) or
--- key@hwio<wb>.
-function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb)
-  local packed = conv2d.pack_weight(L.params[key], cout, cig, kh, kw, wb)
+-- key@hwio<wb>. W: the weight tensor when it is not L.params[key] itself (then key names it).
+function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb, W)
+  local packed = conv2d.pack_weight(W or L.params[key], cout, cig, kh, kw, wb)
   local wdims = { { cout, 1 }, { cig, cout }, { kw, cout * cig }, { kh, cout * cig * kw } }
   if wb > 0 then wdims = { { wb, 1 }, { cig, wb }, { kw, wb * cig }, { kh * cout / wb, wb * cig * kw } } end
   return L:weight(key .. '@hwio' .. (wb > 0 and wb or ''), packed, wdims)
+end
+
+-- A grouped conv whose groups have fewer output channels than a vector has lanes (ResNeXt-50 32x4d's
+-- stages 1 and 2: 4 and 8 of AVX-512's 16) reads its input through gathers in the direct kernel
+-- (halide/conv2d.cpp). It runs instead as a conv of fewer, wider groups ("super-groups" of lanes
+-- output channels, each over the input channels of the groups it joins) whose weights are zero
+-- outside each channel's own group (block diagonal): lanes / (cout / groups) times the MACs, at the
+-- dense kernel's rate (layer1's 3x3: 1.3-2.0 ms -> see docs). Exact over the reals; an inf or NaN
+-- input channel spreads to the other channels of its super-group (0 * inf). Returns the number of
+-- super-groups, or nil (the conv keeps its groups: dense, depthwise, vector-wide groups, or groups
+-- that do not tile a vector).
+function conv2d.super_groups(a, lanes)
+  local opg = a.cout / a.groups
+  if a.groups == 1 or (a.groups == a.cin and a.cin == a.cout) or opg % lanes == 0 or lanes % opg ~= 0 then return nil end
+  local join = lanes / opg
+  if a.groups % join ~= 0 then return nil end
+  return a.groups / join
+end
+
+-- W [cout, cin/groups, kh, kw] as the block-diagonal weight of the same conv in sg groups
+-- [cout, cin/sg, kh, kw] (zero outside each output channel's own group).
+function conv2d.widen_groups(W, a, sg)
+  local cout, cpg, opg = a.cout, a.cin / a.groups, a.cout / a.groups
+  local k = a.kernel[1] * a.kernel[2]
+  local wide = a.cin / sg
+  local out = tensor.new({ cout, wide, a.kernel[1], a.kernel[2] })
+  for co = 0, cout - 1 do
+    local at = (math.floor(co / opg) % (a.groups / sg)) * cpg -- the group's first channel in its super-group
+    for i = 0, cpg * k - 1 do out.data[(co * wide + at) * k + i] = W.data[co * cpg * k + i] end
+  end
+  return out
 end
 
 -- The direct kernel's shape parameters (geometry from the attributes: RepMLP's partition FC keeps
@@ -144,9 +175,15 @@ function conv2d.lower(node, L, choice)
   local x, y = node.inputs[1], node.outputs[1]
   local gp = conv2d.direct_params(node, choice.w_block)
   gp.in_cs, gp.out_cs = L:row_channels_of(x), L:row_channels_of(y) -- channel slices (lower.lua)
+  local key, W = node.params.weight, nil
+  if choice.super_groups then
+    gp.groups = choice.super_groups
+    key = key .. '@groups' .. gp.groups
+    W = conv2d.widen_groups(L.params[node.params.weight], a, gp.groups)
+  end
   local args = {
     L:act(x, lower.act_dims(x.shape)),
-    conv2d.packed_weight(L, node.params.weight, a.cout, a.cin / a.groups, a.kernel[1], a.kernel[2], gp.w_block or 0),
+    conv2d.packed_weight(L, key, a.cout, a.cin / gp.groups, a.kernel[1], a.kernel[2], gp.w_block or 0, W),
     L:bias(node, a.cout),
   }
   local res = node.inputs[2]

@@ -6,6 +6,8 @@
 -- BN-ReLU, 1x1 conv, 2x2 average pool; torchvision 0.14 densenet121: 308 -> 77 MMACs). Applied when
 -- the conv is 1x1 with stride 1 and no padding, no residual and no activation, its output feeds only
 -- the pool, and the pool has no padding (so every window's weights are its own taps' and sum to 1).
+local ir = require 'ir'
+
 local pool_before_conv = {}
 
 function pool_before_conv.run(graph, report)
@@ -13,12 +15,11 @@ function pool_before_conv.run(graph, report)
   local moved = 0
   for _, pool in ipairs(graph.nodes) do
     local pa = pool.attrs
-    local conv = pool.op == 'pool2d' and pa.mode == 'avg' and not pa.relu and pa.padding[1] == 0 and pa.padding[2] == 0
+    local conv = pool.op == 'pool2d' and pa.mode == 'avg' and not pa.act and pa.padding[1] == 0 and pa.padding[2] == 0
       and pool.inputs[1].producer
     local a = conv and conv.op == 'conv2d' and conv.attrs
-    local u = a and uses[conv.outputs[1].id]
     if a and a.kernel[1] == 1 and a.kernel[2] == 1 and a.stride[1] == 1 and a.stride[2] == 1 and a.padding[1] == 0
-      and a.padding[2] == 0 and not a.relu and not conv.inputs[2] and #u == 1 and u[1] == pool then
+      and a.padding[2] == 0 and not a.act and not conv.inputs[2] and ir.single_use(uses, conv.outputs[1]) == pool then
       -- pool(conv(z)) -> conv(pool(z)): the pool's output tensor becomes the conv's and vice versa
       local z, mid, out = conv.inputs[1], conv.outputs[1], pool.outputs[1]
       local zs, os = z.shape, out.shape

@@ -11,6 +11,10 @@
 --   * step 0 converts the NCHW input into the arena, the last step writes the NCHW output;
 --   * a conv with a residual input writes its output over the residual when nothing reads it
 --     afterwards (Lowering:can_overwrite): one buffer less alive, its lines read and written once.
+--   * a batch of N images (graph.batch): every activation buffer holds N images, each one the
+--     batch-1 buffer, image index outermost; lower.batch_step makes each step run all N (the
+--     convolutions over an outer image dimension and the GEMMs over N times the rows, so each
+--     weight tile is loaded once per run; the other kernels once per image on offset views).
 -- opts.target (the build's resolved target string) becomes L.target, a target object
 -- (compiler/targets/); opts.conv_algo (L.conv_algo) forces one algorithm for every eligible conv
 -- (the tuner's algorithm run-off).
@@ -107,7 +111,8 @@ function Lowering:use(t)
   local root = self.alias[t.id] or t.id
   local a = self.acts[root]
   if not a then
-    a = { id = root, bytes = 4 * numel(t.shape), first = self.step, last = self.step }
+    -- image: the floats of one image; the buffer holds L.batch images
+    a = { id = root, bytes = 4 * numel(t.shape) * self.batch, image = numel(t.shape), first = self.step, last = self.step }
     self.acts[root] = a
     self.act_list[#self.act_list + 1] = a
   end
@@ -183,14 +188,59 @@ function Lowering:bias(node, n)
   return self:weight((key or (node.params.weight .. '#zero_bias')), t, { { n, 1 } })
 end
 
--- program = { input, output, steps, acts (arena tensors), weights }; every step names the graph node
+-- How a kernel runs a batch (lower.batch_step): the convolutions take an outer image dimension
+-- (generator parameter batch), the GEMMs the images' rows as more rows.
+local BATCHED = { conv2d = 'images', conv2d_winograd = 'images', linear = 'rows', linear_tokens = 'rows' }
+
+-- Make a kernel step run all n images. A BATCHED kernel whose activation arguments are whole
+-- images (not a slice of a larger buffer, whose images would not be one after the other) runs
+-- them in one call: batch = n and an image dimension on those views (its stride: one image), or
+-- rows times n. Any other step runs once per image (step.images = n; the glue moves each
+-- activation view by one image of its buffer per call; weights views stay).
+function lower.batch_step(step, n)
+  if n == 1 then return end
+  local how = BATCHED[step.generator]
+  for _, arg in ipairs(step.args) do
+    if arg.storage == 'arena' then
+      local e = 1
+      for _, d in ipairs(arg.dims) do e = e * d[1] end
+      if arg.elem_offset or e ~= arg.act.image then how = nil end
+    end
+  end
+  -- the batch-1 kernel's parameters, whose schedule record the batched kernel takes (kernels.compile)
+  step.gparams_one = {}
+  for k, v in pairs(step.gparams) do step.gparams_one[k] = v end
+  if how == 'images' then
+    step.gparams.batch = n
+  elseif how == 'rows' then
+    step.gparams.rows = step.gparams.rows * n
+  else
+    step.images = n
+    return
+  end
+  for _, arg in ipairs(step.args) do
+    if arg.storage == 'arena' then
+      local dims = {}
+      for d, dim in ipairs(arg.dims) do dims[d] = { dim[1], dim[2] } end
+      if how == 'images' then
+        dims[#dims + 1] = { n, arg.act.image }
+      else
+        dims[#dims][1] = dims[#dims][1] * n
+      end
+      arg.dims = dims
+    end
+  end
+end
+
+-- program = { input, output, steps, acts (arena tensors), weights, batch }; every step names the graph node
 -- it lowers (node), its algorithm and algorithm_reason (lower.choose's), its name and MACs. opts:
 -- target (required), conv_algo (above).
 function lower.lower(graph, opts)
   opts = opts or {}
   local T = targets.resolve(opts.target)
+  local N = graph:images()
   local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
-                          step = 0, target = T, records = schedules.load(T.string), conv_algo = opts.conv_algo, last_use = {},
+                          step = 0, batch = N, target = T, records = schedules.load(T.string), conv_algo = opts.conv_algo, last_use = {},
                           tensor_producer = {} }, Lowering)
   -- for can_overwrite: the index of each tensor's last consumer (graph outputs: never), and which
   -- tensors an op computes (not the input, not a constant)
@@ -201,10 +251,10 @@ function lower.lower(graph, opts)
     end
   end
   for _, t in ipairs(graph.outputs) do L.last_use[t.id] = math.huge end
-  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list }
+  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, batch = N }
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
   local x = graph.input
-  program.input = { shape = x.shape, act = L:use(x) }
+  program.input = { shape = graph:batched_shape(x), act = L:use(x) }
   for i, node in ipairs(graph.nodes) do
     L.step = L.step + 1
     L.node_index = i
@@ -216,7 +266,7 @@ function lower.lower(graph, opts)
       local s = node.inputs[1].shape
       program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), node = node, macs = 0,
         algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
-        c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]) }
+        c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]), images = N }
     else
       local lowerer = ops.get(node.op).lower
       if not lowerer then
@@ -230,9 +280,11 @@ function lower.lower(graph, opts)
         generator, gparams, args = lowerer(node, L, choice)
       end
       if generator then
-        program.steps[#program.steps + 1] = { kind = 'kernel', generator = generator, gparams = gparams,
-          args = args, name = ir.node_name(node), op = node.op, node = node, macs = ops.get(node.op).macs(node),
+        local step = { kind = 'kernel', generator = generator, gparams = gparams,
+          args = args, name = ir.node_name(node), op = node.op, node = node, macs = ops.get(node.op).macs(node) * N,
           algorithm = choice.algorithm, algorithm_reason = choice.reason }
+        lower.batch_step(step, N)
+        program.steps[#program.steps + 1] = step
       else
         L.step = L.step - 1 -- an alias or a constant: no step
       end
@@ -243,7 +295,7 @@ function lower.lower(graph, opts)
   if L.alias_offset[out.id] or (out.producer and out.producer.op == 'constant') then
     error('the model output is a slice of a tensor or a parameter; not supported', 0)
   end
-  program.output = { shape = out.shape, act = L:use(out) }
+  program.output = { shape = graph:batched_shape(out), act = L:use(out) }
   program.last_step = L.step
   return program
 end

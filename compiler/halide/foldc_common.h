@@ -1,9 +1,10 @@
 // Shared helpers for the foldc Halide generators.
 //
-// Layout convention (the foldc contract): float32, batch 1, channels
-// innermost.  A feature map with C channels, width W, height H is a dense
-// Halide buffer with dims (c, x, y) = (C, W, H), strides (1, C, C*W), all
-// mins 0.  Every shape is a GeneratorParam, so every kernel is fully
+// Layout convention (the foldc contract): float32, channels innermost.  A
+// feature map with C channels, width W, height H is a dense Halide buffer
+// with dims (c, x, y) = (C, W, H), strides (1, C, C*W), all mins 0; a batch
+// of N images (a kernel's batch parameter, only when N > 1) adds an
+// outermost dim n = N of stride C*W*H.  Every shape is a GeneratorParam, so every kernel is fully
 // shape-specialised; the helpers below pin the buffer shapes (min, extent,
 // stride) so the generated code uses constant strides and constant loop
 // bounds.
@@ -41,6 +42,14 @@ inline int vector_registers(const Target &t) {
     }
     if (t.arch == Target::ARM) return t.bits == 64 ? 32 : 16;
     return 16;
+}
+
+// The bounds of a (c, x, y[, n]) map for BoundaryConditions: x in [0, w), y in [0, h); c and the
+// image index n (batch nb > 1) unbounded.
+inline Region map_bounds(int w, int h, int nb) {
+    Region r = {Range(Expr(), Expr()), Range(0, w), Range(0, h)};
+    if (nb > 1) r.push_back(Range(Expr(), Expr()));
+    return r;
 }
 
 // Pin a dense channels-innermost buffer: dims {e0, e1, ...}, min 0.

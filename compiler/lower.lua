@@ -144,7 +144,7 @@ function Lowering:act(t, dims)
       w = self:weight(key .. '@act', packed, dims)
       self.constants[key] = w
     end
-    return { storage = 'weights', weight = w.weight, dims = dims }
+    return { storage = 'weights', weight = w.weight, dims = dims, constant = true }
   end
   return { storage = 'arena', act = self:use(t), dims = dims, elem_offset = self.alias_offset[t.id] }
 end
@@ -195,7 +195,8 @@ local BATCHED = { conv2d = 'images', conv2d_winograd = 'images', linear = 'rows'
 -- Make a kernel step run all n images. A BATCHED kernel whose activation arguments are whole
 -- images (not a slice of a larger buffer, whose images would not be one after the other) runs
 -- them in one call: batch = n and an image dimension on those views (its stride: one image), or
--- rows times n. Any other step runs once per image (step.images = n; the glue moves each
+-- rows times n; one that reads a constant as an activation (a position embedding added in a conv's
+-- epilogue: one copy for all images) does not. Any other step runs once per image (step.images = n; the glue moves each
 -- activation view by one image of its buffer per call; weights views stay).
 function lower.batch_step(step, n)
   if n == 1 then return end
@@ -205,6 +206,8 @@ function lower.batch_step(step, n)
       local e = 1
       for _, d in ipairs(arg.dims) do e = e * d[1] end
       if arg.elem_offset or e ~= arg.act.image then how = nil end
+    elseif arg.constant then
+      how = nil
     end
   end
   -- the batch-1 kernel's parameters, whose schedule record the batched kernel takes (kernels.compile)

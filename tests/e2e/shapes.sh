@@ -61,7 +61,7 @@ refused 'no setting "classes"' build "$desc:$name:classes=7" --weights "$w" -o "
 refused 'num_classes="7;ls": expected an integer' build "$desc:$name:num_classes=7;ls" --weights "$w" -o "$SCRATCH/refused"
 refused '--input 1x3x32xq: expected NxCxHxW' build "$desc:$name" --weights "$w" --input 1x3x32xq -o "$SCRATCH/refused"
 refused 'shape 1x3x32 has 3 dimensions' build "$desc:$name" --weights "$w" --input 1x3x32 -o "$SCRATCH/refused"
-refused '--input with --compare: not supported yet' bench "$desc:$name" --weights "$w" --compare --input 1x3x32x32
+refused '--input 1x3x48x48 with --compare: only the batch may change (the PyTorch mirror takes Nx3x32x32)' bench "$desc:$name" --weights "$w" --compare --input 1x3x48x48
 # a checkpoint refused after its num_classes was taken: still one line
 refused 'does not match shapes_resnet_c10' build "$desc:shapes_resnet_c10" --weights "$FIXTURES/data/shapes_resnet_aux.safetensors" \
   -o "$SCRATCH/refused"

@@ -200,17 +200,17 @@ local function describe_steps(program, runs)
           what = c_text((arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. step.fn) }
         refs[#refs + 1] = '&b[' .. (#views - 1) .. ']'
         if per_image and arg.storage == 'arena' then
-          moves[#moves + 1] = string.format('      b[%d].host = a + %d + (size_t)n * %d;\n', #views - 1, offset, 4 * arg.act.image)
+          moves[#moves + 1] = string.format('        b[%d].host = a + %d + (size_t)n * %d;\n', #views - 1, offset, 4 * arg.act.image)
         end
       end
       if per_image then
-        call = string.format('{\n    int n, err;\n    for (n = 0; n < %d; n++) {\n%s      err = %s(%s);\n      if (err) return err;\n    }\n    return 0;\n  }',
+        call = string.format('{\n      int n, err;\n      for (n = 0; n < %d; n++) {\n%s        err = %s(%s);\n        if (err) return err;\n      }\n      return 0;\n    }',
           step.images, table.concat(moves), step.fn, table.concat(refs, ', '))
       else
         call = 'return ' .. step.fn .. '(' .. table.concat(refs, ', ') .. ');'
       end
     elseif per_image then
-      call = string.format('{\n    int n;\n    for (n = 0; n < %d; n++)\n      foldc_hwc_to_nchw((const float *)(a + %d) + (size_t)n * %d, (float *)(a + %d) + (size_t)n * %d, %d, %d, %d);\n    return 0;\n  }',
+      call = string.format('{\n      int n;\n      for (n = 0; n < %d; n++)\n        foldc_hwc_to_nchw((const float *)(a + %d) + (size_t)n * %d, (float *)(a + %d) + (size_t)n * %d, %d, %d, %d);\n      return 0;\n    }',
         step.images, step.src.offset, step.src.image, step.dst.offset, step.dst.image, step.c, step.h, step.w)
     else
       call = string.format('foldc_hwc_to_nchw((const float *)(a + %d), (float *)(a + %d), %d, %d, %d);\n    return 0;',

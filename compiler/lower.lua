@@ -11,10 +11,15 @@
 --   * step 0 converts the NCHW input into the arena, the last step writes the NCHW output;
 --   * a conv with a residual input writes its output over the residual when nothing reads it
 --     afterwards (Lowering:can_overwrite): one buffer less alive, its lines read and written once.
---   * a batch of N images (graph.batch): every activation buffer holds N images, each one the
---     batch-1 buffer, image index outermost; lower.batch_step makes each step run all N (the
---     convolutions over an outer image dimension and the GEMMs over N times the rows, so each
---     weight tile is loaded once per run; the other kernels once per image on offset views).
+--   * a batch of N images (graph.batch): the leading steps whose weights are smaller than their
+--     activations of one image (a CNN's early layers: batching would not save weight loads) run
+--     image-major, all of them on image 0, then on image 1, ... (lower.image_major), so each
+--     image's activations stay in cache as at batch 1; the buffers only they use hold one image.
+--     From the first step whose weights outweigh its activations on, steps run layer-major over
+--     buffers of N images (image index outermost, each image the batch-1 buffer): lower.batch_step
+--     runs the convolutions over an outer image dimension and the GEMMs over N times the rows, so
+--     each weight tile is loaded once for all N images, and the other kernels once per image on
+--     offset views.
 -- opts.target (the build's resolved target string) becomes L.target, a target object
 -- (compiler/targets/); opts.conv_algo (L.conv_algo) forces one algorithm for every eligible conv
 -- (the tuner's algorithm run-off).
@@ -189,8 +194,10 @@ function Lowering:bias(node, n)
 end
 
 -- How a kernel runs a batch (lower.batch_step): the convolutions take an outer image dimension
--- (generator parameter batch), the GEMMs the images' rows as more rows.
+-- (generator parameter batch), the GEMMs the images' rows as more rows (linear_tokens also told
+-- the batch: it blocks the rows then, halide/linear_tokens.cpp).
 local BATCHED = { conv2d = 'images', conv2d_winograd = 'images', linear = 'rows', linear_tokens = 'rows' }
+local TOLD = { conv2d = true, conv2d_winograd = true, linear_tokens = true }
 
 -- Make a kernel step run all n images. A BATCHED kernel whose activation arguments are whole
 -- images (not a slice of a larger buffer, whose images would not be one after the other) runs
@@ -210,17 +217,15 @@ function lower.batch_step(step, n)
       how = nil
     end
   end
-  -- the batch-1 kernel's parameters, whose schedule record the batched kernel takes (kernels.compile)
-  step.gparams_one = {}
-  for k, v in pairs(step.gparams) do step.gparams_one[k] = v end
-  if how == 'images' then
-    step.gparams.batch = n
-  elseif how == 'rows' then
-    step.gparams.rows = step.gparams.rows * n
-  else
+  if not how then
     step.images = n
     return
   end
+  -- the batch-1 kernel's parameters, whose schedule record the batched kernel takes (kernels.compile)
+  step.gparams_one = {}
+  for k, v in pairs(step.gparams) do step.gparams_one[k] = v end
+  if how == 'rows' then step.gparams.rows = step.gparams.rows * n end
+  if TOLD[step.generator] then step.gparams.batch = n end
   for _, arg in ipairs(step.args) do
     if arg.storage == 'arena' then
       local dims = {}
@@ -235,7 +240,33 @@ function lower.batch_step(step, n)
   end
 end
 
--- program = { input, output, steps, acts (arena tensors), weights, batch }; every step names the graph node
+-- Whether a kernel step's weights outweigh its activations of one image (batching it saves loads).
+local function weight_heavy(step)
+  local w, a = 0, 0
+  for _, arg in ipairs(step.args) do
+    local e = 1
+    for _, d in ipairs(arg.dims) do e = e * d[1] end
+    if arg.storage == 'arena' then a = a + 4 * e elseif not arg.constant then w = w + 4 * e end
+  end
+  return w > a
+end
+
+-- The image-major prefix (steps 1..k, see the top comment): buffers used only inside it hold one
+-- image, reused by each image in turn (act.one_image); every other buffer it touches is kept alive
+-- over the whole prefix (from step 0), since image n + 1 runs the prefix after image n wrote it.
+function lower.image_major(acts, k)
+  if k == 0 then return end
+  for _, a in ipairs(acts) do
+    if a.first >= 1 and a.last <= k then
+      a.one_image, a.bytes = true, 4 * a.image
+    elseif a.first <= k then
+      a.first, a.last = 0, math.max(a.last, k)
+    end
+  end
+end
+
+-- program = { input, output, steps, acts (arena tensors), weights, batch, image_major (the
+-- number of leading steps run image-major) }; every step names the graph node
 -- it lowers (node), its algorithm and algorithm_reason (lower.choose's), its name and MACs. opts:
 -- target (required), conv_algo (above).
 function lower.lower(graph, opts)
@@ -254,7 +285,8 @@ function lower.lower(graph, opts)
     end
   end
   for _, t in ipairs(graph.outputs) do L.last_use[t.id] = math.huge end
-  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, batch = N }
+  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, batch = N, image_major = 0 }
+  local image_major = N > 1
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
   local x = graph.input
   program.input = { shape = graph:batched_shape(x), act = L:use(x) }
@@ -269,7 +301,8 @@ function lower.lower(graph, opts)
       local s = node.inputs[1].shape
       program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), node = node, macs = 0,
         algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
-        c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]), images = N }
+        c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]), images = N,
+        image_major = image_major or nil }
     else
       local lowerer = ops.get(node.op).lower
       if not lowerer then
@@ -286,7 +319,12 @@ function lower.lower(graph, opts)
         local step = { kind = 'kernel', generator = generator, gparams = gparams,
           args = args, name = ir.node_name(node), op = node.op, node = node, macs = ops.get(node.op).macs(node) * N,
           algorithm = choice.algorithm, algorithm_reason = choice.reason }
-        lower.batch_step(step, N)
+        if image_major and weight_heavy(step) then image_major = false end
+        if image_major then
+          step.image_major = true
+        else
+          lower.batch_step(step, N)
+        end
         program.steps[#program.steps + 1] = step
       else
         L.step = L.step - 1 -- an alias or a constant: no step
@@ -300,6 +338,10 @@ function lower.lower(graph, opts)
   end
   program.output = { shape = graph:batched_shape(out), act = L:use(out) }
   program.last_step = L.step
+  for i, s in ipairs(program.steps) do
+    if s.image_major then program.image_major = i end
+  end
+  lower.image_major(L.act_list, program.image_major)
   return program
 end
 

@@ -306,7 +306,8 @@ local ORT_VERSION = '1.30.0' -- the newest onnxruntime-node, the bar foldc is me
 
 -- Side by side with ONNX Runtime and PyTorch (compiler/compare/): the same PyTorch model and random
 -- weights (tests/fixtures/torch_reference.py) exported to ONNX, foldc built from its state_dict,
--- runs interleaved round by round. opts: target, threads, rounds, runs, seed, skip, json.
+-- runs interleaved round by round. opts: target, threads, rounds, runs, seed, skip, json, batch
+-- (images a run: the export's input and ONNX model hold that many, foldc is built for it).
 function backend.compare(model, opts)
   local pipeline = require 'pipeline'
   local runner = backend.runner(opts.target, true)
@@ -314,13 +315,14 @@ function backend.compare(model, opts)
   local py = os.getenv('FOLDC_PYTHON') or '/usr/bin/python3'
   local base = require('kernels').cache_dir()
   local name = model
-  local dir = string.format('%s/compare/%s-seed%d', base, name, opts.seed or 0)
+  local batch = opts.batch or 1
+  local dir = string.format('%s/compare/%s-seed%d%s', base, name, opts.seed or 0, batch > 1 and '-batch' .. batch or '')
   if not sys.exists(dir .. '/' .. name .. '.pt') then
     io.stderr:write('foldc: exporting ', name, ' from PyTorch (ONNX, TorchScript, safetensors) into ', dir, '\n')
     local tmp = dir .. '.tmp.' .. sys.pid()
     sys.rm_rf(tmp)
-    sys.run_quiet({ py, root .. '/compiler/compare/export.py', name, tmp, '--seed', tostring(opts.seed or 0) },
-      'exporting ' .. name .. ' from PyTorch')
+    sys.run_quiet({ py, root .. '/compiler/compare/export.py', name, tmp, '--seed', tostring(opts.seed or 0),
+      '--batch', tostring(batch) }, 'exporting ' .. name .. ' from PyTorch')
     sys.rm_rf(dir)
     assert(os.rename(tmp, dir))
   end
@@ -333,9 +335,13 @@ function backend.compare(model, opts)
     sys.run_quiet({ 'npm', 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', ort_dir,
       'onnxruntime-node@' .. ORT_VERSION }, 'npm install onnxruntime-node')
   end
-  local graph = pipeline.deploy_graph(name, dir .. '/' .. name .. '.safetensors')
+  local graph = pipeline.deploy_graph(name, dir .. '/' .. name .. '.safetensors',
+    { input = batch > 1 and require('weights.npy').read(dir .. '/' .. name .. '.input.npy').shape or nil,
+      input_what = name .. '.input.npy' })
   local bdir, info = scratch_bundle(graph, opts, runner)
+  local peak = backend.peak_gflops(info.target) * (opts.threads or 1)
   local argv = { py, root .. '/compiler/compare/compare.py', '--model', name, '--dir', dir,
+    '--gflop', string.format('%.6f', 2 * graph:macs() / 1e9), '--peak', string.format('%.3f', peak),
     '--foldc-main', info.dir .. '/' .. info.name .. '_main', '--foldc-weights', info.dir .. '/' .. info.name .. '.weights',
     '--threads', tostring(opts.threads or 1), '--rounds', tostring(opts.rounds or 8), '--runs', tostring(opts.runs or 5),
     '--ort-modules', ort }

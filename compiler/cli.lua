@@ -22,9 +22,9 @@ function cli.model_args(c)
   cli.allow_nonfinite_arg(c)
 end
 
--- --input NxCxHxW: the input shape, replacing the description's (pipeline.parse_shape; batch 1).
+-- --input NxCxHxW: the input shape, replacing the description's (pipeline.parse_shape; N: the batch).
 function cli.input_shape_arg(c)
-  c:option('--input', 'Input shape NxCxHxW (batch 1), replacing the description\'s; e.g. 1x3x320x320.')
+  c:option('--input', 'Input shape NxCxHxW (N images a run), replacing the description\'s; e.g. 4x3x320x320.')
     :convert(function(text) return require('pipeline').parse_shape(text, '--input') end)
 end
 

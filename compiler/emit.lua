@@ -4,7 +4,10 @@
 -- the JSON and a comment beside the glue's kernel call name the op, the algorithm and why the
 -- lowering chose it (the facts lower.lua sets on each step: it derives nothing here), the generator
 -- with every parameter the kernel was built with, the schedule record used (or "default"), the
--- shapes, the MACs and the target.
+-- shapes, the MACs and the target. A batch of N images (program.batch) shows in the shapes; the
+-- glue runs the image-major steps (lower.lua) for image 0, then image 1, ... (ctx->image), their
+-- views of N-image buffers moved to that image, and a layer-major step marked images = N once per
+-- image, each activation view moved by one image of its buffer per call (lower.batch_step).
 local ffi = require 'ffi'
 local cosmo = require 'cosmo'
 local dkjson = require 'dkjson'
@@ -95,6 +98,14 @@ end
 
 local function shape_text(shape) return table.concat(shape, 'x') end
 
+-- A tensor's shape across the program's batch (ir.lua's Graph:batched_shape, for a lowered program).
+local function batched_shape(program, t)
+  local s = {}
+  for i, d in ipairs(t.shape) do s[i] = d end
+  if not (t.producer and t.producer.op == 'constant') then s[1] = s[1] * program.batch end
+  return s
+end
+
 -- A generator parameter's value for the JSON: integers and booleans typed, the rest as written.
 local function param_value(v)
   if v == 'true' or v == 'false' then return v == 'true' end
@@ -125,8 +136,8 @@ local function describe_runs(program, info)
   for i, s in ipairs(program.steps) do
     local node = s.node
     local inputs = {}
-    for n, t in ipairs(node.inputs) do inputs[n] = t.shape end
-    local output = node.outputs[1].shape
+    for n, t in ipairs(node.inputs) do inputs[n] = batched_shape(program, t) end
+    local output = batched_shape(program, node.outputs[1])
     local input_text = {}
     for n, shape in ipairs(inputs) do input_text[n] = shape_text(shape) end
     local layer = { name = s.name, op = node.op, algorithm = s.algorithm, algorithm_reason = s.algorithm_reason,
@@ -178,8 +189,13 @@ local function describe_steps(program, runs)
   local views, steps = {}, {}
   for i, step in ipairs(program.steps) do
     local call
+    local per_image = (step.images or 1) > 1
+    -- an image-major step's move of an N-image buffer to image ctx->image (a one-image buffer stays)
+    local function image_at(act, offset)
+      return act.one_image and tostring(offset) or string.format('%d + (size_t)ctx->image * %d', offset, 4 * act.image)
+    end
     if step.kind == 'kernel' then
-      local refs = { 'ctx' }
+      local refs, moves = { 'ctx' }, {}
       for _, arg in ipairs(step.args) do
         local extents, strides = {}, {}
         for d, dim in ipairs(arg.dims) do extents[d], strides[d] = dim[1], dim[2] end
@@ -188,8 +204,26 @@ local function describe_steps(program, runs)
           extents = table.concat(extents, ', '), strides = table.concat(strides, ', '),
           what = c_text((arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. step.fn) }
         refs[#refs + 1] = '&b[' .. (#views - 1) .. ']'
+        if per_image and arg.storage == 'arena' then
+          moves[#moves + 1] = string.format('        b[%d].host = a + %d + (size_t)n * %d;\n', #views - 1, offset, 4 * arg.act.image)
+        elseif step.image_major and arg.storage == 'arena' and not arg.act.one_image then
+          moves[#moves + 1] = string.format('      b[%d].host = a + %s;\n', #views - 1, image_at(arg.act, offset))
+        end
       end
-      call = 'return ' .. step.fn .. '(' .. table.concat(refs, ', ') .. ');'
+      if step.image_major then
+        call = string.format('{\n%s      return %s(%s);\n    }', table.concat(moves), step.fn, table.concat(refs, ', '))
+      elseif per_image then
+        call = string.format('{\n      int n, err;\n      for (n = 0; n < %d; n++) {\n%s        err = %s(%s);\n        if (err) return err;\n      }\n      return 0;\n    }',
+          step.images, table.concat(moves), step.fn, table.concat(refs, ', '))
+      else
+        call = 'return ' .. step.fn .. '(' .. table.concat(refs, ', ') .. ');'
+      end
+    elseif step.image_major then
+      call = string.format('foldc_hwc_to_nchw((const float *)(a + %s), (float *)(a + %s), %d, %d, %d);\n    return 0;',
+        image_at(step.src, step.src.offset), image_at(step.dst, step.dst.offset), step.c, step.h, step.w)
+    elseif per_image then
+      call = string.format('{\n      int n;\n      for (n = 0; n < %d; n++)\n        foldc_hwc_to_nchw((const float *)(a + %d) + (size_t)n * %d, (float *)(a + %d) + (size_t)n * %d, %d, %d, %d);\n      return 0;\n    }',
+        step.images, step.src.offset, step.src.image, step.dst.offset, step.dst.image, step.c, step.h, step.w)
     else
       call = string.format('foldc_hwc_to_nchw((const float *)(a + %d), (float *)(a + %d), %d, %d, %d);\n    return 0;',
         step.src.offset, step.dst.offset, step.c, step.h, step.w)
@@ -200,9 +234,18 @@ local function describe_steps(program, runs)
   return views, steps
 end
 
+-- The input's copy into the arena or the output's out of it; io_shape is batched (N images).
 local function copy_code(direction, io_shape, offset)
   local s = io_shape
-  if #s == 4 and s[3] * s[4] > 1 then
+  if #s == 4 and s[3] * s[4] > 1 and s[1] > 1 then
+    local k = s[2] * s[3] * s[4]
+    if direction == 'in' then
+      return string.format('{\n    int n;\n    for (n = 0; n < %d; n++)\n      foldc_nchw_to_hwc(input + (size_t)n * %d, (float *)(ctx->arena + %d) + (size_t)n * %d, %d, %d, %d);\n  }',
+        s[1], k, offset, k, s[2], s[3], s[4])
+    end
+    return string.format('{\n    int n;\n    for (n = 0; n < %d; n++)\n      foldc_hwc_to_nchw((const float *)(ctx->arena + %d) + (size_t)n * %d, output + (size_t)n * %d, %d, %d, %d);\n  }',
+      s[1], offset, k, k, s[2], s[3], s[4])
+  elseif #s == 4 and s[3] * s[4] > 1 then
     if direction == 'in' then
       return string.format('foldc_nchw_to_hwc(input, (float *)(ctx->arena + %d), %d, %d, %d);', offset, s[2], s[3], s[4])
     end
@@ -214,6 +257,26 @@ local function copy_code(direction, io_shape, offset)
     return string.format('memcpy(ctx->arena + %d, input, %d);', offset, 4 * n)
   end
   return string.format('memcpy(output, ctx->arena + %d, %d);', offset, 4 * n)
+end
+
+-- After the input's copy: the image-major layers (lower.lua), image by image; their profile
+-- times add up over the images.
+local function image_major_loop(program)
+  local k = program.image_major
+  if k == 0 then return '' end
+  return string.format([[
+
+  for (ctx->image = 0; ctx->image < %d; ctx->image++) {
+    for (i = 0; i < %d; i++) {
+      double t0 = seconds ? foldc_now() : 0.0;
+      err = run_layer(ctx, i);
+      if (err) {
+        if (!ctx->error[0]) strncpy(ctx->error, layer_names[i], sizeof ctx->error - 1);
+        return FOLDC_ERR_KERNEL;
+      }
+      if (seconds) seconds[i] = (ctx->image ? seconds[i] : 0.0) + foldc_now() - t0;
+    }
+  }]], program.batch, k)
 end
 
 -- Write every bundle file into dir. info: { target, arena, bound, weights_total, kernels, runtime,
@@ -248,11 +311,16 @@ function emit.bundle(program, dir, info)
     model_id = '0x' .. hash.hex(model_id), num_weights = #program.weights, num_views = #views,
     weight_offsets = table.concat(offsets, ', '), weight_sizes = table.concat(sizes, ', '),
     views = views, layers = steps, steps = steps,
-    input_copy = copy_code('in', program.input.shape, program.input.act.offset),
+    input_copy = copy_code('in', program.input.shape, program.input.act.offset) .. image_major_loop(program),
+    layer_major_from = program.image_major,
+    ctx_fields = program.batch > 1 and '\n  int image; /* the image the image-major layers run on (run_layers) */' or '',
     output_copy = copy_code('out', program.output.shape, program.output.act.offset),
     output_shape = table.concat(program.output.shape, ', '),
     input_shape = table.concat(program.input.shape, 'x'), output_shape_x = table.concat(program.output.shape, 'x'),
-    input_size = in_size, output_size = out_size,
+    input_size = in_size, output_size = out_size, batch = program.batch,
+    -- the example program's top-5: of the first image
+    top_size = program.batch > 1 and string.format('(%s_OUTPUT_SIZE / %d)', m:upper(), program.batch) or m:upper() .. '_OUTPUT_SIZE',
+    top_label = program.batch > 1 and 'top-5 of image 0:' or 'top-5:',
     weights_note = info.with_weights and '' or ' (not included: build with --weights)',
   }
   sys.write_file(dir .. '/' .. m .. '.h', fill('model.h', env))

@@ -1,12 +1,14 @@
 -- The reference interpreter: runs any graph (before or after passes) node by node with each op's
 -- plain-loop eval on NCHW tensors. Slow and obvious on purpose; it is what folds and generated code
--- are checked against.
+-- are checked against. A batch of N images runs image by image (the ops' evals are of one image,
+-- ir.lua), the outputs stacked along the first dimension.
+local ffi = require 'ffi'
 local ops = require 'ops'
+local tensor = require 'tensor'
 
 local interpreter = {}
 
--- Run `graph` on `input` (a tensor of graph.input's shape); returns the list of output tensors.
-function interpreter.run(graph, input)
+local function run_one(graph, input)
   local values = { [graph.input.id] = input }
   local remaining = {}
   for _, n in ipairs(graph.nodes) do
@@ -27,6 +29,28 @@ function interpreter.run(graph, input)
   end
   local out = {}
   for i, t in ipairs(graph.outputs) do out[i] = values[t.id] end
+  return out
+end
+
+-- Run `graph` on `input` (a tensor of graph:batched_shape(graph.input): graph:images() images of
+-- graph.input's shape); returns the list of output tensors (batched likewise).
+function interpreter.run(graph, input)
+  local n = graph:images()
+  if n == 1 then return run_one(graph, input) end
+  local per = tensor.numel(graph.input.shape)
+  if input.numel ~= n * per then
+    error(string.format('interpreter: input %s is not %d images of %s', tensor.shape_str(input.shape), n,
+      tensor.shape_str(graph.input.shape)), 0)
+  end
+  local out = {}
+  for i, t in ipairs(graph.outputs) do out[i] = tensor.new(graph:batched_shape(t)) end
+  for img = 0, n - 1 do
+    local one = run_one(graph, tensor.new(graph.input.shape, input.data + img * per))
+    for i, t in ipairs(out) do
+      local k = one[i].numel
+      ffi.copy(t.data + img * k, one[i].data, 4 * k)
+    end
+  end
   return out
 end
 

@@ -2,7 +2,9 @@
 --
 -- A graph holds nodes in topological order (the order the trace recorded them), each with an op
 -- name, input tensors, one output tensor, attributes and parameter keys; tensors carry a logical
--- PyTorch shape (NCHW, batch 1) and their producer. Parameters live in graph.params by key, so the
+-- PyTorch shape of one image (NCHW with N = 1) and their producer; graph.batch (default 1) is the
+-- number of images a run takes, each tensor holding that many of its shape, image index outermost
+-- (a [1,C,H,W] tensor of a batch-N graph is N x C x H x W). Parameters live in graph.params by key, so the
 -- names users see in errors and in `foldc fold` output are the state_dict keys. Passes never mutate
 -- a parameter tensor in place: they put new tensors under (new) keys, so a cloned graph shares
 -- parameter data safely.
@@ -153,7 +155,7 @@ end
 -- Deep copy of the structure; parameter tensors are shared (passes replace, never mutate).
 function Graph:clone()
   local g = ir.new_graph(self.name)
-  g.next_tensor, g.next_node, g.param_specs = self.next_tensor, self.next_node, self.param_specs
+  g.next_tensor, g.next_node, g.param_specs, g.batch = self.next_tensor, self.next_node, self.param_specs, self.batch
   local tmap = {}
   local function tcopy(t)
     if not t then return nil end
@@ -189,12 +191,24 @@ function Graph:clone()
   return g
 end
 
+-- Images per run (graph.batch).
+function Graph:images() return self.batch or 1 end
+
+-- The shape of tensor t across the batch: its first dimension times the images (a constant, a
+-- parameter used as a tensor, is one copy for all images).
+function Graph:batched_shape(t)
+  local s = {}
+  for i, d in ipairs(t.shape) do s[i] = d end
+  if not (t.producer and t.producer.op == 'constant') then s[1] = s[1] * self:images() end
+  return s
+end
+
 -- Multiply-accumulates of the whole graph (as the ops count them).
 function Graph:macs()
   local ops = require 'ops'
   local total = 0
   for _, n in ipairs(self.nodes) do total = total + ops.get(n.op).macs(n) end
-  return total
+  return total * self:images()
 end
 
 -- Number of parameters the graph's nodes use (after folding: the deploy count).

@@ -72,6 +72,11 @@ function kernels.compile(program, target, names)
       -- a schedule record for this target (schedules/, written by foldc tune) adds its parameters
       local gparams, sig = step.gparams, schedules.signature(step.generator, schedules.param_list(step.gparams))
       local rec = db[sig]
+      if not rec and step.gparams_one then
+        -- a batched kernel (lower.batch_step) without its own record takes its batch-1 kernel's
+        sig = schedules.signature(step.generator, schedules.param_list(step.gparams_one))
+        rec = db[sig]
+      end
       if rec then
         gparams = {}
         for k, v in pairs(step.gparams) do gparams[k] = v end

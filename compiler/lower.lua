@@ -14,6 +14,15 @@
 --   * a channel concatenation's inputs are written by their producers straight into their channel
 --     slices of its buffer (place_concats): a slice is a view whose pixels lie row_channels floats
 --     apart, which the kernels that read or write one take as in_cs / out_cs.
+--   * a batch of N images (graph.batch): the leading steps whose weights are smaller than their
+--     activations of one image (a CNN's early layers: batching would not save weight loads) run
+--     image-major, all of them on image 0, then on image 1, ... (lower.image_major), so each
+--     image's activations stay in cache as at batch 1; the buffers only they use hold one image.
+--     From the first step whose weights outweigh its activations on, steps run layer-major over
+--     buffers of N images (image index outermost, each image the batch-1 buffer): lower.batch_step
+--     runs the convolutions over an outer image dimension and the GEMMs over N times the rows, so
+--     each weight tile is loaded once for all N images, and the other kernels once per image on
+--     offset views (a concatenation's slices among them).
 -- opts.target (the build's resolved target string) becomes L.target, a target object
 -- (compiler/targets/); opts.conv_algo (L.conv_algo) forces one algorithm for every eligible conv
 -- (the tuner's algorithm run-off).
@@ -112,8 +121,10 @@ function Lowering:use(t)
   local root = self.alias[t.id] or t.id
   local a = self.acts[root]
   if not a then
-    -- sized by the root tensor: a view (a concatenation's slice) may be used first
-    a = { id = root, bytes = 4 * numel(self.tensors[root].shape), first = self.step, last = self.step }
+    -- sized by the root tensor (a view, a concatenation's slice, may be used first); image: the
+    -- floats of one image; the buffer holds L.batch images
+    local image = numel(self.tensors[root].shape)
+    a = { id = root, bytes = 4 * image * self.batch, image = image, first = self.step, last = self.step }
     self.acts[root] = a
     self.act_list[#self.act_list + 1] = a
   end
@@ -145,7 +156,7 @@ function Lowering:act(t, dims)
       w = self:weight(key .. '@act', packed, dims)
       self.constants[key] = w
     end
-    return { storage = 'weights', weight = w.weight, dims = dims }
+    return { storage = 'weights', weight = w.weight, dims = dims, constant = true }
   end
   local rc = self.row_channels[t.id]
   if rc then
@@ -284,14 +295,88 @@ local function place_concats(graph, L)
   end
 end
 
--- program = { input, output, steps, acts (arena tensors), weights }; every step names the graph node
+-- How a kernel runs a batch (lower.batch_step): the convolutions take an outer image dimension
+-- (generator parameter batch), the GEMMs the images' rows as more rows (linear_tokens also told
+-- the batch: it blocks the rows then, halide/linear_tokens.cpp).
+local BATCHED = { conv2d = 'images', conv2d_winograd = 'images', linear = 'rows', linear_tokens = 'rows' }
+local TOLD = { conv2d = true, conv2d_winograd = true, linear_tokens = true }
+
+-- Make a kernel step run all n images. A BATCHED kernel whose activation arguments are whole
+-- images (not a slice of a larger buffer, whose images would not be one after the other) runs
+-- them in one call: batch = n and an image dimension on those views (its stride: one image), or
+-- rows times n; one that reads a constant as an activation (a position embedding added in a conv's
+-- epilogue: one copy for all images) does not. Any other step runs once per image (step.images = n; the glue moves each
+-- activation view by one image of its buffer per call; weights views stay).
+function lower.batch_step(step, n)
+  if n == 1 then return end
+  local how = BATCHED[step.generator]
+  for _, arg in ipairs(step.args) do
+    if arg.storage == 'arena' then
+      local e = 1
+      for _, d in ipairs(arg.dims) do e = e * d[1] end
+      if arg.elem_offset or e ~= arg.act.image then how = nil end
+    elseif arg.constant then
+      how = nil
+    end
+  end
+  if not how then
+    step.images = n
+    return
+  end
+  -- the batch-1 kernel's parameters, whose schedule record the batched kernel takes (kernels.compile)
+  step.gparams_one = {}
+  for k, v in pairs(step.gparams) do step.gparams_one[k] = v end
+  if how == 'rows' then step.gparams.rows = step.gparams.rows * n end
+  if TOLD[step.generator] then step.gparams.batch = n end
+  for _, arg in ipairs(step.args) do
+    if arg.storage == 'arena' then
+      local dims = {}
+      for d, dim in ipairs(arg.dims) do dims[d] = { dim[1], dim[2] } end
+      if how == 'images' then
+        dims[#dims + 1] = { n, arg.act.image }
+      else
+        dims[#dims][1] = dims[#dims][1] * n
+      end
+      arg.dims = dims
+    end
+  end
+end
+
+-- Whether a kernel step's weights outweigh its activations of one image (batching it saves loads).
+local function weight_heavy(step)
+  local w, a = 0, 0
+  for _, arg in ipairs(step.args) do
+    local e = 1
+    for _, d in ipairs(arg.dims) do e = e * d[1] end
+    if arg.storage == 'arena' then a = a + 4 * e elseif not arg.constant then w = w + 4 * e end
+  end
+  return w > a
+end
+
+-- The image-major prefix (steps 1..k, see the top comment): buffers used only inside it hold one
+-- image, reused by each image in turn (act.one_image); every other buffer it touches is kept alive
+-- over the whole prefix (from step 0), since image n + 1 runs the prefix after image n wrote it.
+function lower.image_major(acts, k)
+  if k == 0 then return end
+  for _, a in ipairs(acts) do
+    if a.first >= 1 and a.last <= k then
+      a.one_image, a.bytes = true, 4 * a.image
+    elseif a.first <= k then
+      a.first, a.last = 0, math.max(a.last, k)
+    end
+  end
+end
+
+-- program = { input, output, steps, acts (arena tensors), weights, batch, image_major (the
+-- number of leading steps run image-major) }; every step names the graph node
 -- it lowers (node), its algorithm and algorithm_reason (lower.choose's), its name and MACs. opts:
 -- target (required), conv_algo (above).
 function lower.lower(graph, opts)
   opts = opts or {}
   local T = targets.resolve(opts.target)
+  local N = graph:images()
   local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
-                          step = 0, target = T, records = schedules.load(T.string), conv_algo = opts.conv_algo, last_use = {},
+                          step = 0, batch = N, target = T, records = schedules.load(T.string), conv_algo = opts.conv_algo, last_use = {},
                           tensor_producer = {}, row_channels = {}, slice_args = 0, tensors = graph.tensors }, Lowering)
   -- for can_overwrite: the index of each tensor's last consumer (graph outputs: never), and which
   -- tensors an op computes (not the input, not a constant)
@@ -302,11 +387,12 @@ function lower.lower(graph, opts)
     end
   end
   for _, t in ipairs(graph.outputs) do L.last_use[t.id] = math.huge end
-  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list }
+  local program = { name = graph.name, steps = {}, weights = L.weights, acts = L.act_list, batch = N, image_major = 0 }
+  local image_major = N > 1
   if #graph.outputs ~= 1 then error('models with ' .. #graph.outputs .. ' outputs are not supported yet', 0) end
   place_concats(graph, L)
   local x = graph.input
-  program.input = { shape = x.shape, act = L:use(x) }
+  program.input = { shape = graph:batched_shape(x), act = L:use(x) }
   for i, node in ipairs(graph.nodes) do
     L.step = L.step + 1
     L.node_index = i
@@ -321,7 +407,8 @@ function lower.lower(graph, opts)
       end
       program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), node = node, macs = 0,
         algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
-        c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]) }
+        c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]), images = N,
+        image_major = image_major or nil }
     else
       local lowerer = ops.get(node.op).lower
       if not lowerer then
@@ -342,9 +429,16 @@ function lower.lower(graph, opts)
           node.where or ir.node_name(node), node.op), 0)
       end
       if generator then
-        program.steps[#program.steps + 1] = { kind = 'kernel', generator = generator, gparams = gparams,
-          args = args, name = ir.node_name(node), op = node.op, node = node, macs = ops.get(node.op).macs(node),
+        local step = { kind = 'kernel', generator = generator, gparams = gparams,
+          args = args, name = ir.node_name(node), op = node.op, node = node, macs = ops.get(node.op).macs(node) * N,
           algorithm = choice.algorithm, algorithm_reason = choice.reason }
+        if image_major and weight_heavy(step) then image_major = false end
+        if image_major then
+          step.image_major = true
+        else
+          lower.batch_step(step, N)
+        end
+        program.steps[#program.steps + 1] = step
       else
         L.step = L.step - 1 -- an alias or a constant: no step
       end
@@ -355,8 +449,12 @@ function lower.lower(graph, opts)
   if L.alias_offset[out.id] or L.row_channels[out.id] or (out.producer and out.producer.op == 'constant') then
     error('the model output is a slice of a tensor or a parameter; not supported', 0)
   end
-  program.output = { shape = out.shape, act = L:use(out) }
+  program.output = { shape = graph:batched_shape(out), act = L:use(out) }
   program.last_step = L.step
+  for i, s in ipairs(program.steps) do
+    if s.image_major then program.image_major = i end
+  end
+  lower.image_major(L.act_list, program.image_major)
   return program
 end
 

@@ -3,7 +3,8 @@
 -- bind the weights, run the passes. Shared by every verb and by the tests.
 -- A value the weights determine is checked against one given on the command line or by --input
 -- (one line naming the key, the weights' value and the given one); the values taken are reported on
--- stderr ("num_classes = 10, from fc.weight"). Inputs are batch 1.
+-- stderr ("num_classes = 10, from fc.weight"). A batch of N images (the input's first dimension)
+-- is traced as one image and becomes the graph's `batch` (ir.lua).
 local zoo = require 'zoo'
 local bind = require 'bind'
 local passes = require 'passes'
@@ -12,7 +13,7 @@ local pipeline = {}
 
 local MAX_DIM = 1e6 -- any one input dimension (memory is bounded by nn.trace's memory_gib check)
 
--- "NxCxHxW" (or "NxTxD" for a token model): a list of positive integers, batch 1.
+-- "NxCxHxW" (or "NxTxD" for a token model): a list of positive integers.
 function pipeline.parse_shape(text, what)
   local dims = {}
   for d in (text .. 'x'):gmatch('([^x]*)x') do
@@ -35,7 +36,6 @@ function pipeline.set_input(entry, shape, what)
     error(string.format('%s: shape %s has %d dimensions, %s takes %d (%s)', what, text, #shape, entry.name, #want,
       table.concat(want, 'x')), 0)
   end
-  if shape[1] ~= 1 then error(string.format('%s: batch %d: not supported yet; batch 1 only', what, shape[1]), 0) end
   local key = entry.size_key
   if key and #shape == 4 then
     if shape[3] ~= shape[4] then
@@ -47,7 +47,8 @@ function pipeline.set_input(entry, shape, what)
     end
     entry.settings[key], entry.given[key] = shape[3], what
   end
-  entry.input = shape
+  entry.input = { 1, unpack(shape, 2) }
+  entry.batch = shape[1]
 end
 
 -- The value of one from_weights declaration `d` (for config value `name`) on a checkpoint, or nil

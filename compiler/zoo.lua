@@ -480,6 +480,7 @@ function zoo.trace(entry, overrides)
     return nn.trace(cfg.build(cfg), input, entry.name, input_where)
   end)
   graph.family = entry.family
+  graph.batch = entry.batch or 1
   graph.training_only = entry.training_only
   return graph
 end

@@ -359,17 +359,17 @@ int main(int argc, char **argv) {
   }
   if (out_path && !write_npy(out_path, output, out_shape, (int)(sizeof out_shape / sizeof out_shape[0])))
     return 1;
-  if ($(M)_OUTPUT_SIZE > 1 && !json) {
-    int top[5], k, n = $(M)_OUTPUT_SIZE < 5 ? $(M)_OUTPUT_SIZE : 5;
+  if ($top_size > 1 && !json) {
+    int top[5], k, n = $top_size < 5 ? $top_size : 5;
     for (k = 0; k < n; k++) {
       top[k] = -1;
-      for (j = 0; j < $(M)_OUTPUT_SIZE; j++) {
+      for (j = 0; j < $top_size; j++) {
         int taken = 0, t;
         for (t = 0; t < k; t++) taken |= top[t] == j;
         if (!taken && (top[k] < 0 || output[j] > output[top[k]])) top[k] = j;
       }
     }
-    printf("top-5:");
+    printf("$top_label");
     for (k = 0; k < n; k++) printf(" %d (%.4f)", top[k], output[top[k]]);
     printf("\n");
   }

@@ -52,7 +52,7 @@ struct $(m)_ctx {
   void *memory;
   halide_buffer_t buf[NUM_VIEWS];
   halide_dimension_t dim[NUM_VIEWS][4];
-  char error[256];
+  char error[256];$ctx_fields
 };
 
 /* Kernel errors come here (user_context is the context) instead of aborting the process. */
@@ -171,7 +171,7 @@ static int run_layers($(m)_ctx *ctx, const float *input, float *output, double *
   if (!ctx || !input || !output) return FOLDC_ERR_ARGUMENT;
   ctx->error[0] = 0;
   $input_copy
-  for (i = 0; i < $(M)_NUM_LAYERS; i++) {
+  for (i = $layer_major_from; i < $(M)_NUM_LAYERS; i++) {
     double t0 = seconds ? foldc_now() : 0.0;
     err = run_layer(ctx, i);
     if (err) {

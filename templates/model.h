@@ -1,7 +1,7 @@
 /* $(m).h: the $(m) model, compiled by foldc $(version) for target $(target).
  * Generated from $(source); regenerate rather than edit.
  *
- * Memory contract: input and output are float32 arrays in PyTorch order (NCHW, batch 1).
+ * Memory contract: input and output are float32 arrays in PyTorch order (NCHW, batch $batch).
  * The weights blob ($(M)_WEIGHTS_BYTES bytes, see foldc_runtime.h for its header) is read in place
  * and must stay valid until $(m)_destroy; $(M)_WEIGHTS_ALIGN-byte alignment is best (mmap gives it).
  * A context owns a $(M)_ARENA_BYTES-byte arena for activations; $(m)_run allocates nothing.

@@ -2,20 +2,25 @@
 """Side-by-side timing of one model under foldc, ONNX Runtime and PyTorch (`foldc bench --compare`).
 
     /usr/bin/python3 compiler/compare/compare.py --model NAME --dir DIR --foldc-main EXE --foldc-weights W
-        [--threads 1] [--rounds 8] [--runs 5] [--ort-modules DIR] [--json]
+        [--threads 1] [--rounds 8] [--runs 5] [--ort-modules DIR] [--gflop G --peak P] [--json]
 
 DIR holds what export.py wrote (NAME.onnx, NAME.pt, NAME.input.npy, NAME.output.npy). ONNX Runtime
 (ort_server.js, npm onnxruntime-node) and PyTorch (torch_server.py: eager and frozen TorchScript) run
 as long-lived processes; foldc's example program runs once per round (`--runs K --json`). Each
 round runs K timed inferences on every runtime in turn (the order rotates), so a busy machine
 slows all of them alike; the table gives each runtime's minimum over all rounds, the median of its
-per-round minima, ratios to foldc (>1: foldc is faster) and peak RSS of its process.
+per-round minima, images per second (the input's first dimension: the batch, over the minimum),
+ratios to foldc (>1: foldc is faster), with --gflop (the model's GFLOP a run: 2 x MACs of all its
+images) and --peak (the FMA peak in GFLOP/s of the threads used, measured just before) the % of that
+peak each runtime reaches, and peak RSS of its process.
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -59,7 +64,6 @@ class Foldc:
         self.peak = 0
         want_path = inp.replace('.input.npy', '.output.npy')
         if os.path.exists(want_path):
-            import numpy as np
             got_path = os.path.join(os.path.dirname(weights), 'compare.output.npy')
             subprocess.run(self.argv[:-1] + ['--output', got_path], check=True, stdout=subprocess.DEVNULL)
             got, want = np.load(got_path), np.load(want_path)
@@ -92,6 +96,8 @@ def main():
     p.add_argument('--runs', type=int, default=5)
     p.add_argument('--ort-modules', default=os.path.expanduser('~/.cache/foldc/ort/node_modules'))
     p.add_argument('--skip', default='', help='comma-separated runtimes to leave out: ort,script,eager')
+    p.add_argument('--gflop', type=float, default=0.0)
+    p.add_argument('--peak', type=float, default=0.0)
     p.add_argument('--json', action='store_true')
     a = p.parse_args()
     base = os.path.join(a.dir, a.model)
@@ -127,17 +133,31 @@ def main():
     best = {k: min(v) for k, v in mins.items()}
     med = {k: sorted(v)[len(v) // 2] for k, v in mins.items()}
     f = best['foldc']
-    print('%s, %d thread(s), batch 1: min over %d interleaved rounds of %d runs' % (a.model, a.threads, a.rounds,
-                                                                                  a.runs))
-    print('%-30s %9s %12s %9s %12s %s' % ('runtime', 'min ms', 'median ms', 'x foldc', 'peak RSS MB', 'output vs PyTorch fp64'))
+    batch = int(np.load(inp, mmap_mode='r').shape[0])
+    print('%s, %d thread(s), batch %d: min over %d interleaved rounds of %d runs' % (a.model, a.threads, batch,
+                                                                                   a.rounds, a.runs))
+    def of_peak(ms):
+        return 100.0 * a.gflop / (ms * 1e-3) / a.peak if a.gflop > 0 and a.peak > 0 else -1.0
+
+    if a.peak > 0:
+        print('FMA peak measured now: %.1f GFLOP/s (%d thread(s)); the model: %.3f GFLOP a run' % (
+            a.peak, a.threads, a.gflop))
+    print('%-30s %9s %12s %9s %7s %9s %12s %s' % ('runtime', 'min ms', 'median ms', 'images/s', '% peak', 'x foldc',
+                                                  'peak RSS MB', 'output vs PyTorch fp64'))
     for r in runners:
         name = r.label + (' ' + r.version if r.version else '')
-        print('%-30s %9.2f %12.2f %9.2f %12.0f %s' % (name, best[r.label], med[r.label], best[r.label] / f,
-                                                       rss[r.label] / 2**20, '%.1e' % r.rel if r.rel >= 0 else '-'))
+        pk = of_peak(best[r.label])
+        print('%-30s %9.2f %12.2f %9.1f %7s %9.2f %12.0f %s' % (name, best[r.label], med[r.label],
+                                                                 1e3 * batch / best[r.label],
+                                                                 '%.1f' % pk if pk >= 0 else '-', best[r.label] / f,
+                                                                 rss[r.label] / 2**20,
+                                                                 '%.1e' % r.rel if r.rel >= 0 else '-'))
     if a.json:
-        print(json.dumps({'model': a.model, 'threads': a.threads, 'rounds': a.rounds, 'runs': a.runs,
+        print(json.dumps({'model': a.model, 'threads': a.threads, 'batch': batch, 'rounds': a.rounds, 'runs': a.runs,
                           'results': [{'runtime': r.label, 'version': r.version, 'min_ms': best[r.label],
-                                       'median_ms': med[r.label], 'ratio': best[r.label] / f,
+                                       'median_ms': med[r.label], 'images_per_s': 1e3 * batch / best[r.label],
+                                       'percent_of_peak': of_peak(best[r.label]),
+                                       'ratio': best[r.label] / f,
                                        'peak_rss_bytes': rss[r.label], 'rel_diff': r.rel} for r in runners]}))
 
 

@@ -2,7 +2,7 @@
 """Make the inputs of `foldc bench NAME --compare`: one PyTorch model, with the random weights of
 tests/fixtures/torch_reference.py, in the three forms the three runtimes read.
 
-    /usr/bin/python3 compiler/compare/export.py MODEL OUTDIR [--seed S] [--opset 13]
+    /usr/bin/python3 compiler/compare/export.py MODEL OUTDIR [--seed S] [--opset 13] [--batch N]
 
 Runs torch_reference.py MODEL OUTDIR (which writes MODEL.safetensors, MODEL.input.npy and the float64
 reference MODEL.output.npy), rebuilds the same PyTorch module from torch_reference.MODELS, loads that
@@ -11,7 +11,9 @@ state_dict, switches re-parameterisable blocks to their deploy form where the mo
 mirror's whole-model reference conversion, torch_reference.DEPLOY; foldc folds the
 same structure at build time, so every runtime gets the model's best form), and writes
 MODEL.onnx (torch.onnx.export, opset 13) for ONNX Runtime and MODEL.pt (a pickled eval() module) for
-the PyTorch side. Any model torch_reference.py knows works here.
+the PyTorch side. Any model torch_reference.py knows works here. --batch N: the input holds N images
+(the reference's, then N - 1 more from the seed), the ONNX model takes N, and MODEL.output.npy is
+the float64 reference module's output on all N.
 """
 import argparse
 import json
@@ -74,7 +76,10 @@ def main():
     p.add_argument('outdir')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--opset', type=int, default=13)
+    p.add_argument('--batch', type=int, default=1)
     a = p.parse_args()
+    if a.batch < 1:
+        sys.exit('export.py: --batch must be positive')
     if a.model not in torch_reference.MODELS:
         sys.exit('export.py: %s has no PyTorch mirror in tests/fixtures/torch_reference.py (known: %s)' % (
             a.model, ', '.join(sorted(torch_reference.MODELS))))
@@ -84,6 +89,12 @@ def main():
     base = os.path.join(a.outdir, a.model)
     model = torch_reference.MODELS[a.model]()
     load_exact(model, read_safetensors(base + '.safetensors'))
+    if a.batch > 1:  # more images, and the float64 reference of all of them
+        x1 = np.load(base + '.input.npy')
+        more = np.random.default_rng([a.seed, 500]).standard_normal((a.batch - 1,) + x1.shape[1:]).astype(np.float32)
+        xb = np.concatenate([x1, more])
+        np.save(base + '.input.npy', xb)
+        np.save(base + '.output.npy', torch_reference.reference_output(model.eval(), xb))
     if a.model in torch_reference.DEPLOY:  # a whole-model reference conversion
         model = torch_reference.DEPLOY[a.model](model.eval()).eval()
     else:

@@ -1,5 +1,5 @@
 // conv2d: shape-specialised 2-D convolution (dense, grouped, depthwise),
-// channels innermost, float32, batch 1.
+// channels innermost, float32; batch > 1 adds an outer image dimension.
 //
 // Maths (g = co / (cout/groups), cpg = cin/groups):
 //   out(co,x,y) = act( bias(co)
@@ -24,6 +24,9 @@
 //   residual (cout, out_w, out_h)   -- only when residual=true (added in
 //                                      configure(), so it comes after bias)
 //   output   (cout, out_w, out_h)
+//   With batch = N > 1, input, proj_input, residual and output have a fourth, outermost dimension
+//   of N images (dense: each image is one batch-1 buffer after the other); the weights and bias
+//   are shared by the N images.
 //
 // Schedule idea (apps/conv_layer style register blocking):
 //   * Register tile: tile_co vectors of output channels (vectorised, V = the
@@ -43,6 +46,8 @@
 //     tiles inside; activations stream once), 2 = channel tiles outer
 //     (parallel over channel tiles; each weight tile is brought into cache
 //     once; chosen when weight bytes > input bytes: deep layers, small maps).
+//     Images (batch > 1) are outermost in order 1 and just inside the channel
+//     tiles in order 2, so a weight tile is read once for all N images.
 //   * Padding: a zero-padded copy of just the input footprint of a row block
 //     (unchunked) or of a register tile and ci chunk (chunked) is built on
 //     the stack; depthwise and cin/groups <= 4 read through
@@ -156,23 +161,28 @@ public:
     GeneratorParam<int> w_block{"w_block", 0};
     GeneratorParam<int> prefetch{"prefetch", 0};
     GeneratorParam<int> min_tasks{"min_tasks", 0};
+    // images per call (the lowering sets it only when > 1)
+    GeneratorParam<int> batch{"batch", 1};
 
-    Input<Buffer<float, 3>> input{"input"};
-    Input<Buffer<float, 4>> weights{"weights"};
-    Input<Buffer<float, 1>> bias{"bias"};
-    Input<Buffer<float, 3>> *proj_in = nullptr;
-    Input<Buffer<float, 4>> *proj_w = nullptr;
-    Input<Buffer<float, 3>> *res_in = nullptr;
-    Output<Buffer<float, 3>> output{"output"};
+    // Added in configure() (in this order: the kernel's arguments), so that the activations take
+    // an image dimension when batch > 1.
+    Input<Buffer<float>> *in_p = nullptr, *w_p = nullptr, *b_p = nullptr;
+    Input<Buffer<float>> *proj_in = nullptr, *proj_w = nullptr, *res_in = nullptr;
+    Output<Buffer<float>> *out_p = nullptr;
 
     void configure() {
+        const int R = batch > 1 ? 4 : 3;
+        in_p = add_input<Buffer<float>>("input", R);
+        w_p = add_input<Buffer<float>>("weights", 4);
+        b_p = add_input<Buffer<float>>("bias", 1);
         if (proj_cin > 0) {
-            proj_in = add_input<Buffer<float, 3>>("proj_input");
-            proj_w = add_input<Buffer<float, 4>>("proj_weights");
+            proj_in = add_input<Buffer<float>>("proj_input", R);
+            proj_w = add_input<Buffer<float>>("proj_weights", 4);
         }
         if (residual) {
-            res_in = add_input<Buffer<float, 3>>("residual");
+            res_in = add_input<Buffer<float>>("residual", R);
         }
+        out_p = add_output<Buffer<float>>("output", R);
     }
 
     void generate() {
@@ -188,6 +198,29 @@ public:
             abort();
         }
         const int CPG = CIN / G, OPG = COUT / G;
+        const int NB = batch;
+        if (NB < 1) {
+            fprintf(stderr, "conv2d: batch must be >= 1\n");
+            abort();
+        }
+        auto &input = *in_p;
+        auto &weights = *w_p;
+        auto &bias = *b_p;
+        auto &output = *out_p;
+        // batch > 1: every activation Func and buffer takes the image index n as its last dimension
+        Var n("n");
+        auto at = [&](std::vector<Expr> a) {
+            if (NB > 1) a.push_back(n);
+            return a;
+        };
+        auto vars = [&](std::vector<Var> a) {
+            if (NB > 1) a.push_back(n);
+            return a;
+        };
+        auto ext = [&](std::vector<int> e) {
+            if (NB > 1) e.push_back(NB);
+            return e;
+        };
         const int PCIN = proj_cin, PIW = proj_in_w, PIH = proj_in_h, PS = proj_stride;
         if (PCIN > 0 && !(PS > 0 && (OW - 1) * PS < PIW && (OH - 1) * PS < PIH)) {
             fprintf(stderr, "conv2d: the projection input does not cover the output grid\n");
@@ -252,7 +285,7 @@ public:
         const int T = tco * VW;
 
         // Pin shapes / strides.
-        pin_map(input, CIN, IW, IH, in_cs);
+        pin_map(input, CIN, IW, IH, in_cs, NB);
         const int WB = w_block;
         if (WB < 0 || (WB > 0 && COUT % WB != 0)) {
             fprintf(stderr, "conv2d: w_block must divide cout\n");
@@ -262,11 +295,11 @@ public:
                                                : std::vector<int>{COUT, CPG, KW, KH};
         pin_dense(weights, wshape);
         pin_dense(bias, {COUT});
-        if (res_in) pin_dense(*res_in, {COUT, OW, OH});
+        if (res_in) pin_dense(*res_in, ext({COUT, OW, OH}));
         const std::vector<int> pwshape = WB > 0 ? std::vector<int>{WB, PCIN, 1, COUT / WB}
                                                 : std::vector<int>{COUT, PCIN, 1, 1};
         if (proj_in) {
-            pin_map(*proj_in, PCIN, PIW, PIH, proj_cs);
+            pin_map(*proj_in, PCIN, PIW, PIH, proj_cs, NB);
             pin_dense(*proj_w, pwshape);
         }
 
@@ -287,23 +320,23 @@ public:
         const bool flat_pad = copy_pad && G == 1 && CIN < V0 && 4LL * CIN * ((tx - 1) * SX + (KW - 1) * DX + 1) * ((KH - 1) * DY + 1) <= 16 * 1024;
         Func in_flat("in_flat");
         if (need_pad && !copy_pad) {
-            Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
+            Region bounds = map_bounds(IW, IH, NB);
             src = BoundaryConditions::constant_exterior(input, 0.0f, bounds);
         } else if (need_pad && flat_pad) {
             // Few input channels (the stem): pad in a flattened (c + x*cin, y)
             // layout so the copy vectorises along the contiguous row.
-            Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
+            Region bounds = map_bounds(IW, IH, NB);
             Func in_b = BoundaryConditions::constant_exterior(input, 0.0f, bounds);
             Var i("i");
-            in_flat(i, y) = in_b(i % CIN, i / CIN, y);
-            src(c, x, y) = in_flat(x * CIN + c, y);
+            in_flat(vars({i, y})) = in_b(at({i % CIN, i / CIN, y}));
+            src(vars({c, x, y})) = in_flat(at({x * CIN + c, y}));
         } else if (need_pad) {
-            Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
+            Region bounds = map_bounds(IW, IH, NB);
             Func in_b = BoundaryConditions::constant_exterior(input, 0.0f, bounds);
-            in_pad(c, x, y) = in_b(c, x, y);
+            in_pad(vars({c, x, y})) = in_b(at({c, x, y}));
             src = in_pad;
         } else {
-            src(c, x, y) = input(c, x, y);
+            src(vars({c, x, y})) = input(at({c, x, y}));
         }
 
         RDom r(0, CPG, 0, KW, 0, KH, "r");
@@ -322,20 +355,20 @@ public:
         }
 
         Func acc("acc");
-        acc(c, x, y) = bias(c);
+        acc(vars({c, x, y})) = bias(c);
         Expr wv = WB > 0 ? weights(c % WB, r.x, r.y, r.z + KH * (c / WB)) : weights(c, r.x, r.y, r.z);
-        acc(c, x, y) += wv *
-                        src(ci, x * SX - PX + r.y * DX, y * SY - PY + r.z * DY);
+        acc(vars({c, x, y})) += wv *
+                        src(at({ci, x * SX - PX + r.y * DX, y * SY - PY + r.z * DY}));
         RDom rp(0, std::max(1, PCIN), "rp");
         if (proj_in) {
             Expr pw = WB > 0 ? (*proj_w)(c % WB, rp, 0, c / WB) : (*proj_w)(c, rp, 0, 0);
-            acc(c, x, y) += pw * (*proj_in)(rp, x * PS, y * PS);
+            acc(vars({c, x, y})) += pw * (*proj_in)(at({rp, x * PS, y * PS}));
         }
 
-        Expr v = acc(c, x, y);
-        if (res_in) v += (*res_in)(c, x, y);
-        output(c, x, y) = activate(act, v);
-        pin_map(output, COUT, OW, OH, out_cs);
+        Expr v = acc(at({c, x, y}));
+        if (res_in) v += (*res_in)(at({c, x, y}));
+        output(vars({c, x, y})) = activate(act, v);
+        pin_map(output, COUT, OW, OH, out_cs, NB);
 
         // ---- schedule -------------------------------------------------------
         // All intermediate allocations are kept <= 16 KB: Halide 14 puts
@@ -469,6 +502,10 @@ public:
             } else {
                 output.parallel(yo);
             }
+        } else if (NB > 1) {
+            // the images inside the channel tiles: each weight tile serves all N images
+            Var yn("yn");
+            output.reorder(cl, cv, xi, xo, yi, xoo, yo, n, co).fuse(yo, n, yn).fuse(yn, co, task).parallel(task);
         } else {
             output.reorder(cl, cv, xi, xo, yi, xoo, yo, co);
             if (n_y > 1) {
@@ -586,15 +623,15 @@ public:
         }
 
         // Estimates (for autoschedulers; not used by the hand schedule).
-        estimate_dense(input, {CIN, IW, IH});
+        estimate_dense(input, ext({CIN, IW, IH}));
         estimate_dense(weights, wshape);
         estimate_dense(bias, {COUT});
-        if (res_in) estimate_dense(*res_in, {COUT, OW, OH});
+        if (res_in) estimate_dense(*res_in, ext({COUT, OW, OH}));
         if (proj_in) {
-            estimate_dense(*proj_in, {PCIN, PIW, PIH});
+            estimate_dense(*proj_in, ext({PCIN, PIW, PIH}));
             estimate_dense(*proj_w, pwshape);
         }
-        estimate_dense(output, {COUT, OW, OH});
+        estimate_dense(output, ext({COUT, OW, OH}));
     }
 };
 

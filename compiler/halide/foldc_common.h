@@ -1,9 +1,10 @@
 // Shared helpers for the foldc Halide generators.
 //
-// Layout convention (the foldc contract): float32, batch 1, channels
-// innermost.  A feature map with C channels, width W, height H is a dense
-// Halide buffer with dims (c, x, y) = (C, W, H), strides (1, C, C*W), all
-// mins 0.  Every shape is a GeneratorParam, so every kernel is fully
+// Layout convention (the foldc contract): float32, channels innermost.  A
+// feature map with C channels, width W, height H is a dense Halide buffer
+// with dims (c, x, y) = (C, W, H), strides (1, C, C*W), all mins 0; a batch
+// of N images (a kernel's batch parameter, only when N > 1) adds an
+// outermost dim n = N of stride C*W*H.  Every shape is a GeneratorParam, so every kernel is fully
 // shape-specialised; the helpers below pin the buffer shapes (min, extent,
 // stride) so the generated code uses constant strides and constant loop
 // bounds.
@@ -43,6 +44,14 @@ inline int vector_registers(const Target &t) {
     return 16;
 }
 
+// The bounds of a (c, x, y[, n]) map for BoundaryConditions: x in [0, w), y in [0, h); c and the
+// image index n (batch nb > 1) unbounded.
+inline Region map_bounds(int w, int h, int nb) {
+    Region r = {Range(Expr(), Expr()), Range(0, w), Range(0, h)};
+    if (nb > 1) r.push_back(Range(Expr(), Expr()));
+    return r;
+}
+
 // Pin a dense channels-innermost buffer: dims {e0, e1, ...}, min 0.
 template<typename B>
 inline void pin_dense(B &b, const std::vector<int> &extents) {
@@ -57,11 +66,12 @@ inline void pin_dense(B &b, const std::vector<int> &extents) {
 // (0: c, dense): a channel slice of a wider buffer, as a concatenation's inputs and the prefixes a
 // DenseNet layer reads are (lower.lua, place_concats).
 template<typename B>
-inline void pin_map(B &b, int c, int w, int h, int row_channels) {
+inline void pin_map(B &b, int c, int w, int h, int row_channels, int images = 1) {
     const int rc = row_channels > 0 ? row_channels : c;
     b.dim(0).set_min(0).set_extent(c).set_stride(1);
     b.dim(1).set_min(0).set_extent(w).set_stride(rc);
     b.dim(2).set_min(0).set_extent(h).set_stride(rc * w);
+    if (images > 1) b.dim(3).set_min(0).set_extent(images).set_stride(rc * w * h);
 }
 
 template<typename B>

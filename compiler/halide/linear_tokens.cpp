@@ -16,6 +16,11 @@
 // block. Needs cout to be a multiple of the vector width (the lowering falls back to `linear`
 // otherwise).
 //
+// With batch = N > 1 (the rows are N images' tokens, set by the lowering) the rows are taken in
+// blocks whose accumulator (T x block) stays within 16 KB, which Halide 14 keeps on the stack: N
+// times the rows would otherwise put it on the heap, an allocation per call; each weight panel is
+// then read once per row block, from L2.
+//
 // Schedule GeneratorParams (0 = heuristic default): tile_co (vectors), tile_r (rows), kb.
 
 #include "activation.h"
@@ -41,6 +46,8 @@ public:
     GeneratorParam<int> kb{"kb", 0};
     // weights layout: 0 = (cout, cin); B > 0 = blocked by B output channels (not a schedule choice)
     GeneratorParam<int> w_block{"w_block", 0};
+    // images the rows hold (the lowering sets it only when > 1)
+    GeneratorParam<int> batch{"batch", 1};
 
     Input<Buffer<float, 2>> input{"input"};
     Input<Buffer<float, 2>> weights{"weights"};
@@ -111,14 +118,21 @@ public:
         output(c, r) = v;
         pin_dense(output, {COUT, R});
 
-        Var co("co"), ci("ci"), cv("cv"), cl("cl"), rb("rb"), ri("ri");
+        Var co("co"), ci("ci"), cv("cv"), cl("cl"), rb("rb"), ri("ri"), ro("ro");
         RVar ko("ko"), ki("ki");
-        output.split(c, co, ci, T, TailStrategy::ShiftInwards)
-            .reorder(ci, r, co)
-            .vectorize(ci, V);
+        // batch > 1: rows in blocks of RB (a multiple of tr) with a T x RB accumulator <= 16 KB
+        const int RB = std::max(tr, (16 * 1024 / (4 * T)) / tr * tr);
+        const bool row_blocks = batch > 1 && RB < R;
+        output.split(c, co, ci, T, TailStrategy::ShiftInwards);
+        if (row_blocks) {
+            output.split(r, ro, r, RB, TailStrategy::ShiftInwards).reorder(ci, r, ro, co);
+        } else {
+            output.reorder(ci, r, co);
+        }
+        output.vectorize(ci, V);
         const long long work = (long long)COUT * CIN * R;
         if (work >= (1 << 18) && COUT / T > 1) output.parallel(co);
-        acc.compute_at(output, co)
+        acc.compute_at(output, row_blocks ? ro : co)
             .align_bounds(r, tr)
             .vectorize(c, V);
         acc.update()

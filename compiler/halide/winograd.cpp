@@ -1,6 +1,7 @@
 // conv2d_winograd: 3x3 stride-1 dense convolution by Winograd's minimal
 // filtering F(m x m, 3 x 3) (Lavin & Gray 2016, "Fast Algorithms for
-// Convolutional Neural Networks"), channels innermost, float32, batch 1.
+// Convolutional Neural Networks"), channels innermost, float32; batch > 1 adds an outer image
+// dimension to input, residual and output, as in conv2d.
 // Same shapes, epilogue and buffers as conv2d (groups = 1, kw = kh = 3,
 // stride 1, dilation 1), except that the weights come already transformed.
 //
@@ -34,7 +35,8 @@
 //   * output loops: co tile (T = tile_co vectors) > block of tile_rows tile
 //     rows (parallel) > block of tile_t tiles along x (blocks that do not
 //     divide the map overlap the previous one: ShiftInwards) > tile row >
-//     tile > m x m pixels (unrolled) > co vectors.
+//     tile > m x m pixels (unrolled) > co vectors; images (batch > 1) just inside
+//     the co tile, so a co tile's U is read from memory once for all N images.
 //     A map size that m does not divide gets partial edge tiles: the input
 //     outside the map reads as zero and the stores past the edge are guarded
 //     (the guard is on unrolled pixels, the channel vectors stay whole).
@@ -182,17 +184,23 @@ public:
     GeneratorParam<int> tile_rows{"tile_rows", 0};
     GeneratorParam<int> ci_block{"ci_block", 0};
     GeneratorParam<int> u_block{"u_block", 0};
+    // images per call (the lowering sets it only when > 1)
+    GeneratorParam<int> batch{"batch", 1};
 
-    Input<Buffer<float, 3>> input{"input"};
-    Input<Buffer<float, 4>> weights{"weights"};
-    Input<Buffer<float, 1>> bias{"bias"};
-    Input<Buffer<float, 3>> *res_in = nullptr;
-    Output<Buffer<float, 3>> output{"output"};
+    // Added in configure() (in this order: the kernel's arguments), so that the activations take
+    // an image dimension when batch > 1.
+    Input<Buffer<float>> *in_p = nullptr, *w_p = nullptr, *b_p = nullptr, *res_in = nullptr;
+    Output<Buffer<float>> *out_p = nullptr;
 
     void configure() {
+        const int R = batch > 1 ? 4 : 3;
+        in_p = add_input<Buffer<float>>("input", R);
+        w_p = add_input<Buffer<float>>("weights", 4);
+        b_p = add_input<Buffer<float>>("bias", 1);
         if (residual) {
-            res_in = add_input<Buffer<float, 3>>("residual");
+            res_in = add_input<Buffer<float>>("residual", R);
         }
+        out_p = add_output<Buffer<float>>("output", R);
     }
 
     void generate() {
@@ -207,6 +215,29 @@ public:
             abort();
         }
         const int A = MM + 2;
+        const int NB = batch;
+        if (NB < 1) {
+            fprintf(stderr, "conv2d_winograd: batch must be >= 1\n");
+            abort();
+        }
+        auto &input = *in_p;
+        auto &weights = *w_p;
+        auto &bias = *b_p;
+        auto &output = *out_p;
+        // batch > 1: every activation Func and buffer takes the image index n as its last dimension
+        Var n("n");
+        auto at = [&](std::vector<Expr> a) {
+            if (NB > 1) a.push_back(n);
+            return a;
+        };
+        auto vars = [&](std::vector<Var> a) {
+            if (NB > 1) a.push_back(n);
+            return a;
+        };
+        auto ext = [&](std::vector<int> e) {
+            if (NB > 1) e.push_back(NB);
+            return e;
+        };
         std::string pts = points;
         if (pts.empty()) pts = default_points(MM);
         std::vector<double> pv = parse_points(pts);
@@ -256,7 +287,7 @@ public:
         cib = std::max(1, std::min(cib, CIN));
         const bool chunked = cib < CIN;
 
-        pin_map(input, CIN, IW, IH, in_cs);
+        pin_map(input, CIN, IW, IH, in_cs, NB);
         // u_block = B: U blocked by B output channels, dims (co % B, ci, ex, ey + a * (co / B)),
         // so a co tile's U is a few sequential streams (cold weights come from DRAM).
         const int UB = u_block;
@@ -270,26 +301,25 @@ public:
             pin_dense(weights, {COUT, CIN, A, A});
         }
         pin_dense(bias, {COUT});
-        if (res_in) pin_dense(*res_in, {COUT, OW, OH});
+        if (res_in) pin_dense(*res_in, ext({COUT, OW, OH}));
 
         // ---- algorithm ------------------------------------------------------
         Var c("c"), x("x"), y("y"), j("j"), q("q"), p("p"), i("i"), tx("tx"), ty("ty");
-        Region bounds = {Range(Expr(), Expr()), Range(0, IW), Range(0, IH)};
-        Func inb = BoundaryConditions::constant_exterior(input, 0.0f, bounds);
+        Func inb = BoundaryConditions::constant_exterior(input, 0.0f, map_bounds(IW, IH, NB));
 
         std::vector<Func> tmp, Vt, Mt;
         RDom rc(0, CIN, "rc");
         for (int ii = 0; ii < A; ii++) {
             Func tf("tmp_" + std::to_string(ii)), vf("V_" + std::to_string(ii)), mf("M_" + std::to_string(ii));
-            tf(c, x, ty) = lin(W.BT[ii], [&](int r) { return inb(c, x, MM * ty + r - PY); });
+            tf(vars({c, x, ty})) = lin(W.BT[ii], [&](int r) { return inb(at({c, x, MM * ty + r - PY})); });
             std::vector<Expr> vj;
             for (int jj = 0; jj < A; jj++) {
-                vj.push_back(lin(W.BT[jj], [&](int col) { return tf(c, MM * tx + col - PX, ty); }));
+                vj.push_back(lin(W.BT[jj], [&](int col) { return tf(at({c, MM * tx + col - PX, ty})); }));
             }
-            vf(c, j, tx, ty) = mux(j, vj);
-            mf(c, j, tx, ty) = 0.0f;
+            vf(vars({c, j, tx, ty})) = mux(j, vj);
+            mf(vars({c, j, tx, ty})) = 0.0f;
             Expr u = UB > 0 ? weights(c % UB, rc, j, ii + A * (c / UB)) : weights(c, rc, j, ii);
-            mf(c, j, tx, ty) += u * vf(rc, j, tx, ty);
+            mf(vars({c, j, tx, ty})) += u * vf(at({rc, j, tx, ty}));
             tmp.push_back(tf);
             Vt.push_back(vf);
             Mt.push_back(mf);
@@ -300,21 +330,21 @@ public:
             for (int ii = 0; ii < A; ii++) {
                 std::vector<Expr> by_q;
                 for (int qq = 0; qq < MM; qq++) {
-                    by_q.push_back(lin(W.AT[qq], [&](int jj) { return Mt[ii](c, jj, tx, ty); }));
+                    by_q.push_back(lin(W.AT[qq], [&](int jj) { return Mt[ii](at({c, jj, tx, ty})); }));
                 }
                 by_i.push_back(mux(q, by_q));
             }
-            O1(c, q, i, tx, ty) = mux(i, by_i);
+            O1(vars({c, q, i, tx, ty})) = mux(i, by_i);
             std::vector<Expr> by_p;
             for (int pp = 0; pp < MM; pp++) {
-                by_p.push_back(lin(W.AT[pp], [&](int ii) { return O1(c, q, ii, tx, ty); }));
+                by_p.push_back(lin(W.AT[pp], [&](int ii) { return O1(at({c, q, ii, tx, ty})); }));
             }
-            Y(c, q, p, tx, ty) = mux(p, by_p);
+            Y(vars({c, q, p, tx, ty})) = mux(p, by_p);
         }
-        Expr v = Y(c, x % MM, y % MM, x / MM, y / MM) + bias(c);
-        if (res_in) v += (*res_in)(c, x, y);
-        output(c, x, y) = activate(act, v);
-        pin_map(output, COUT, OW, OH, out_cs);
+        Expr v = Y(at({c, x % MM, y % MM, x / MM, y / MM})) + bias(c);
+        if (res_in) v += (*res_in)(at({c, x, y}));
+        output(vars({c, x, y})) = activate(act, v);
+        pin_map(output, COUT, OW, OH, out_cs, NB);
 
         // ---- schedule -------------------------------------------------------
         Var ct("ct"), cv("cv"), cl("cl"), xt("xt"), tb("tb"), tt("tt"), yt("yt"), yb("yb"), yr("yr");
@@ -326,7 +356,8 @@ public:
             .split(y, yt, p, MM, ty_tail)
             .split(xt, tb, tt, nt, TailStrategy::ShiftInwards)
             .split(yt, yb, yr, rb, TailStrategy::ShiftInwards)
-            .reorder(cl, cv, q, p, tt, yr, tb, yb, ct)
+            .reorder(NB > 1 ? std::vector<VarOrRVar>{cl, cv, q, p, tt, yr, tb, yb, n, ct}
+                            : std::vector<VarOrRVar>{cl, cv, q, p, tt, yr, tb, yb, ct})
             .vectorize(cl)
             .unroll(cv)
             .unroll(q)
@@ -361,15 +392,15 @@ public:
             tf.split(c, vo, vi, VC, TailStrategy::ShiftInwards).reorder(vi, vo, x, ty).vectorize(vi);
         }
 
-        estimate_dense(input, {CIN, IW, IH});
+        estimate_dense(input, ext({CIN, IW, IH}));
         if (UB > 0) {
             estimate_dense(weights, {UB, CIN, A, A * (COUT / UB)});
         } else {
             estimate_dense(weights, {COUT, CIN, A, A});
         }
         estimate_dense(bias, {COUT});
-        if (res_in) estimate_dense(*res_in, {COUT, OW, OH});
-        estimate_dense(output, {COUT, OW, OH});
+        if (res_in) estimate_dense(*res_in, ext({COUT, OW, OH}));
+        estimate_dense(output, ext({COUT, OW, OH}));
         (void)TY;
     }
 };

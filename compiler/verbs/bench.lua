@@ -22,9 +22,20 @@ return {
     local pipeline = require 'pipeline'
     local backend = require 'backend'
     if a.compare then
-      if a.input then error('--input with --compare: not supported yet (--compare times the description\'s input shape)', 0) end
+      -- another batch only: the PyTorch mirrors are of the zoo's input size
+      local batch = a.input and a.input[1] or 1
+      if a.input then
+        local entry = require('zoo').resolve(a.model)
+        local want = entry.config.input
+        local same = type(want) == 'table' and #want == #a.input
+        for i = 2, #a.input do same = same and want[i] == a.input[i] end
+        if not same then
+          error(string.format('--input %s with --compare: only the batch may change (the PyTorch mirror takes %s)',
+            table.concat(a.input, 'x'), type(want) == 'table' and ('Nx' .. table.concat(want, 'x', 2)) or '?'), 0)
+        end
+      end
       return backend.compare(a.model, { target = a.target, threads = a.threads, runs = a.runs or 5,
-        rounds = a.rounds, skip = a.skip, json = a.json })
+        rounds = a.rounds, skip = a.skip, json = a.json, batch = batch })
     end
     local deploy = pipeline.deploy_graph(a.model, a.weights, { input = a.input })
     backend.bench(deploy, { target = a.target, threads = a.threads, runs = a.runs or 20, json = a.json })

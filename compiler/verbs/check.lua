@@ -18,7 +18,7 @@ return {
     local tensor = require 'tensor'
     local runner = backend.runner(a.target)
     local deploy, _, graph = pipeline.deploy_graph(a.model, a.weights, { input = a.input })
-    local input = tensor.random(graph.input.shape, tensor.rng(a.seed), 1)
+    local input = tensor.random(graph:batched_shape(graph.input), tensor.rng(a.seed), 1)
     local ref = interpreter.run(graph, input)[1]
     local out = backend.run_once(deploy, input, { target = a.target, runner = runner })
     local rel, maxdiff, maxref = interpreter.rel_diff(out, ref)

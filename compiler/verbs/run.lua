@@ -1,5 +1,5 @@
 -- foldc run: build (kernels cached), compile the bundle with the system C compiler, run one input;
--- the model is traced at the input file's shape (batch 1).
+-- the model is traced at the input file's shape (its first dimension: the batch).
 -- The input, the output path and how this machine runs the target (natively, or under an emulator
 -- with a cross compiler: backend.runner) are checked before anything is compiled.
 local cli = require 'cli'

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Shapes from the command line (issue 14), end to end: `foldc build --input 1x3x48x64` gives a bundle
 # whose header macros and example program take that shape and match PyTorch; MODEL:key=value is
-# checked against the weights (a match runs, a mismatch is one line); batch > 1, an unknown key and a
-# bad value are one line each, with nothing written.
+# checked against the weights (a match runs, a mismatch is one line); an unknown key and a bad value
+# are one line each, with nothing written. Batch 4 (`--input 4x3x40x56`): the header's and example
+# program's shapes hold the 4 images, the convolutions run batched (direct and Winograd) and match
+# PyTorch; `foldc check` at batch 3 on a ViT; the batch-4 program refuses a batch-1 input in one line.
 . "$(dirname "$0")/lib.sh"
 desc="$FIXTURES/shapes.lua"
 
@@ -16,6 +18,27 @@ make -s -C "$SCRATCH/bundle" > /dev/null || fail "make"
 (cd "$SCRATCH/bundle" && "./${name}_main" --input "$FIXTURES/data/$name.input.npy" --output "$SCRATCH/out.npy") \
   > /dev/null || fail "example program"
 luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$FIXTURES/data/$name.output.npy" 1e-4
+
+name=shapes_resnet_b4
+for algo in auto winograd4; do
+  rm -rf "$SCRATCH/b4"
+  FOLDC_CONV_ALGO=$algo "$FOLDC" build "$desc:$name" --weights "$FIXTURES/data/$name.safetensors" --input 4x3x40x56 \
+    -o "$SCRATCH/b4" 2> "$SCRATCH/err" || fail "build --input 4x3x40x56 ($algo): $(cat "$SCRATCH/err")"
+  grep -q "define SHAPES_RESNET_B4_INPUT_DIM0 4$" "$SCRATCH/b4/$name.h" || fail "header: input batch"
+  grep -q "define SHAPES_RESNET_B4_OUTPUT_SIZE 40$" "$SCRATCH/b4/$name.h" || fail "header: output size"
+  grep -q '"batch":4,' "$SCRATCH/b4/$name.json" || fail "no batched kernel ($algo)"
+  if [ $algo = winograd4 ]; then grep -q '"algorithm":"winograd F(4x4)"' "$SCRATCH/b4/$name.json" || fail "no Winograd"; fi
+  make -s -C "$SCRATCH/b4" > /dev/null || fail "make (batch 4)"
+  (cd "$SCRATCH/b4" && "./${name}_main" --input "$FIXTURES/data/$name.input.npy" --output "$SCRATCH/out4.npy") \
+    > /dev/null || fail "example program (batch 4, $algo)"
+  luajit "$FIXTURES/check_output.lua" "$SCRATCH/out4.npy" "$FIXTURES/data/$name.output.npy" 1e-4
+done
+if (cd "$SCRATCH/b4" && "./${name}_main" --input "$FIXTURES/data/shapes_resnet_48x64.input.npy") 2> "$SCRATCH/err" > /dev/null; then
+  fail "the batch-4 program took a batch-1 input"
+fi
+grep -q 'input shape 1x3x48x64, the model expects 4x3x40x56' "$SCRATCH/err" || fail "batch-1 input: $(cat "$SCRATCH/err")"
+"$FOLDC" check "$desc:shapes_vit_grid6" --weights "$FIXTURES/data/shapes_vit_grid6.safetensors" --input 3x3x48x48 \
+  > "$SCRATCH/check" 2> /dev/null || fail "check at batch 3: $(cat "$SCRATCH/check")"
 
 name=shapes_repvgg_c7
 "$FOLDC" run "$desc:$name:num_classes=7" --weights "$FIXTURES/data/$name.safetensors" \
@@ -34,12 +57,11 @@ refused() {
 w="$FIXTURES/data/$name.safetensors"
 refused 'the weights have num_classes = 7 (from linear.weight), the command line gives 100' \
   build "$desc:$name:num_classes=100" --weights "$w" -o "$SCRATCH/refused"
-refused 'batch 4: not supported yet; batch 1 only' build "$desc:$name" --weights "$w" --input 4x3x32x32 -o "$SCRATCH/refused"
 refused 'no setting "classes"' build "$desc:$name:classes=7" --weights "$w" -o "$SCRATCH/refused"
 refused 'num_classes="7;ls": expected an integer' build "$desc:$name:num_classes=7;ls" --weights "$w" -o "$SCRATCH/refused"
 refused '--input 1x3x32xq: expected NxCxHxW' build "$desc:$name" --weights "$w" --input 1x3x32xq -o "$SCRATCH/refused"
 refused 'shape 1x3x32 has 3 dimensions' build "$desc:$name" --weights "$w" --input 1x3x32 -o "$SCRATCH/refused"
-refused '--input with --compare: not supported yet' bench "$desc:$name" --weights "$w" --compare --input 1x3x32x32
+refused '--input 1x3x48x48 with --compare: only the batch may change (the PyTorch mirror takes Nx3x32x32)' bench "$desc:$name" --weights "$w" --compare --input 1x3x48x48
 # a checkpoint refused after its num_classes was taken: still one line
 refused 'does not match shapes_resnet_c10' build "$desc:shapes_resnet_c10" --weights "$FIXTURES/data/shapes_resnet_aux.safetensors" \
   -o "$SCRATCH/refused"

@@ -365,17 +365,19 @@ static int run_conv(const kcase *k) {
     int pcin = get_param(P, "proj_cin", 0), piw = get_param(P, "proj_in_w", 0);
     int pih = get_param(P, "proj_in_h", 0), ps = get_param(P, "proj_stride", 1);
     int cpg = cin / g, opg = cout / g;
-    int e_in[3] = {cin, iw, ih}, e_w[4] = {cout, cpg, kw, kh}, e_b[1] = {cout}, e_o[3] = {cout, ow, oh};
-    int e_pin[3] = {pcin, piw, pih}, e_pw[4] = {cout, pcin, 1, 1};
+    /* batch=N: input, projection input, residual and output take an outer dim of N images */
+    int nimg = get_param(P, "batch", 1), rank = nimg > 1 ? 4 : 3, n;
+    int e_in[4] = {cin, iw, ih, nimg}, e_w[4] = {cout, cpg, kw, kh}, e_b[1] = {cout}, e_o[4] = {cout, ow, oh, nimg};
+    int e_pin[4] = {pcin, piw, pih, nimg}, e_pw[4] = {cout, pcin, 1, 1};
     tbuf in, w, wk, bias, resb, out, pin, pw, pwk;
     tbuf *args[7];
     int nb = 0, rc, co, x, y, ci, kx, ky, ok = 1, pass;
     double *ref, err, t;
     int nonfinite;
-    tbuf_init(&in, 3, e_in);
+    tbuf_init(&in, rank, e_in);
     tbuf_init(&w, 4, e_w);
     tbuf_init(&bias, 1, e_b);
-    tbuf_init(&out, 3, e_o);
+    tbuf_init(&out, rank, e_o);
     tbuf_rand(&in, 1.0f);
     tbuf_rand(&w, 1.0f / sqrtf((float)(cpg * kw * kh)));
     tbuf_rand(&bias, 0.5f);
@@ -388,7 +390,7 @@ static int run_conv(const kcase *k) {
     }
     args[nb++] = &bias;
     if (pcin > 0) {
-        tbuf_init(&pin, 3, e_pin);
+        tbuf_init(&pin, rank, e_pin);
         tbuf_init(&pw, 4, e_pw);
         tbuf_rand(&pin, 1.0f);
         tbuf_rand(&pw, 1.0f / sqrtf((float)pcin));
@@ -401,7 +403,7 @@ static int run_conv(const kcase *k) {
         }
     }
     if (res) {
-        tbuf_init(&resb, 3, e_o);
+        tbuf_init(&resb, rank, e_o);
         tbuf_rand(&resb, 1.0f);
         args[nb++] = &resb;
     }
@@ -430,10 +432,13 @@ static int run_conv(const kcase *k) {
         printf("FAIL  %-34s kernel returned %d\n", k->name, rc);
         return 0;
     }
+    for (n = 0; n < nimg; n++)
     for (y = 0; y < oh; y++)
         for (x = 0; x < ow; x++)
             for (co = 0; co < cout; co++) {
                 int gi = co / opg;
+                const float *inn = in.p + (size_t)n * cin * iw * ih;
+                size_t o = (((size_t)n * oh + y) * ow + x) * cout + co;
                 double s = bias.p[co];
                 for (ky = 0; ky < kh; ky++) {
                     int iy = y * sy - py + ky * dy;
@@ -443,15 +448,15 @@ static int run_conv(const kcase *k) {
                         if (ix < 0 || ix >= iw) continue;
                         for (ci = 0; ci < cpg; ci++)
                             s += (double)w.p[((size_t)(ky * kw + kx) * cpg + ci) * cout + co] *
-                                 in.p[((size_t)iy * iw + ix) * cin + gi * cpg + ci];
+                                 inn[((size_t)iy * iw + ix) * cin + gi * cpg + ci];
                     }
                 }
                 for (ci = 0; ci < pcin; ci++)
                     s += (double)pw.p[(size_t)ci * cout + co] *
-                         pin.p[((size_t)y * ps * piw + (size_t)x * ps) * pcin + ci];
-                if (res) s += (res_copy ? res_copy : resb.p)[((size_t)y * ow + x) * cout + co];
+                         pin.p[(size_t)n * pcin * piw * pih + ((size_t)y * ps * piw + (size_t)x * ps) * pcin + ci];
+                if (res) s += (res_copy ? res_copy : resb.p)[o];
                 s = act_apply(act, s);
-                ref[((size_t)y * ow + x) * cout + co] = s;
+                ref[o] = s;
             }
     err = rel_err(out.p, ref, out.n, &nonfinite);
     if (pass == 1) {
@@ -459,7 +464,7 @@ static int run_conv(const kcase *k) {
         break;
     }
     t = time_kernel(k, args, nb);
-    ok = report(k, err, nonfinite, t, 2.0 * cout * ow * oh * ((double)cpg * kw * kh + pcin), 0);
+    ok = report(k, err, nonfinite, t, 2.0 * nimg * cout * ow * oh * ((double)cpg * kw * kh + pcin), 0);
     }
     free(ref);
     tbuf_free(&in);
@@ -511,9 +516,11 @@ static int run_wino(const kcase *k) {
     int px = get_param(P, "pad_x", 1), py = get_param(P, "pad_y", 1);
     int act = get_act(P), res = get_param(P, "residual", 0);
     int m = get_param(P, "m", 4), a = m + 2, ub = get_param(P, "u_block", 0);
+    /* batch=N: input, residual and output take an outer dim of N images */
+    int nimg = get_param(P, "batch", 1), rank = nimg > 1 ? 4 : 3, n;
     char spec[128];
     double pts[16], G[16][3], tol;
-    int npts, e_in[3], e_u[4], e_b[1], e_o[3];
+    int npts, e_in[4], e_u[4], e_b[1], e_o[4];
     tbuf in, u, bias, resb, out;
     tbuf *args[5];
     float *g;
@@ -533,18 +540,18 @@ static int run_wino(const kcase *k) {
     }
     G[a - 1][0] = G[a - 1][1] = 0.0;
     G[a - 1][2] = 1.0;
-    e_in[0] = cin; e_in[1] = iw; e_in[2] = ih;
+    e_in[0] = cin; e_in[1] = iw; e_in[2] = ih; e_in[3] = nimg;
     e_u[0] = cout; e_u[1] = cin; e_u[2] = a; e_u[3] = a;
     if (ub > 0) { /* u_block=B: (co % B, ci, ex, ey + a * (co / B)) */
         e_u[0] = ub;
         e_u[3] = a * (cout / ub);
     }
     e_b[0] = cout;
-    e_o[0] = cout; e_o[1] = ow; e_o[2] = oh;
-    tbuf_init(&in, 3, e_in);
+    e_o[0] = cout; e_o[1] = ow; e_o[2] = oh; e_o[3] = nimg;
+    tbuf_init(&in, rank, e_in);
     tbuf_init(&u, 4, e_u);
     tbuf_init(&bias, 1, e_b);
-    tbuf_init(&out, 3, e_o);
+    tbuf_init(&out, rank, e_o);
     tbuf_rand(&in, 1.0f);
     tbuf_rand(&bias, 0.5f);
     /* g: [ky][kx][ci][co] like conv2d's weights; U[ey][ex][ci][co] */
@@ -574,7 +581,7 @@ static int run_wino(const kcase *k) {
     args[nb++] = &u;
     args[nb++] = &bias;
     if (res) {
-        tbuf_init(&resb, 3, e_o);
+        tbuf_init(&resb, rank, e_o);
         tbuf_rand(&resb, 1.0f);
         args[nb++] = &resb;
     }
@@ -593,9 +600,12 @@ static int run_wino(const kcase *k) {
         printf("FAIL  %-34s kernel returned %d\n", k->name, rc);
         return 0;
     }
+    for (n = 0; n < nimg; n++)
     for (y = 0; y < oh; y++)
         for (x = 0; x < ow; x++)
             for (co = 0; co < cout; co++) {
+                const float *inn = in.p + (size_t)n * cin * iw * ih;
+                size_t o = (((size_t)n * oh + y) * ow + x) * cout + co;
                 double s = bias.p[co];
                 for (ky = 0; ky < 3; ky++) {
                     int iy = y - py + ky;
@@ -605,12 +615,12 @@ static int run_wino(const kcase *k) {
                         if (ix < 0 || ix >= iw) continue;
                         for (ci = 0; ci < cin; ci++)
                             s += (double)g[((size_t)(ky * 3 + kx) * cin + ci) * cout + co] *
-                                 in.p[((size_t)iy * iw + ix) * cin + ci];
+                                 inn[((size_t)iy * iw + ix) * cin + ci];
                     }
                 }
-                if (res) s += resb.p[((size_t)y * ow + x) * cout + co];
+                if (res) s += resb.p[o];
                 s = act_apply(act, s);
-                ref[((size_t)y * ow + x) * cout + co] = s;
+                ref[o] = s;
             }
     g_allow_extra_nan = pass == 1; /* a NaN spreads over its output tile */
     err = rel_err(out.p, ref, out.n, &nonfinite);
@@ -622,7 +632,7 @@ static int run_wino(const kcase *k) {
         break;
     }
     t = time_kernel(k, args, nb);
-    ok = report_tol(k, err, tol, nonfinite, t, 2.0 * cout * ow * oh * (double)cin * 9, 0);
+    ok = report_tol(k, err, tol, nonfinite, t, 2.0 * nimg * cout * ow * oh * (double)cin * 9, 0);
     }
     free(ref);
     free(g);

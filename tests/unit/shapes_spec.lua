@@ -1,7 +1,8 @@
 -- Shapes from the checkpoint and the command line (compiler/zoo.lua settings, compiler/pipeline.lua):
 -- MODEL:key=value settings are parsed (integers, numbers, booleans, names) and refused in one line
 -- naming the key or value; what a description's from_weights declares is taken from the weights and
--- checked against what was given; --input replaces the input at batch 1; training_only keys are
+-- checked against what was given; --input replaces the input, its first dimension the graph's batch
+-- (traced as one image); training_only keys are
 -- accepted where declared and refused elsewhere; a size that does not fit names its layer.
 local zoo = require 'zoo'
 local pipeline = require 'pipeline'
@@ -100,17 +101,23 @@ describe('values from the weights', function()
 end)
 
 describe('--input', function()
-  it('parses NxCxHxW and refuses batch > 1, other ranks and bad dimensions in one line', function()
+  it('parses NxCxHxW and refuses other ranks and bad dimensions in one line', function()
     assert.are.same({ 1, 3, 320, 320 }, pipeline.parse_shape('1x3x320x320', '--input'))
     for _, bad in ipairs({ '1x3x0x4', '1x3xx4', '1x3x4x', 'ax3', '1x3x99999999x4', '' }) do
       assert.truthy(refusal(function() pipeline.parse_shape(bad, '--input') end):find('expected NxCxHxW', 1, true))
     end
-    assert.are.equal('--input: batch 4: not supported yet; batch 1 only', refusal(function()
-      pipeline.bound_graph('resnet18', 'random', { input = { 4, 3, 64, 64 } })
-    end))
     assert.truthy(refusal(function()
       pipeline.bound_graph('resnet18', 'random', { input = { 1, 3, 64 } })
     end):find('shape 1x3x64 has 3 dimensions, resnet18 takes 4', 1, true))
+  end)
+
+  it('takes the first dimension as the batch: one image traced, every tensor N of them', function()
+    local g = pipeline.bound_graph('resnet18', 'random', { input = { 4, 3, 64, 48 } })
+    assert.are.same({ 1, 3, 64, 48 }, g.input.shape)
+    assert.are.equal(4, g:images())
+    assert.are.same({ 4, 3, 64, 48 }, g:batched_shape(g.input))
+    assert.are.same({ 4, 1000 }, g:batched_shape(g.outputs[1]))
+    assert.are.equal(4, g:clone():images())
   end)
 
   it('traces at the given size; global pooling keeps a ResNet\'s head', function()

@@ -132,6 +132,14 @@ function Lowering:use(t)
   return a
 end
 
+-- A view of an arena buffer of `bytes` that only the step being lowered uses (a kernel's scratch,
+-- written and read within the step; its second output, read by nothing else), with dims.
+function Lowering:scratch(bytes, dims)
+  local a = { id = 'scratch:' .. self.step .. ':' .. (#self.act_list + 1), bytes = bytes, first = self.step, last = self.step }
+  self.act_list[#self.act_list + 1] = a
+  return { storage = 'arena', act = a, dims = dims }
+end
+
 -- A view of tensor t. A tensor an op aliased (Lowering:alias_view) is a view of its root's buffer at an
 -- element offset; a constant (a parameter used as a tensor, ops/constant.lua) is a view of its
 -- weights-blob copy, stored in the activation layout of its shape.

@@ -1,27 +1,61 @@
-// attention: the core of multi-head self-attention, one kernel for all heads.
+// attention: the core of multi-head self-attention, one kernel for all heads (Vaswani et al. 2017,
+// "Attention is all you need", eq. 1).
 //
 //   in  qkv (e, h, s, j): element e of head h of q (s = 0), k (1), v (2) of token j, i.e. the
 //       [N, 3 D] output of the qkv Linear viewed as (hd, heads, 3, N)
 //   out (d, h, i):        the [N, D] input of the proj Linear viewed as (hd, heads, N)
 //   out(d, h, i) = sum_j P(j, i, h) v(d, h, j),  P = softmax_j(scale * q(., h, i) . k(., h, j))
+//   (softmax with its row max subtracted, as PyTorch)
+//   scratch in the arena (the kernel's second and third outputs, read by nothing else; the
+//   lowering gives each step its own, ops/attention.lua):
+//   keys_t (l, e, jo, h): K^T of head h in blocks of KB = 16 keys, key jo KB + l (keys past N
+//       repeat key N - 1); 16 on every target (a vector of V <= 16 keys is one load), so the arena
+//       is the same for all
+//   values (d, j, h):     V of head h as dense rows (qkv's rows are 3 D floats apart: at D = 1024
+//       every row falls in the same L1 sets)
 //
-// Schedule (per head, per tile of QT queries): the scores of the tile against all N keys (padded
-// to NP, a multiple of the vector width, padded keys masked out) go to a stack buffer, never to
-// memory: S = Q K^T register-blocked as jv vectors of keys x SB queries over the head dim (K is
-// transposed once per head so that keys are contiguous); row max and sum of exponentials with
-// vector partial reductions; then O = P V register-blocked as hd/VD vectors of the head dim x RB
-// queries over the keys, divided by the row sums. Token counts such as 197 or 50 never fall into
-// scalar tails: keys are padded, query tiles use ShiftInwards.
-// exp is Halide's fast_exp (vectorisable; relative error ~1e-6) on arguments clamped to >= -80.
+// Schedule, per head: K is transposed once into keys_t (16 x 4 blocks through registers), V copied
+// once into values. Per tile of QT queries (QT x NP scores, NP = N rounded up to V, at most 16 KB:
+// on the stack), S = Q K^T (q scaled by scale log2(e) into a dense tile) as a register-blocked GEMM
+// (SB queries x JV key vectors of accumulators, the head dim reduced innermost); the row max (padded
+// keys repeat a real key: no mask) and the sum of exponentials with vector partial reductions;
+// P = 2^(S - max) (padded keys 0); then O = P V as a second register-blocked GEMM (RB queries x
+// HD/VD head-dim vectors, the keys reduced innermost in chunks of KC whose v rows stay in L1 across
+// the tile), times the reciprocal of the row sum. Token counts such as 197, 65 or 49 never fall
+// into scalar tails: keys are padded, query tiles and S blocks shift inwards, and a tile is a whole
+// number of O blocks. Knobs (tile_q, s_keys, s_queries, o_queries, o_keys) override the heuristics.
+// ViT-S (197 tokens, 6 heads of 64) on the 2-core AVX-512 machine: 57.6% -> 72.8% of the FMA peak
+// (kernel_test -u), the rest mostly the softmax (exp ~6%), the K/V copies (~4%) and key padding.
+//
+// NaN as PyTorch: a row whose scores hold a NaN or +inf (a NaN or inf in q of that token, or in k
+// of any token) is NaN (softmax's max is then NaN or inf - inf), found on the scores' bits (the
+// float compares assume no NaNs, see foldc_common.h); a NaN in v reaches the output through the
+// P V sums. exp2 below has relative error 2.9e-7.
 
 #include "foldc_common.h"
 
 #include <cfloat>
+#include <cstdio>
+#include <cstdlib>
 
 namespace {
 
 using namespace Halide;
 using namespace foldc;
+
+// 2^y for y <= 0 (a score minus its row's max, in log2 units): y = k + r with k = trunc(y) (an
+// integer, k >= -125) and r in (-1, 0]; 2^r by a degree-5 polynomial (coefficients a least-squares
+// fit of 2^r on [-1, 0] for relative error, 2.9e-7 at most in float), 2^k added to its exponent.
+// About 12 instructions a vector; Halide's fast_exp takes ~20 (floor, the range selects).
+Expr exp2_nonpositive(Expr y) {
+    y = max(y, -125.0f);
+    Expr k = cast<int>(y);
+    Expr r = y - cast<float>(k);
+    const float c[] = {0.99999994f, 0.69314224f, 0.24017219f, 0.05527972f, 0.00918861f, 0.00093879f};
+    Expr poly = c[5];
+    for (int n = 4; n >= 0; n--) poly = poly * r + c[n];
+    return reinterpret<float>(reinterpret<int32_t>(poly) + k * (1 << 23));
+}
 
 class Attention : public Generator<Attention> {
 public:
@@ -29,92 +63,194 @@ public:
     GeneratorParam<int> heads{"heads", 6};
     GeneratorParam<int> head_dim{"head_dim", 64};
     GeneratorParam<float> scale{"scale", 0.125f};
+    // Schedule knobs (0: the heuristic below): queries per score tile, key vectors and queries per
+    // S register block, queries per O register block (tile_q and o_queries are used together, as
+    // are s_keys and s_queries), keys per P V chunk.
+    GeneratorParam<int> tile_q{"tile_q", 0};
+    GeneratorParam<int> s_keys{"s_keys", 0};
+    GeneratorParam<int> s_queries{"s_queries", 0};
+    GeneratorParam<int> o_queries{"o_queries", 0};
+    GeneratorParam<int> o_keys{"o_keys", 0};
 
     Input<Buffer<float, 4>> qkv{"qkv"};
     Output<Buffer<float, 3>> output{"output"};
+    Output<Buffer<float, 4>> keys_t{"keys_t"};
+    Output<Buffer<float, 3>> values{"values"};
 
     void generate() {
         const int N = tokens, H = heads, HD = head_dim;
         pin_dense(qkv, {HD, H, 3, N});
         const int V = natural_vector_size<float>();
-        const int NP = (N + V - 1) / V * V;
+        const int NV = (N + V - 1) / V, NP = NV * V;
         const int regs = vector_registers(get_target());
 
-        Var j("j"), i("i"), h("h"), e("e"), d("d"), l("l");
-        RDom re(0, HD, "re"), rk(0, NP / V, "rk"), rl(0, V, "rl"), rj(0, N, "rj");
+        const int KB = 16, NKB = (N + KB - 1) / KB;
+        if (KB % V != 0) {
+            fprintf(stderr, "attention: the vector width %d does not divide %d\n", V, KB);
+            abort();
+        }
 
-        Func qs("qs"), kT("kT"), s("s"), pm("pm"), mx("mx"), p("p"), ps("ps"), den("den"), acc("acc");
-        qs(e, i, h) = qkv(e, h, 0, i) * (float)scale;
-        kT(j, e, h) = qkv(e, h, 1, min(j, N - 1));
-        s(j, i, h) = 0.0f;
-        s(j, i, h) += qs(re, i, h) * kT(j, re, h);
-        Expr masked = select(rk * V + l < N, s(rk * V + l, i, h), -FLT_MAX);
-        pm(l, i, h) = -FLT_MAX;
-        pm(l, i, h) = max(pm(l, i, h), masked);
+        Var j("j"), i("i"), h("h"), e("e"), d("d"), l("l"), jo("jo");
+        RDom re(0, HD, "re"), rk(0, NV, "rk"), rl(0, V, "rl"), rj(0, N, "rj");
+
+        // K^T, blocked: keys_t(l, e, jo, h) = k(e, h, jo KB + l)
+        Func kin("kin");
+        kin(e, l, jo, h) = qkv(e, h, 1, min(jo * KB + l, N - 1));
+        keys_t(l, e, jo, h) = kin(e, l, jo, h);
+        pin_dense(keys_t, {KB, HD, NKB, H});
+
+        // V dense: values(d, j, h) = v(d, h, j)
+        values(d, j, h) = qkv(d, h, 2, j);
+        pin_dense(values, {HD, N, H});
+
+        // Scores in log2 units (s = scale log2(e) q . k), so that softmax = 2^(s - max) / sum; q
+        // scaled into a dense tile qs.
+        Func qs("qs");
+        qs(e, i, h) = qkv(e, h, 0, i) * ((float)scale * 1.44269504f);
+        Func dot("dot"), s("s"), pm("pm"), mx("mx"), p("p"), ps("ps"), den("den"), rden("rden"), acc("acc");
+        dot(j, i, h) = 0.0f;
+        dot(j, i, h) += qs(re, i, h) * keys_t(j % KB, re, j / KB, h);
+        s(j, i, h) = dot(j, i, h);
+        // row max (float) and the largest of the scores' magnitudes as bits, -inf excluded (NaN or
+        // +inf when >= 0x7f800000)
+        Expr sv = s(rk * V + l, i, h);
+        Expr bits = reinterpret<uint32_t>(sv);
+        const Expr u_minus_inf = Internal::make_const(UInt(32), 0xff800000u);
+        const Expr u_inf = Internal::make_const(UInt(32), 0x7f800000u);
+        const Expr u_abs = Internal::make_const(UInt(32), 0x7fffffffu);
+        const Expr u_nan = Internal::make_const(UInt(32), 0x7fc00000u), u_zero = Internal::make_const(UInt(32), 0);
+        Expr mag = select(bits == u_minus_inf, u_zero, bits & u_abs);
+        pm(l, i, h) = Tuple(-FLT_MAX, u_zero);
+        pm(l, i, h) = Tuple(max(pm(l, i, h)[0], sv), max(pm(l, i, h)[1], mag));
+        Func mxn("mxn");
         mx(i, h) = -FLT_MAX;
-        mx(i, h) = max(mx(i, h), pm(rl, i, h));
-        p(j, i, h) = select(j < N, fast_exp(max(s(j, i, h) - mx(i, h), -80.0f)), 0.0f);
+        mx(i, h) = max(mx(i, h), pm(rl, i, h)[0]);
+        mxn(i, h) = u_zero;
+        mxn(i, h) = max(mxn(i, h), pm(rl, i, h)[1]);
+        p(j, i, h) = select(j < N, exp2_nonpositive(s(j, i, h) - mx(i, h)), 0.0f);
         ps(l, i, h) = 0.0f;
         ps(l, i, h) += p(rk * V + l, i, h);
         den(i, h) = 0.0f;
         den(i, h) += ps(rl, i, h);
+        rden(i, h) = 1.0f / den(i, h);
         acc(d, i, h) = 0.0f;
-        acc(d, i, h) += p(rj, i, h) * qkv(d, h, 2, rj);
-        output(d, h, i) = acc(d, i, h) / den(i, h);
+        acc(d, i, h) += p(rj, i, h) * values(d, rj, h);
+        Expr o = acc(d, i, h) * rden(i, h);
+        Expr nan_bits = select(mxn(i, h) >= u_inf, u_nan, u_zero);
+        output(d, h, i) = reinterpret<float>(reinterpret<uint32_t>(o) | nan_bits);
         pin_dense(output, {HD, H, N});
 
-        // Tiles: QT queries per score tile (12: the tile's scores and probabilities stay in L1;
-        // 24 was 10% slower and 48 much slower on 730 tokens); SB queries x JV key vectors per S register block;
-        // RB queries x HD/VD head-dim vectors per O register block.
-        const int QT = std::min(12, N);
+        // ---- schedule -------------------------------------------------------
+        // O blocks: RB queries x DV vectors of VD head-dim lanes, with the DV v vectors and one
+        // broadcast in registers; a tile of QT queries (QT x NP scores, and as many probabilities,
+        // at most 16 KB each: Halide 14 keeps constant allocations up to 16 KB on the stack) is a
+        // whole number of O blocks, chosen for the fewest query rows computed (the last tile
+        // shifts inwards over the one before it).
         int VD = 1;
         while (VD * 2 <= V && HD % (VD * 2) == 0) VD *= 2;
         const int DV = HD / VD;
-        int JV = 1;
-        if ((NP / V) % 2 == 0) JV = 2;
-        const int acc_regs = regs - 4;
-        int SB = largest_divisor_in(QT, 1, std::max(1, acc_regs / JV));
-        int RB = largest_divisor_in(QT, 1, std::max(1, acc_regs / DV));
+        const int qt_max = std::max(1, std::min(N, 4096 / NP));
+        const int rb_max = std::max(1, (regs - DV - 1) / DV);
+        int QT = 0, RB = 0;
+        double best = 0;
+        for (int T = (N + qt_max - 1) / qt_max; T <= N; T++) {
+            const int base = (N + T - 1) / T;
+            for (int rb = std::min(rb_max, base); rb >= 1; rb--) {
+                const int q = (base + rb - 1) / rb * rb;
+                if (q > qt_max) continue;
+                // rows computed, and fewer than 12 accumulators do not cover the FMA latency
+                const double cost = (double)T * q * std::max(1.0, 12.0 / (rb * DV));
+                if (QT == 0 || cost < best) best = cost, QT = q, RB = rb;
+            }
+            if (QT > 0 && (double)T * ((N + T - 1) / T) >= best) break;
+        }
+        if (tile_q > 0 && o_queries > 0) QT = tile_q, RB = o_queries;
+        QT = std::min(QT, N);
+        RB = std::min(RB, QT);
+        if (QT % RB != 0) {
+            fprintf(stderr, "attention: o_queries=%d does not divide tile_q=%d\n", RB, QT);
+            abort();
+        }
+        // S blocks: SB queries x JV key vectors of accumulators (with the JV key vectors and one
+        // broadcast in registers), chosen for the fewest FMAs computed (blocks shift inwards too),
+        // counting the loads per FMA and the FMA latency.
+        int JV = 0, SB = 0;
+        best = 0;
+        for (int jv = 1; jv <= std::min(NV, 4); jv++) {
+            for (int sb = std::min(QT, (regs - jv - 1) / jv); sb >= 1; sb--) {
+                const double fmas = (double)((QT + sb - 1) / sb * sb) * ((NV + jv - 1) / jv * jv);
+                const double cost = fmas * std::max(1.0, 12.0 / (jv * sb)) * (1.0 + 0.25 * (jv + sb) / (jv * sb));
+                if (JV == 0 || cost < best) best = cost, JV = jv, SB = sb;
+            }
+        }
+        if (s_keys > 0 && s_queries > 0) JV = std::min((int)s_keys, NV), SB = std::min((int)s_queries, QT);
+        // P V reduces over chunks of KC keys, whose v rows (16 KB) stay in L1 across the tile's O
+        // blocks.
+        const int KC = o_keys > 0 ? (int)o_keys : std::max(1, 4096 / HD);
 
-        Var io("io"), ii("ii"), ib("ib"), ir("ir"), dv("dv"), dl("dl");
+        Var io("io"), iq("iq"), ib("ib"), ir("ir"), dv("dv"), dl("dl");
+        RVar rjo("rjo"), rji("rji");
         output.reorder(d, i, h)
-            .split(i, io, ii, QT, TailStrategy::ShiftInwards)
-            .split(ii, ib, ir, RB)
+            .split(i, io, iq, QT, TailStrategy::ShiftInwards)
             .split(d, dv, dl, VD)
             .vectorize(dl)
-            .unroll(dv)
-            .unroll(ir)
-            .reorder(dl, dv, ir, ib, io, h)
+            .reorder(dl, dv, iq, io, h)
             .parallel(h);
-        acc.compute_at(output, ib)
+        acc.compute_at(output, io)
             .split(d, dv, dl, VD)
-            .vectorize(dl).unroll(dv).unroll(i);
+            .vectorize(dl);
         acc.update()
+            .split(rj, rjo, rji, KC, TailStrategy::GuardWithIf)
+            .split(i, ib, ir, RB)
             .split(d, dv, dl, VD)
-            .vectorize(dl).unroll(dv).unroll(i)
-            .reorder(dl, dv, i, rj);
+            .vectorize(dl).unroll(dv).unroll(ir)
+            .reorder(dl, dv, ir, rji, ib, rjo);
+        rden.compute_at(output, io);
         den.compute_at(output, io);
+        den.update().atomic().vectorize(rl);
         ps.compute_at(output, io).vectorize(l);
         ps.update().vectorize(l);
         p.compute_at(output, io).vectorize(j, V);
         mx.compute_at(output, io);
+        mx.update().atomic().vectorize(rl);
+        mxn.compute_at(output, io);
+        mxn.update().atomic().vectorize(rl);
         pm.compute_at(output, io).vectorize(l);
         pm.update().vectorize(l);
-        Var jo("jo"), jv("jv"), jl("jl"), sb("sb"), si("si");
-        s.compute_at(output, io).vectorize(j, V);
-        s.update()
-            .split(j, jo, jl, JV * V)
-            .split(jl, jv, jl, V)
-            .split(i, sb, si, SB)
+
+        Var jb("jb"), jq("jq"), jv("jv"), jl("jl"), sb("sb"), si("si");
+        s.compute_at(output, io)
+            .split(j, jb, jq, JV * V, TailStrategy::ShiftInwards)
+            .split(jq, jv, jl, V)
+            .split(i, sb, si, SB, TailStrategy::ShiftInwards)
+            .reorder(jl, jv, si, jb, sb)
             .vectorize(jl)
             .unroll(jv)
-            .unroll(si)
-            .reorder(jl, jv, si, re, sb, jo);
-        qs.compute_at(output, io);
-        kT.compute_at(output, h).vectorize(j, V);
+            .unroll(si);
+        dot.compute_at(s, jb)
+            .split(j, jv, jl, V).vectorize(jl).unroll(jv).unroll(i);
+        dot.update()
+            .split(j, jv, jl, V).vectorize(jl).unroll(jv).unroll(i)
+            .reorder(jl, jv, i, re);
+
+        // keys_t: KB x EB blocks, loaded as EB-wide rows of K and transposed in registers (EB = 4:
+        // LLVM's shuffles for 16 x 4 blocks take about one instruction per element, 2.7 for 16 x 16)
+        int EB = 1;
+        while (EB * 2 <= 4 && HD % (EB * 2) == 0) EB *= 2;
+        Var eo("eo"), ei("ei");
+        keys_t.split(e, eo, ei, EB)
+            .reorder(l, ei, eo, jo, h)
+            .vectorize(l)
+            .unroll(ei)
+            .parallel(h);
+        kin.compute_at(keys_t, eo).vectorize(e).unroll(l);
+        values.split(d, dv, dl, VD).vectorize(dl).parallel(h);
+        qs.compute_at(output, io).split(e, dv, dl, VD).vectorize(dl);
 
         estimate_dense(qkv, {HD, H, 3, N});
         estimate_dense(output, {HD, H, N});
+        estimate_dense(keys_t, {KB, HD, NKB, H});
+        estimate_dense(values, {HD, N, H});
     }
 };
 

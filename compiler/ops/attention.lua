@@ -1,7 +1,8 @@
 -- attention: the core of multi-head self-attention (timm Attention between qkv and proj).
 -- Input [1, N, 3D] (q, k, v of head h at columns s*D + h*hd + d, s = 0, 1, 2), output [1, N, D]:
 --   y[i, h*hd + d] = sum_j softmax_j(scale * sum_e q[i,h,e] k[j,h,e]) v[j, h, d],  scale = hd^-0.5
--- One kernel per layer; per head and block of queries the scores stay in a stack buffer.
+-- One kernel per layer; per head and block of queries the scores stay in a stack buffer, K^T and
+-- V per head in scratch buffers of the arena.
 local ffi = require 'ffi'
 local tensor = require 'tensor'
 
@@ -50,12 +51,16 @@ function attention.eval(node, inputs)
   return y
 end
 
+-- The kernel's scratch, in the arena (compiler/halide/attention.cpp): K^T per head in blocks of 16
+-- keys (keys_t), and V per head as dense rows (values).
 function attention.lower(node, L)
   local x, y, a = node.inputs[1], node.outputs[1], node.attrs
   local n, hd, h = x.shape[2], a.head_dim, a.heads
-  local D = hd * h
+  local D, nkb = hd * h, math.ceil(n / 16)
   return 'attention', { tokens = n, heads = h, head_dim = hd, scale = string.format('%.9g', a.scale) },
-    { L:act(x, { { hd, 1 }, { h, hd }, { 3, D }, { n, 3 * D } }), L:act(y, { { hd, 1 }, { h, hd }, { n, D } }) }
+    { L:act(x, { { hd, 1 }, { h, hd }, { 3, D }, { n, 3 * D } }), L:act(y, { { hd, 1 }, { h, hd }, { n, D } }),
+      L:scratch(4 * 16 * hd * nkb * h, { { 16, 1 }, { hd, 16 }, { nkb, 16 * hd }, { h, 16 * hd * nkb } }),
+      L:scratch(4 * hd * n * h, { { hd, 1 }, { n, hd }, { h, hd * n } }) }
 end
 
 return attention

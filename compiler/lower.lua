@@ -135,7 +135,9 @@ end
 -- A view of an arena buffer of `bytes` that only the step being lowered uses (a kernel's scratch,
 -- written and read within the step; its second output, read by nothing else), with dims.
 function Lowering:scratch(bytes, dims)
-  local a = { id = 'scratch:' .. self.step .. ':' .. (#self.act_list + 1), bytes = bytes, first = self.step, last = self.step }
+  -- image 0: one scratch for every image of a batch (a step's calls run one after the other)
+  local a = { id = 'scratch:' .. self.step .. ':' .. (#self.act_list + 1), bytes = bytes, image = 0, scratch = true,
+              first = self.step, last = self.step }
   self.act_list[#self.act_list + 1] = a
   return { storage = 'arena', act = a, dims = dims }
 end
@@ -367,7 +369,8 @@ end
 function lower.image_major(acts, k)
   if k == 0 then return end
   for _, a in ipairs(acts) do
-    if a.first >= 1 and a.last <= k then
+    if a.scratch then -- lives in its step alone, the same for every image
+    elseif a.first >= 1 and a.last <= k then
       a.one_image, a.bytes = true, 4 * a.image
     elseif a.first <= k then
       a.first, a.last = 0, math.max(a.last, k)

@@ -12,29 +12,16 @@ local M = { family = 'EfficientNet' }
 
 M.from_weights = { num_classes = { key = 'classifier.1.weight', dim = 1 } }
 
--- torchvision's _make_divisible(v, 8)
-local function divisible(v)
-  local n = math.max(8, math.floor(v + 4) - math.floor(v + 4) % 8)
-  if n < 0.9 * v then n = n + 8 end
-  return n
-end
-
-local function ConvNormAct(cin, cout, k, o)
-  local s = nn.Sequential()
-  s:add(nn.Conv2d(cin, cout, k, { stride = o.stride, padding = math.floor((k - 1) / 2), groups = o.groups, bias = false }))
-  s:add(nn.BatchNorm2d(cout, { eps = o.eps }))
-  if o.silu then s:add(nn.SiLU()) end
-  return s
-end
+local divisible = nn.make_divisible -- torchvision's _make_divisible(v, 8)
 
 local function MBConv(cin, cout, k, stride, ratio, eps)
   local m = nn.Module('MBConv')
   local exp = divisible(cin * ratio)
   m.block = nn.Sequential()
-  if exp ~= cin then m.block:add(ConvNormAct(cin, exp, 1, { eps = eps, silu = true })) end
-  m.block:add(ConvNormAct(exp, exp, k, { stride = stride, groups = exp, eps = eps, silu = true }))
+  if exp ~= cin then m.block:add(nn.Conv2dNormActivation(cin, exp, 1, { eps = eps, act = 'silu' })) end
+  m.block:add(nn.Conv2dNormActivation(exp, exp, k, { stride = stride, groups = exp, eps = eps, act = 'silu' }))
   m.block:add(nn.SqueezeExcitation(exp, math.max(1, math.floor(cin / 4)), { activation = 'silu' }))
-  m.block:add(ConvNormAct(exp, cout, 1, { eps = eps }))
+  m.block:add(nn.Conv2dNormActivation(exp, cout, 1, { eps = eps }))
   local residual = stride == 1 and cin == cout
   function m:forward(x)
     local y = self.block(x)
@@ -49,7 +36,7 @@ function M.efficientnet(cfg)
   local m = nn.Module('EfficientNet')
   m.features = nn.Sequential()
   local cin = divisible(32 * wm)
-  m.features:add(ConvNormAct(3, cin, 3, { stride = 2, eps = eps, silu = true }))
+  m.features:add(nn.Conv2dNormActivation(3, cin, 3, { stride = 2, eps = eps, act = 'silu' }))
   -- expand ratio, kernel, stride, input, output, layers (torchvision's bneck_conf for B0)
   for _, r in ipairs({ { 1, 3, 1, 32, 16, 1 }, { 6, 3, 2, 16, 24, 2 }, { 6, 5, 2, 24, 40, 2 }, { 6, 3, 2, 40, 80, 3 },
                        { 6, 5, 1, 80, 112, 3 }, { 6, 5, 2, 112, 192, 4 }, { 6, 3, 1, 192, 320, 1 } }) do
@@ -61,7 +48,7 @@ function M.efficientnet(cfg)
     end
     m.features:add(stage)
   end
-  m.features:add(ConvNormAct(cin, 4 * cin, 1, { eps = eps, silu = true }))
+  m.features:add(nn.Conv2dNormActivation(cin, 4 * cin, 1, { eps = eps, act = 'silu' }))
   m.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(4 * cin, cfg.num_classes or 1000))
   function m:forward(x)
     return self.classifier(nn.flatten(nn.adaptive_avg_pool2d(self.features(x), 1), 1))

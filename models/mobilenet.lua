@@ -12,29 +12,15 @@ local M = { family = 'MobileNet' }
 M.from_weights = { num_classes = { key = 'classifier.1.weight', dim = 1 } }
 M.v3_from_weights = { num_classes = { key = 'classifier.3.weight', dim = 1 } }
 
--- torchvision's _make_divisible(v, 8): the nearest multiple of 8, at least 8, not below 0.9 v.
-local function divisible(v)
-  local n = math.max(8, math.floor(v + 4) - math.floor(v + 4) % 8)
-  if n < 0.9 * v then n = n + 8 end
-  return n
-end
-
--- Conv2dNormActivation: children 0 (conv), 1 (BatchNorm), then the activation (act name or nil).
-local function ConvNormAct(cin, cout, k, o)
-  local s = nn.Sequential()
-  s:add(nn.Conv2d(cin, cout, k, { stride = o.stride, padding = math.floor((k - 1) / 2), groups = o.groups, bias = false }))
-  s:add(nn.BatchNorm2d(cout, { eps = o.eps }))
-  if o.act then s:add(o.act == 'relu6' and nn.ReLU6() or o.act == 'hardswish' and nn.Hardswish() or nn.ReLU()) end
-  return s
-end
+local divisible = nn.make_divisible -- torchvision's _make_divisible(v, 8)
 
 -- MobileNetV2's InvertedResidual: conv = Sequential(expand?, depthwise, project conv, project BN).
 local function InvertedResidualV2(cin, cout, stride, t)
   local m = nn.Module('InvertedResidual')
   local hidden = math.floor(cin * t + 0.5)
   m.conv = nn.Sequential()
-  if t ~= 1 then m.conv:add(ConvNormAct(cin, hidden, 1, { act = 'relu6' })) end
-  m.conv:add(ConvNormAct(hidden, hidden, 3, { stride = stride, groups = hidden, act = 'relu6' }))
+  if t ~= 1 then m.conv:add(nn.Conv2dNormActivation(cin, hidden, 1, { act = 'relu6' })) end
+  m.conv:add(nn.Conv2dNormActivation(hidden, hidden, 3, { stride = stride, groups = hidden, act = 'relu6' }))
   m.conv:add(nn.Conv2d(hidden, cout, 1, { bias = false }))
   m.conv:add(nn.BatchNorm2d(cout))
   local residual = stride == 1 and cin == cout
@@ -51,7 +37,7 @@ function M.mobilenet_v2(cfg)
   local m = nn.Module('MobileNetV2')
   local cin, last = divisible(32 * wm), divisible(1280 * math.max(1, wm))
   m.features = nn.Sequential()
-  m.features:add(ConvNormAct(3, cin, 3, { stride = 2, act = 'relu6' }))
+  m.features:add(nn.Conv2dNormActivation(3, cin, 3, { stride = 2, act = 'relu6' }))
   for _, r in ipairs({ { 1, 16, 1, 1 }, { 6, 24, 2, 2 }, { 6, 32, 3, 2 }, { 6, 64, 4, 2 }, { 6, 96, 3, 1 },
                        { 6, 160, 3, 2 }, { 6, 320, 1, 1 } }) do
     local cout = divisible(r[2] * wm)
@@ -60,7 +46,7 @@ function M.mobilenet_v2(cfg)
       cin = cout
     end
   end
-  m.features:add(ConvNormAct(cin, last, 1, { act = 'relu6' }))
+  m.features:add(nn.Conv2dNormActivation(cin, last, 1, { act = 'relu6' }))
   m.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, cfg.num_classes or 1000))
   function m:forward(x)
     return self.classifier(nn.flatten(nn.adaptive_avg_pool2d(self.features(x), 1), 1))
@@ -73,12 +59,12 @@ local function InvertedResidualV3(c)
   local m = nn.Module('InvertedResidual')
   local act = c.hs and 'hardswish' or 'relu'
   m.block = nn.Sequential()
-  if c.exp ~= c.cin then m.block:add(ConvNormAct(c.cin, c.exp, 1, { eps = 1e-3, act = act })) end
-  m.block:add(ConvNormAct(c.exp, c.exp, c.k, { stride = c.stride, groups = c.exp, eps = 1e-3, act = act }))
+  if c.exp ~= c.cin then m.block:add(nn.Conv2dNormActivation(c.cin, c.exp, 1, { eps = 1e-3, act = act })) end
+  m.block:add(nn.Conv2dNormActivation(c.exp, c.exp, c.k, { stride = c.stride, groups = c.exp, eps = 1e-3, act = act }))
   if c.se then
     m.block:add(nn.SqueezeExcitation(c.exp, divisible(math.floor(c.exp / 4)), { scale_activation = 'hardsigmoid' }))
   end
-  m.block:add(ConvNormAct(c.exp, c.cout, 1, { eps = 1e-3 }))
+  m.block:add(nn.Conv2dNormActivation(c.exp, c.cout, 1, { eps = 1e-3 }))
   local residual = c.stride == 1 and c.cin == c.cout
   function m:forward(x)
     local y = self.block(x)
@@ -113,10 +99,10 @@ function M.mobilenet_v3(cfg)
                   se = b[5], hs = b[6], stride = b[7] }
   end
   m.features = nn.Sequential()
-  m.features:add(ConvNormAct(3, blocks[1].cin, 3, { stride = 2, eps = 1e-3, act = 'hardswish' }))
+  m.features:add(nn.Conv2dNormActivation(3, blocks[1].cin, 3, { stride = 2, eps = 1e-3, act = 'hardswish' }))
   for _, c in ipairs(blocks) do m.features:add(InvertedResidualV3(c)) end
   local cin = blocks[#blocks].cout
-  m.features:add(ConvNormAct(cin, 6 * cin, 1, { eps = 1e-3, act = 'hardswish' }))
+  m.features:add(nn.Conv2dNormActivation(cin, 6 * cin, 1, { eps = 1e-3, act = 'hardswish' }))
   local last = divisible(arch.last * wm)
   m.classifier = nn.Sequential(nn.Linear(6 * cin, last), nn.Hardswish(), nn.Dropout(0.2),
     nn.Linear(last, cfg.num_classes or 1000))

@@ -45,4 +45,26 @@ return function(nn)
     end
     return m
   end
+
+  -- torchvision's Conv2dNormActivation: a Sequential of 0 (conv, padding (k - 1) / 2, no bias),
+  -- 1 (BatchNorm2d, eps o.eps) and, when o.act names one (compiler/activations.lua), 2 (the activation).
+  function nn.Conv2dNormActivation(cin, cout, k, o)
+    o = o or {}
+    local s = nn.Sequential()
+    s:add(nn.Conv2d(cin, cout, k, { stride = o.stride, padding = math.floor((k - 1) / 2), groups = o.groups, bias = false }))
+    s:add(nn.BatchNorm2d(cout, { eps = o.eps }))
+    if o.act then
+      local e = require('activations').get(o.act)
+      s:add(nn[e.module](e.options))
+    end
+    return s
+  end
+
+  -- torchvision's and timm's _make_divisible(v, 8): the nearest multiple of 8, at least 8, and not
+  -- below 0.9 v (channel widths times a width multiplier).
+  function nn.make_divisible(v)
+    local n = math.max(8, math.floor(v + 4) - math.floor(v + 4) % 8)
+    if n < 0.9 * v then n = n + 8 end
+    return n
+  end
 end

@@ -18,8 +18,10 @@
 //
 // With batch = N > 1 (the rows are N images' tokens, set by the lowering) the rows are taken in
 // blocks whose accumulator (T x block) stays within 16 KB, which Halide 14 keeps on the stack: N
-// times the rows would otherwise put it on the heap, an allocation per call; each weight panel is
-// then read once per row block, from L2.
+// times the rows would otherwise put it on the heap, an allocation per call. The row blocks are
+// grouped into panels of about 256 rows, outermost: a panel's input (256 x cin) stays in L2 while
+// every channel block runs over it, and a channel block's weights (T x cin) stay in L2 over the
+// panel's row blocks, so the weights are read from memory once per panel instead of once per image.
 //
 // Schedule GeneratorParams (0 = heuristic default): tile_co (vectors), tile_r (rows), kb.
 
@@ -125,7 +127,15 @@ public:
         const bool row_blocks = batch > 1 && RB < R;
         output.split(c, co, ci, T, TailStrategy::ShiftInwards);
         if (row_blocks) {
-            output.split(r, ro, r, RB, TailStrategy::ShiftInwards).reorder(ci, r, ro, co);
+            Var rp("rp");
+            const int RP = RB * std::max(1, 256 / RB);
+            if (RP < R) {
+                output.split(r, rp, r, RP, TailStrategy::ShiftInwards)
+                    .split(r, ro, r, RB, TailStrategy::ShiftInwards)
+                    .reorder(ci, r, ro, co, rp);
+            } else {
+                output.split(r, ro, r, RB, TailStrategy::ShiftInwards).reorder(ci, r, ro, co);
+            }
         } else {
             output.reorder(ci, r, co);
         }

@@ -14,7 +14,7 @@ luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$SCRATCH/$model.output.n
 "$FOLDC" fold "$model" --weights "$SCRATCH/$model.safetensors" -o "$SCRATCH/folded.safetensors"
 /usr/bin/python3 "$FIXTURES/make_reparam_fixtures.py" compare "$SCRATCH/folded.safetensors" \
   "$SCRATCH/$model.deploy.safetensors" --tol 1e-5
-if [ "$2" = deploy ]; then
+if [ "${2:-}" = deploy ]; then
   "$FOLDC" run "$model" --weights "$SCRATCH/$model.deploy.safetensors" --input "$SCRATCH/$model.input.npy" \
     --output "$SCRATCH/out_deploy.npy" 2> /dev/null
   luajit "$FIXTURES/check_output.lua" "$SCRATCH/out_deploy.npy" "$SCRATCH/$model.output.npy" 1e-4

@@ -37,12 +37,7 @@ function M.mobileone(cfg)
     end
     m['stage' .. s] = stage
   end
-  m.gap = nn.AdaptiveAvgPool2d(1)
-  m.linear = nn.Linear(in_planes, cfg.num_classes or 1000)
-  function m:forward(x)
-    x = self.stage4(self.stage3(self.stage2(self.stage1(self.stage0(x)))))
-    return self.linear(nn.flatten(self.gap(x), 1))
-  end
+  nn.staged_classifier(m, in_planes, cfg.num_classes)
   return m
 end
 

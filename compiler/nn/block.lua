@@ -67,4 +67,15 @@ return function(nn)
     if n < 0.9 * v then n = n + 8 end
     return n
   end
+
+  -- The DingXiaoH / apple nets' trunk and head: m.stage0 .. m.stage4 in sequence, then a global
+  -- average pool `gap` and a Linear `linear` (channels -> num_classes, 1000 by default).
+  function nn.staged_classifier(m, channels, num_classes)
+    m.gap = nn.AdaptiveAvgPool2d(1)
+    m.linear = nn.Linear(channels, num_classes or 1000)
+    function m:forward(x)
+      x = self.stage4(self.stage3(self.stage2(self.stage1(self.stage0(x)))))
+      return self.linear(nn.flatten(self.gap(x), 1))
+    end
+  end
 end

@@ -98,11 +98,7 @@ end
 -- input's divided by it: reduced test models)}
 function M.inception_v3(cfg)
   local m = nn.Module('Inception3')
-  local div = cfg.width_div or 1
-  local function w(n)
-    if n % div ~= 0 then nn.fail(m._where, 'inception_v3: width_div ' .. div .. ' does not divide ' .. n) end
-    return n / div
-  end
+  local w = nn.width_divider(m, 'inception_v3', cfg.width_div)
   m.Conv2d_1a_3x3 = BasicConv2d(3, w(32), 3, { stride = 2 })
   m.Conv2d_2a_3x3 = BasicConv2d(w(32), w(32), 3)
   m.Conv2d_2b_3x3 = BasicConv2d(w(32), w(64), 3, { padding = 1 })

@@ -46,11 +46,7 @@ end
 -- but the input's divided by it: reduced test models)}
 function M.xception(cfg)
   local m = nn.Module('Xception')
-  local div = cfg.width_div or 1
-  local function w(n)
-    if n % div ~= 0 then nn.fail(m._where, 'xception: width_div ' .. div .. ' does not divide ' .. n) end
-    return n / div
-  end
+  local w = nn.width_divider(m, 'xception', cfg.width_div)
   m.conv1 = nn.Conv2d(3, w(32), 3, { stride = 2, bias = false })
   m.bn1 = nn.BatchNorm2d(w(32))
   m.conv2 = nn.Conv2d(w(32), w(64), 3, { bias = false })

@@ -78,4 +78,13 @@ return function(nn)
       return self.linear(nn.flatten(self.gap(x), 1))
     end
   end
+
+  -- Reduced test models: w(n) = n / div, refused at the model's line when div does not divide n.
+  function nn.width_divider(m, name, div)
+    div = div or 1
+    return function(n)
+      if n % div ~= 0 then nn.fail(m._where, name .. ': width_div ' .. div .. ' does not divide ' .. n) end
+      return n / div
+    end
+  end
 end

@@ -9,24 +9,17 @@ local reparam = require 'passes.reparam'
 
 local fold_acb = {}
 
-local function branch(graph, b, conv_name, bn_name)
-  local conv = reparam.member(b, conv_name)
-  local k, bias = reparam.fuse_bn(graph, reparam.member(b, bn_name), reparam.kernel_of(graph.params[conv.params.weight]))
-  return k, bias, conv
-end
-
 function fold_acb.run(graph, report)
   local blocks = reparam.blocks(graph, 'acb')
   for _, b in ipairs(blocks) do
-    local k, bias, square = branch(graph, b, 'square_conv', 'square_bn')
+    local k, bias, square = reparam.conv_bn(graph, b, 'square_conv', 'square_bn')
     local a = square.attrs
     for _, name in ipairs({ 'ver', 'hor' }) do
-      local kb, bb = branch(graph, b, name .. '_conv', name .. '_bn')
+      local kb, bb = reparam.conv_bn(graph, b, name .. '_conv', name .. '_bn')
       reparam.accumulate(k, bias, reparam.embed(kb, a.kernel[1], a.kernel[2]), bb)
     end
-    local prefix = b.info.path == '' and 'fused_conv' or (b.info.path .. '.fused_conv')
     reparam.replace(graph, b, reparam.conv_attrs(a.cin, a.cout, a.kernel[1], a.kernel[2], a.stride, a.padding, a.groups),
-      prefix, k, bias)
+      'fused_conv', k, bias)
   end
   graph:prune()
   reparam.count(report, 'acb_folded', #blocks)

@@ -52,8 +52,7 @@ function fold_dbb.run(graph, report)
       avg, b_avg = reparam.sequential(k1, b1, avg, b_avg, g)
     end
     reparam.accumulate(k, bias, avg, b_avg)
-    local prefix = b.info.path == '' and 'dbb_reparam' or (b.info.path .. '.dbb_reparam')
-    reparam.replace(graph, b, reparam.conv_attrs(a.cin, a.cout, kh, kw, a.stride, a.padding, g), prefix, k, bias)
+    reparam.replace(graph, b, reparam.conv_attrs(a.cin, a.cout, kh, kw, a.stride, a.padding, g), 'dbb_reparam', k, bias)
   end
   graph:prune()
   reparam.count(report, 'dbb_folded', #blocks)

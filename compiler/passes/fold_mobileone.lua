@@ -13,10 +13,7 @@ local reparam = require 'passes.reparam'
 local fold_mobileone = {}
 
 local function branch(graph, b, name)
-  local conv = reparam.member(b, name .. '.conv')
-  local k, bias = reparam.fuse_bn(graph, reparam.member(b, name .. '.bn'),
-    reparam.kernel_of(graph.params[conv.params.weight]))
-  return k, bias, conv
+  return reparam.conv_bn(graph, b, name .. '.conv', name .. '.bn')
 end
 
 function fold_mobileone.run(graph, report)
@@ -36,8 +33,7 @@ function fold_mobileone.run(graph, report)
       reparam.accumulate(k, bias, reparam.fuse_bn(graph, reparam.member(b, 'rbr_skip'),
         reparam.identity(a.cin, a.groups, kh, kw)))
     end
-    local prefix = b.info.path == '' and 'reparam_conv' or (b.info.path .. '.reparam_conv')
-    reparam.replace(graph, b, reparam.conv_attrs(a.cin, a.cout, kh, kw, a.stride, a.padding, a.groups), prefix, k, bias)
+    reparam.replace(graph, b, reparam.conv_attrs(a.cin, a.cout, kh, kw, a.stride, a.padding, a.groups), 'reparam_conv', k, bias)
   end
   graph:prune()
   reparam.count(report, 'mobileone_folded', #blocks)

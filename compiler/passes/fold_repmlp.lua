@@ -95,7 +95,7 @@ function fold_repmlp.run(graph, report)
         end
       end
     end
-    local prefix = info.path == '' and 'fc3' or (info.path .. '.fc3')
+    local prefix = reparam.path(b, 'fc3')
     local wt, bt = tensor.new(W3.shape), tensor.new({ rows })
     for i = 0, rows * per - 1 do wt.data[i] = nw[i] end
     for q = 0, rows - 1 do bt.data[q] = nb[q] end

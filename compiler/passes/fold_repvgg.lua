@@ -13,10 +13,7 @@ local reparam = require 'passes.reparam'
 local fold_repvgg = {}
 
 local function branch(graph, b, name)
-  local conv = reparam.member(b, name .. '.conv')
-  local k, bias = reparam.fuse_bn(graph, reparam.member(b, name .. '.bn'),
-    reparam.kernel_of(graph.params[conv.params.weight]))
-  return k, bias, conv
+  return reparam.conv_bn(graph, b, name .. '.conv', name .. '.bn')
 end
 
 function fold_repvgg.run(graph, report)
@@ -31,9 +28,8 @@ function fold_repvgg.run(graph, report)
         reparam.identity(a.cin, a.groups, a.kernel[1], a.kernel[2]))
       reparam.accumulate(k, bias, kid, bid)
     end
-    local prefix = b.info.path == '' and 'rbr_reparam' or (b.info.path .. '.rbr_reparam')
     reparam.replace(graph, b, reparam.conv_attrs(a.cin, a.cout, a.kernel[1], a.kernel[2], a.stride, a.padding, a.groups),
-      prefix, k, bias)
+      'rbr_reparam', k, bias)
   end
   graph:prune()
   reparam.count(report, 'repvgg_folded', #blocks)

@@ -193,18 +193,32 @@ function reparam.blocks(graph, kind)
   return list
 end
 
+-- The state_dict prefix of module `suffix` inside block b.
+function reparam.path(b, suffix)
+  return b.info.path == '' and suffix or (b.info.path .. '.' .. suffix)
+end
+
 -- The node of a block recorded by module `path.suffix` (its state_dict prefix).
 function reparam.member(b, suffix)
-  local want = b.info.path == '' and suffix or (b.info.path .. '.' .. suffix)
+  local want = reparam.path(b, suffix)
   for _, n in ipairs(b.nodes) do
     if n.module == want then return n end
   end
   fail(b, 'has no ' .. want .. ' layer')
 end
 
+-- A conv-BN branch of block b: the conv's kernel with the BN folded in (kernel, bias) and the conv.
+function reparam.conv_bn(graph, b, conv_name, bn_name)
+  local conv = reparam.member(b, conv_name)
+  local k, bias = reparam.fuse_bn(graph, reparam.member(b, bn_name), reparam.kernel_of(graph.params[conv.params.weight]))
+  return k, bias, conv
+end
+
 -- Replace the block by one conv2d (attrs as ops/conv2d.lua) computing kernel k and bias b, stored
--- under `prefix`.weight / `prefix`.bias. The conv takes the block output's place in the order.
-function reparam.replace(graph, b, attrs, prefix, k, bias)
+-- under the block's `name`.weight / `name`.bias (the deploy module's name, e.g. rbr_reparam). The
+-- conv takes the block output's place in the order.
+function reparam.replace(graph, b, attrs, name, k, bias)
+  local prefix = reparam.path(b, name)
   local out = b.output.outputs[1]
   local node = {
     op = 'conv2d', inputs = { b.input }, outputs = { out }, attrs = attrs,

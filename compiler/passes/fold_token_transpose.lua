@@ -2,7 +2,7 @@
 -- transposes cancel (exact: the same sums, no data moved; MLP-Mixer's token-mixing MLP,
 -- Tolstikhin et al. 2021):
 --   linear(transpose(x))        -> transpose(token_linear(x))   (W acts from the left: Y = W X)
---   transpose(transpose(z))     -> z
+--   transpose(transpose(z))     -> z   (first: a Linear on it stays a Linear over the channels)
 -- so transpose -> fc1 (+GELU, fused before this pass) -> fc2 -> transpose becomes two token_linear
 -- GEMMs on the token-major layout, and the residual add after it is fused by fuse_linear_tokens.
 -- Runs after fuse_epilogue (the activation is then in the Linear) and before fuse_linear_tokens.
@@ -18,7 +18,10 @@ function fold.run(graph, report)
   while i <= #graph.nodes do
     local n = graph.nodes[i]
     local t = n.op == 'linear' and n.inputs[1].producer
-    if t and t.op == 'transpose_tokens' and not n.inputs[2] and t.inputs[1].shape[3] % fuse_linear_tokens.LANES == 0 then
+    local tt = t and t.op == 'transpose_tokens' and t.inputs[1].producer
+    if tt and tt.op == 'transpose_tokens' then
+      n.inputs[1] = tt.inputs[1] -- a Linear on a transpose of a transpose: on the tokens themselves
+    elseif t and t.op == 'transpose_tokens' and not n.inputs[2] and t.inputs[1].shape[3] % fuse_linear_tokens.LANES == 0 then
       local x = t.inputs[1]
       local old = n.outputs[1]
       local y = graph:new_tensor({ x.shape[1], n.attrs.cout, x.shape[3] }, n)

@@ -46,6 +46,20 @@ describe('fold_token_transpose', function()
     end
   end
 
+  it('keeps a Linear on a transpose of a transpose over the channels', function()
+    local m = nn.Module('Case')
+    m.fc = nn.Linear(15, 9)
+    m.ch = nn.Linear(16, 16)
+    function m:forward(x)
+      return self.ch(nn.transpose_tokens(self.fc(nn.transpose_tokens(nn.tokens(x)))))
+    end
+    local rel, after = before_after(m, { 1, 16, 3, 5 }, 4, { fold, fuse_linear_tokens })
+    assert.is_true(rel < 1e-6, 'relative difference ' .. rel)
+    assert.are.equal(0, count(after, 'transpose_tokens'))
+    assert.are.equal(1, count(after, 'token_linear'))
+    assert.are.equal(1, count(after, 'linear_tokens'))
+  end)
+
   it('leaves a transpose whose channels are not whole vectors (refused at lowering)', function()
     local rel, after = before_after(token_mlp(6, 4, {}), { 1, 12, 2, 3 }, 3, { fold })
     assert.is_true(rel < 1e-6, 'relative difference ' .. rel)

@@ -178,7 +178,8 @@ function attention.eval(node, inputs, params)
 end
 
 -- The kernel's scratch, in the arena (compiler/halide/attention.cpp): K^T per head and window in
--- blocks of 16 keys (keys_t), and V per head and window as dense rows (values); the bias classes
+-- blocks of 16 keys (keys_t; heads and windows one dimension), and V per head and window as dense
+-- rows (values); the bias classes
 -- as one constant [classes, heads, N, keys padded to 16].
 function attention.lower(node, L)
   local x, y, a = node.inputs[1], node.outputs[1], node.attrs
@@ -212,7 +213,7 @@ function attention.lower(node, L)
   end
   args[#args + 1] = L:act(y, { { hd, 1 }, { h, hd }, { m, D } })
   args[#args + 1] = L:scratch(4 * 16 * hd * nkb * h * nw,
-    { { 16, 1 }, { hd, 16 }, { nkb, 16 * hd }, { h, 16 * hd * nkb }, { nw, 16 * hd * nkb * h } })
+    { { 16, 1 }, { hd, 16 }, { nkb, 16 * hd }, { h * nw, 16 * hd * nkb } })
   args[#args + 1] = L:scratch(4 * hd * n * h * nw, { { hd, 1 }, { n, hd }, { h, hd * n }, { nw, hd * n * h } })
   return 'attention', gp, args
 end

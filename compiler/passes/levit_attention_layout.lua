@@ -71,9 +71,11 @@ function pass.run(graph, report)
           if a.inputs[2] then return kv, h * per + (s == 1 and e or kd + e) end
           return kv, h * per + s * kd + e
         end
-        local key_w, key_b = kv.params.weight, kv.params.bias or kv.params.weight:gsub('weight$', 'bias')
+        -- new keys: the regrouped Linear is not the checkpoint's (other rows, another shape)
+        local key_w = kv.params.weight .. '@heads'
+        local key_b = (kv.params.bias or kv.params.weight:gsub('weight$', 'bias')) .. '@heads'
         regroup(graph, rows_of, cin, H, E, key_w, key_b)
-        kv.params.bias = key_b
+        kv.params.weight, kv.params.bias = key_w, key_b
         kv.attrs.cout = 3 * H * E
         kv.outputs[1].shape = { 1, kv.outputs[1].shape[2], 3 * H * E }
         at.kernel_layout, at.head_dim = true, E

@@ -106,7 +106,7 @@ function lower.choose(node, L)
     return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algorithm = direct_kind(a), reason = one }
   elseif node.op == 'linear_tokens' then
     return { w_block = lower.weight_block(T, a.cout, true), algorithm = 'gemm', reason = one }
-  elseif node.op == 'linear' then
+  elseif node.op == 'linear' or node.op == 'token_linear' then
     return { algorithm = 'gemm', reason = one }
   end
   return { algorithm = 'direct', reason = one }
@@ -320,6 +320,8 @@ local TOLD = { conv2d = true, conv2d_winograd = true, linear_tokens = true }
 function lower.batch_step(step, n)
   if n == 1 then return end
   local how = BATCHED[step.generator]
+  -- a Linear over the token axis (ops/token_linear.lua) multiplies each image's own tokens: per image
+  if step.gparams.row_bias then how = nil end
   for _, arg in ipairs(step.args) do
     if arg.storage == 'arena' then
       local e = 1

@@ -353,12 +353,16 @@ local function batchnorm(kind, rank_ok)
     positive_int(n, m._where, kind .. ' num_features')
     m.n, m.eps = n, finite(o.eps or 1e-5, m._where, kind .. ' eps', true)
     m.affine = o.affine ~= false
+    -- tokens: on tokens [1, N, C] flattened to rows (LeViT's bn(x.flatten(0, 1)).reshape_as(x)): the
+    -- channels are the last dim
+    m.tokens = o.tokens == true
     if m.affine then m:param('weight', { n }); m:param('bias', { n }) end
     m:param('running_mean', { n }, { buffer = true })
     m:param('running_var', { n }, { buffer = true })
     m:param('num_batches_tracked', {}, { buffer = true, optional = true, dtype = 'I64' })
     function m:forward(x)
-      return record(caller_where(), self._path, 'batchnorm', { x }, { n = self.n, eps = self.eps, ranks = rank_ok }, {
+      return record(caller_where(), self._path, 'batchnorm', { x }, { n = self.n, eps = self.eps,
+        ranks = self.tokens and { [3] = true } or rank_ok, channels_last = self.tokens or nil }, {
         weight = self.affine and self:key('weight') or nil, bias = self.affine and self:key('bias') or nil,
         running_mean = self:key('running_mean'), running_var = self:key('running_var'),
       })

@@ -6,6 +6,9 @@
 //   w_block = B: (co % B, ci + cin * (co / B)), i.e. blocks of B output channels, each a contiguous
 //   [ci][B] run (set by the lowering: in [ci][co] a weight panel's rows are cout*4 bytes apart, a
 //   page each on 768-3072 channels), bias (cout), [residual (cout, rows)], output (cout, rows).
+//   row_bias: the bias is per row, bias (rows): a Linear over the token axis (ops/token_linear.lua)
+//   runs here with the tokens x [N][C] as the weights (cin = N, cout = C) and its weight [M][N] as
+//   the input (rows = M).
 //
 // Schedule (a GEMM blocked for the cache): for each block of T = tco vectors of output channels,
 // the accumulator of all rows (T x rows, L2-resident) is built over slices of KB input channels
@@ -50,6 +53,8 @@ public:
     GeneratorParam<int> w_block{"w_block", 0};
     // images the rows hold (the lowering sets it only when > 1)
     GeneratorParam<int> batch{"batch", 1};
+    // the bias indexed by row instead of output channel (ops/token_linear.lua)
+    GeneratorParam<bool> row_bias{"row_bias", false};
 
     Input<Buffer<float, 2>> input{"input"};
     Input<Buffer<float, 2>> weights{"weights"};
@@ -70,7 +75,7 @@ public:
         pin_dense(input, {CIN, R});
         const std::vector<int> wshape = WB > 0 ? std::vector<int>{WB, CIN * (COUT / WB)} : std::vector<int>{COUT, CIN};
         pin_dense(weights, wshape);
-        pin_dense(bias, {COUT});
+        pin_dense(bias, {row_bias ? R : COUT});
         if (res) pin_dense(*res, {COUT, R});
 
         const int V = natural_vector_size<float>();
@@ -112,7 +117,7 @@ public:
         Var c("c"), r("r");
         RDom k(0, CIN, "k");
         Func acc("acc");
-        acc(c, r) = bias(c);
+        acc(c, r) = row_bias ? bias(min(r, R - 1)) : bias(c);
         Expr w = WB > 0 ? weights(c % WB, k + CIN * (c / WB)) : weights(c, k);
         acc(c, r) += w * input(k, min(r, R - 1));
         Expr v = activate(act, acc(c, r));
@@ -156,7 +161,7 @@ public:
 
         estimate_dense(input, {CIN, R});
         estimate_dense(weights, wshape);
-        estimate_dense(bias, {COUT});
+        estimate_dense(bias, {row_bias ? R : COUT});
         if (res) estimate_dense(*res, {COUT, R});
         estimate_dense(output, {COUT, R});
     }

@@ -8,6 +8,8 @@
 --                                   cls_token); no copy is made at run time
 --   nn.tokens(x)                    [1, C, H, W] -> [1, H W, C]  (flatten(2).transpose(1, 2))
 --   nn.token_map(t, h, w)           [1, h w, C] -> [1, C, h, w]  (transpose(1, 2).reshape)
+--   nn.transpose_tokens(t)          [1, N, C] -> [1, C, N]  (x.transpose(1, 2)); a Linear on it is a
+--                                   Linear over the tokens (MLP-Mixer), run with no copy
 --   nn.cat_tokens(a, b)             concatenation along the token dim (torch.cat(dim=1))
 --   nn.slice_tokens(t, start, n)    t[:, start:start+n]  (start is 0-based, as in PyTorch)
 --   nn.select_token(t, i)           t[:, i] -> [1, D]
@@ -130,6 +132,12 @@ return function(nn)
     nn.tensor_of(where, t, 'token_map input')
     positive_int(h, where, 'token_map height'); positive_int(w, where, 'token_map width')
     return record(where, nil, 'to_map', { t }, { h = h, w = w })
+  end
+
+  function nn.transpose_tokens(t)
+    local where = nn.caller_where()
+    nn.tensor_of(where, t, 'transpose_tokens input')
+    return record(where, nil, 'transpose_tokens', { t })
   end
 
   function nn.cat_tokens(a, b)

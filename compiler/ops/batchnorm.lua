@@ -1,5 +1,6 @@
 -- batchnorm (eval): y[c,...] = gamma[c] * (x[c,...] - mean[c]) / sqrt(var[c] + eps) + beta[c]
--- (Ioffe & Szegedy 2015). BatchNorm2d on NCHW, BatchNorm1d on NC or NCL. passes/fold_bn.lua folds it
+-- (Ioffe & Szegedy 2015). BatchNorm2d on NCHW, BatchNorm1d on NC or NCL, or (attrs.channels_last) on
+-- tokens [1, N, C] as rows (LeViT's BatchNorm1d of x.flatten(0, 1)). passes/fold_bn.lua folds it
 -- into the conv/linear before it; one that cannot be folded runs as this per-channel affine.
 local ops = require 'ops'
 local tensor = require 'tensor'
@@ -9,8 +10,9 @@ local batchnorm = {}
 function batchnorm.shape(node, shapes)
   local x = shapes[1]
   ops.expect_rank(x, node.attrs.ranks, 'batchnorm')
-  if x[2] ~= node.attrs.n then
-    error(string.format('expects %d channels, got %d (input shape %s)', node.attrs.n, x[2], table.concat(x, 'x')), 0)
+  local c = node.attrs.channels_last and x[#x] or x[2]
+  if c ~= node.attrs.n then
+    error(string.format('expects %d channels, got %d (input shape %s)', node.attrs.n, c, table.concat(x, 'x')), 0)
   end
   return x
 end
@@ -36,8 +38,8 @@ function batchnorm.eval(node, inputs, params)
   local x = inputs[1]
   local scale, shift = batchnorm.affine(node, params)
   local y = tensor.new(x.shape)
-  local c_count = x.shape[2]
-  local inner = x.numel / (x.shape[1] * c_count)
+  local c_count = node.attrs.n
+  local inner = node.attrs.channels_last and 1 or x.numel / (x.shape[1] * c_count)
   for i = 0, x.numel - 1 do
     local c = math.floor(i / inner) % c_count
     y.data[i] = x.data[i] * scale[c] + shift[c]

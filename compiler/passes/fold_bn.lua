@@ -1,6 +1,8 @@
 -- fold_bn: BatchNorm (eval) after a conv or linear whose output feeds only that BN is folded into it:
 --   W'[o,...] = W[o,...] * s[o],  b'[o] = b[o] * s[o] + t[o],  s = gamma/sqrt(var+eps), t = beta - mean*s
--- (exact over the reals; Ioffe & Szegedy 2015; standard inference folding); so is a layer scale
+-- (exact over the reals; Ioffe & Szegedy 2015; standard inference folding); a BatchNorm that only a
+-- Linear reads (LeViT's BN_Linear head) is folded into that Linear's input side:
+--   W'[o,i] = W[o,i] * s[i],  b'[o] = b[o] + sum_i W[o,i] t[i];  so is a layer scale
 -- (ops/channel_scale.lua: s = its parameter, t = 0). A BN or scale that cannot be folded on a
 -- feature map becomes a depthwise 1x1 conv (its per-channel affine), which the conv kernel runs with
 -- any fused epilogue. A BN marked `keep` (one the deploy form itself has: see
@@ -18,6 +20,15 @@ local fold_bn = {}
 local function bias_key(node)
   if node.params.bias then return node.params.bias end
   return (node.params.weight:gsub('weight$', 'bias'))
+end
+
+-- A BatchNorm whose one consumer is a Linear reading its channels as features (a [1, C] vector, or
+-- tokens with the BN over their last dim): foldable into that Linear's input side.
+local function before_linear(bn, uses)
+  local l = ir.single_use(uses, bn.outputs[1])
+  local x = bn.inputs[1]
+  return bn.op == 'batchnorm' and l and l.op == 'linear' and l.inputs[1] == bn.outputs[1] and not l.inputs[2]
+    and (#x.shape == 2 or bn.attrs.channels_last) or false
 end
 
 function fold_bn.run(graph, report)
@@ -42,6 +53,28 @@ function fold_bn.run(graph, report)
         graph.params[bkey] = nb
         p.params.bias = bkey
         graph:replace_uses(bn.outputs[1], x) -- the BN is now unreachable; prune drops it
+        folded = folded + 1
+      elseif before_linear(bn, uses) then
+        -- BN then Linear (LeViT's BN_Linear heads): W'[o,i] = W[o,i] s[i], b'[o] = b[o] + sum_i W[o,i] t[i]
+        local l = ir.single_use(uses, bn.outputs[1])
+        local W = graph.params[l.params.weight]
+        local cout, cin = W.shape[1], W.shape[2]
+        local old_b = l.params.bias and graph.params[l.params.bias].data
+        local nw, nb = tensor.new(W.shape), tensor.new({ cout })
+        for o = 0, cout - 1 do
+          local acc = old_b and old_b[o] or 0
+          for i = 0, cin - 1 do
+            local w = W.data[o * cin + i]
+            nw.data[o * cin + i] = w * scale[i]
+            acc = acc + w * shift[i]
+          end
+          nb.data[o] = acc
+        end
+        local bkey = bias_key(l)
+        graph.params[l.params.weight] = nw
+        graph.params[bkey] = nb
+        l.params.bias = bkey
+        graph:replace_uses(bn.outputs[1], x)
         folded = folded + 1
       elseif #x.shape == 4 then
         -- The per-channel affine as a depthwise 1x1 conv with bias.

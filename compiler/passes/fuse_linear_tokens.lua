@@ -4,6 +4,8 @@
 -- memory:
 --   add(linear(x), r)       -> linear_tokens(x) with residual r (attention proj, MLP fc2)
 --   add(act(linear(x)), r)  likewise, the residual added after the activation.
+-- A Linear over the token axis (ops/token_linear.lua, passes/fold_token_transpose.lua) takes its
+-- residual the same way.
 -- Only for at least 8 rows and cout a multiple of the kernel's vector width on every target
 -- (LANES: halide/linear_tokens.cpp needs whole vectors of output channels; the deploy graph is
 -- the same for every target of a build); a fused tensor must have no other consumer and not be a
@@ -22,6 +24,7 @@ for _, f in pairs(targets.families) do
     for _, tier in ipairs(tiers) do LANES = math.max(LANES, f.lanes(tier)) end
   end
 end
+fuse.LANES = LANES
 
 function fuse.run(graph, report)
   local converted, fused = 0, 0
@@ -36,7 +39,7 @@ function fuse.run(graph, report)
   end
   local uses = graph:consumers()
   for _, n in ipairs({ unpack(graph.nodes) }) do
-    if n.op == 'linear_tokens' then
+    if n.op == 'linear_tokens' or n.op == 'token_linear' then
       local c = ir.single_use(uses, n.outputs[1])
       if c and c.op == 'add' and not c.attrs.act and not n.inputs[2] then
         local other = c.inputs[1] == n.outputs[1] and c.inputs[2] or c.inputs[1]

@@ -44,6 +44,31 @@ describe('fold_bn', function()
     assert.are.equal(0, count(after, 'batchnorm'))
   end)
 
+  it('folds BatchNorm1d over the channels of tokens into the linear before it (LeViT Linear_BN)', function()
+    local m = nn.Module('LinearBN')
+    m.c = nn.Linear(6, 5, { bias = false })
+    m.bn = nn.BatchNorm1d(5, { tokens = true })
+    function m:forward(x) return self.bn(self.c(nn.tokens(x))) end
+    local rel, after = before_after(m, { 1, 6, 3, 4 }, 5, { fold_bn })
+    assert.is_true(rel < 1e-6, 'relative difference ' .. rel)
+    assert.are.equal(0, count(after, 'batchnorm'))
+  end)
+
+  for _, bias in ipairs({ false, true }) do
+    it('folds BatchNorm1d into the linear after it, bias=' .. tostring(bias) .. ' (LeViT BN_Linear heads)', function()
+      local m = nn.Module('Heads')
+      m.bn1, m.bn2 = nn.BatchNorm1d(6), nn.BatchNorm1d(6)
+      m.l1, m.l2 = nn.Linear(6, 4, { bias = bias }), nn.Linear(6, 4, { bias = bias })
+      function m:forward(x)
+        local t = nn.flatten(x, 1)
+        return self.l1(self.bn1(t)) + self.l2(self.bn2(t))
+      end
+      local rel, after = before_after(m, { 1, 6, 1, 1 }, 9, { fold_bn })
+      assert.is_true(rel < 1e-6, 'relative difference ' .. rel)
+      assert.are.equal(0, count(after, 'batchnorm'))
+    end)
+  end
+
   it('folds a layer scale into the linear on tokens before it, and into a conv (ConvNeXt)', function()
     local m = nn.Module('Scaled')
     m.conv = nn.Conv2d(6, 6, 3, { padding = 1, groups = 6 })

@@ -73,4 +73,22 @@ describe('lowering a batch', function()
     assert.are.equal(3, #s.deep.args[#s.deep.args].dims)
     assert.are.equal(1, s.fc.gparams.rows)
   end)
+
+  it('runs a Linear over the token axis once per image (its weight panel is the image\'s tokens)', function()
+    local m = nn.Module('Mix')
+    m.fc = nn.Linear(64, 128)
+    m.ch = nn.Linear(16, 512)
+    function m:forward(x)
+      return self.ch(nn.transpose_tokens(self.fc(nn.transpose_tokens(nn.tokens(x)))))
+    end
+    local g = nn.trace(m, { 1, 16, 8, 8 }, 'case') -- fc's weights outweigh the image's tokens: no prefix
+    g.batch = 4
+    bind.bind(g, bind.random_weights(g, 2), 'random')
+    local s = by_name(lower.lower(passes.run(g:clone()), { target = TARGET }))
+    assert.are.equal('token_linear', s.fc.op)
+    assert.are.equal(4, s.fc.images)
+    assert.are.equal(128, s.fc.gparams.rows)
+    assert.are.equal('linear_tokens', s.ch.op)
+    assert.are.equal(4 * 128, s.ch.gparams.rows)
+  end)
 end)

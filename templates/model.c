@@ -99,6 +99,8 @@ int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **out) {
   return $(m)_create_threads(weights, weights_bytes, 0, out);
 }
 
+static int size_scratch($(m)_ctx *ctx);
+
 int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threads, $(m)_ctx **out) {
   $(m)_ctx *ctx;
   int i, d, err;
@@ -139,6 +141,10 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
     }
   }
   halide_set_error_handler(on_halide_error);
+  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+    $(m)_destroy(ctx);
+    return err;
+  }
   *out = ctx;
   return FOLDC_OK;
 }
@@ -182,6 +188,18 @@ static int run_layers($(m)_ctx *ctx, const float *input, float *output, double *
   }
   $output_copy
   return FOLDC_OK;
+}
+
+/* One run on a zero input, whose kernels' scratch requests size the context's slabs (foldc_pool.h):
+ * later runs allocate nothing. */
+static int size_scratch($(m)_ctx *ctx) {
+  float *input = (float *)calloc($(M)_INPUT_SIZE, sizeof *input);
+  float *output = (float *)malloc($(M)_OUTPUT_SIZE * sizeof *output);
+  int err = input && output ? run_layers(ctx, input, output, NULL) : FOLDC_ERR_NO_MEMORY;
+  free(input);
+  free(output);
+  if (!err && foldc_scratch_size(&ctx->threads)) err = FOLDC_ERR_NO_MEMORY;
+  return err;
 }
 
 int $(m)_run($(m)_ctx *ctx, const float *input, float *output) {

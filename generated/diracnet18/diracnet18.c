@@ -262,6 +262,8 @@ int diracnet18_create(const void *weights, size_t weights_bytes, diracnet18_ctx 
   return diracnet18_create_threads(weights, weights_bytes, 0, out);
 }
 
+static int size_scratch(diracnet18_ctx *ctx);
+
 int diracnet18_create_threads(const void *weights, size_t weights_bytes, int num_threads, diracnet18_ctx **out) {
   diracnet18_ctx *ctx;
   int i, d, err;
@@ -302,6 +304,10 @@ int diracnet18_create_threads(const void *weights, size_t weights_bytes, int num
     }
   }
   halide_set_error_handler(on_halide_error);
+  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+    diracnet18_destroy(ctx);
+    return err;
+  }
   *out = ctx;
   return FOLDC_OK;
 }
@@ -480,6 +486,18 @@ static int run_layers(diracnet18_ctx *ctx, const float *input, float *output, do
   }
   memcpy(output, ctx->arena + 0, 4000);
   return FOLDC_OK;
+}
+
+/* One run on a zero input, whose kernels' scratch requests size the context's slabs (foldc_pool.h):
+ * later runs allocate nothing. */
+static int size_scratch(diracnet18_ctx *ctx) {
+  float *input = (float *)calloc(DIRACNET18_INPUT_SIZE, sizeof *input);
+  float *output = (float *)malloc(DIRACNET18_OUTPUT_SIZE * sizeof *output);
+  int err = input && output ? run_layers(ctx, input, output, NULL) : FOLDC_ERR_NO_MEMORY;
+  free(input);
+  free(output);
+  if (!err && foldc_scratch_size(&ctx->threads)) err = FOLDC_ERR_NO_MEMORY;
+  return err;
 }
 
 int diracnet18_run(diracnet18_ctx *ctx, const float *input, float *output) {

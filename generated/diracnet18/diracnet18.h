@@ -40,7 +40,8 @@ typedef struct diracnet18_ctx diracnet18_ctx;
 /* Verify the weights blob and create a context whose kernels run on num_threads threads (the
  * calling thread and num_threads - 1 workers the context owns; 0 = one per online core; at most
  * 256, FOLDC_MAX_THREADS). Each context has its own threads, so contexts with different counts
- * can run side by side.
+ * can run side by side. Create runs the model once on a zero input to size the scratch its kernels
+ * ask for (buffers Halide does not keep on the stack), so that diracnet18_run allocates nothing.
  * Returns 0 or an error code (diracnet18_strerror). */
 int diracnet18_create_threads(const void *weights, size_t weights_bytes, int num_threads, diracnet18_ctx **ctx);
 

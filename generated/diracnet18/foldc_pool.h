@@ -15,7 +15,15 @@
  * writes the next loop's fields, waits for `active` to be zero. So either the worker sees the loop
  * still open and the caller waits for it to leave, or it sees it closed and reads nothing of it:
  * a worker never reads a loop's fields while the caller writes them. Iterations are claimed with an
- * atomic increment of `next`. run() allocates nothing.
+ * atomic increment of `next`.
+ *
+ * The kernels' scratch: Halide keeps a kernel's intermediate buffer on the stack up to 16 KB and
+ * asks halide_malloc for a larger one on every call. foldc_scratch_malloc (installed with
+ * halide_set_custom_malloc) serves a foldc context's requests from one slab per thread of the
+ * context instead, as a stack: Halide frees a kernel's buffers on the thread that allocated them,
+ * innermost first (a block freed out of that order is popped once every block above it is). The
+ * slabs are sized at create by one run on a zero input (foldc_scratch_size), so run() allocates
+ * nothing; a request a slab cannot hold still goes to Halide's default allocator.
  */
 #ifndef FOLDC_POOL_H
 #define FOLDC_POOL_H
@@ -46,14 +54,34 @@ typedef struct foldc_pool {
   uint64_t state; /* generation << 1 | 1 while the loop of that generation is open */
   int active;     /* workers inside a loop */
   int next, done, err, stop;
+  int started; /* workers that have taken their index */
 } foldc_pool;
+
+/* A thread's scratch slab: blocks of FOLDC_SCRATCH_ALIGN-byte header + data, stacked from base. */
+#define FOLDC_SCRATCH_ALIGN 128u
+typedef struct {
+  unsigned char *base, *memory;
+  size_t size, used;
+  size_t top;        /* 1 + offset of the top block's header, 0 when the slab is empty */
+  size_t live, peak; /* bytes the thread holds (in the slab or not), and the most it held */
+} foldc_slab;
+
+typedef struct {
+  size_t prev_top; /* the slab's top before this block */
+  size_t bytes;    /* header and data, rounded up */
+  int freed, heap; /* heap: from halide_default_malloc, not the slab */
+} foldc_block;
 
 /* The first member of every foldc model context. */
 typedef struct {
   uint32_t magic;
   int num_threads;
-  foldc_pool *pool; /* NULL with one thread */
+  foldc_pool *pool;   /* NULL with one thread */
+  foldc_slab *slabs;  /* num_threads of them: the caller's, then each worker's */
 } foldc_pool_head;
+
+/* The calling thread's slab index in its pool: 0 for the caller, 1 .. n - 1 for the workers. */
+static __thread int foldc_thread_index;
 
 static inline void foldc_pool_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -81,6 +109,7 @@ static inline uint64_t foldc_pool_next_loop(foldc_pool *p, uint64_t seen) {
 static inline void *foldc_pool_worker(void *arg) {
   foldc_pool *p = (foldc_pool *)arg;
   uint64_t seen = 0, s;
+  foldc_thread_index = __atomic_add_fetch(&p->started, 1, __ATOMIC_RELAXED);
   for (;;) {
     int spins = 0;
     while (!(s = foldc_pool_next_loop(p, seen))) {
@@ -188,9 +217,91 @@ static inline int foldc_do_par_for(void *uc, halide_task_t fn, int min, int size
   return __atomic_load_n(&p->err, __ATOMIC_RELAXED);
 }
 
+/* halide_malloc for foldc contexts (see the top of this file). */
+static inline void *foldc_scratch_malloc(void *uc, size_t size) {
+  foldc_pool_head *h = (foldc_pool_head *)uc;
+  foldc_slab *s;
+  foldc_block *b;
+  size_t bytes = FOLDC_SCRATCH_ALIGN + (size + FOLDC_SCRATCH_ALIGN - 1) / FOLDC_SCRATCH_ALIGN * FOLDC_SCRATCH_ALIGN;
+  if (!h || h->magic != FOLDC_POOL_MAGIC || !h->slabs) return halide_default_malloc(uc, size);
+  s = &h->slabs[foldc_thread_index];
+  if (bytes <= s->size - s->used) {
+    b = (foldc_block *)(s->base + s->used);
+    b->prev_top = s->top;
+    b->heap = 0;
+    s->top = s->used + 1;
+    s->used += bytes;
+  } else {
+    b = (foldc_block *)halide_default_malloc(uc, bytes);
+    if (!b) return NULL;
+    b->heap = 1;
+  }
+  b->bytes = bytes;
+  b->freed = 0;
+  s->live += bytes;
+  if (s->live > s->peak) s->peak = s->live;
+  return (unsigned char *)b + FOLDC_SCRATCH_ALIGN;
+}
+
+static inline void foldc_scratch_free(void *uc, void *ptr) {
+  foldc_pool_head *h = (foldc_pool_head *)uc;
+  foldc_slab *s;
+  foldc_block *b;
+  if (!h || h->magic != FOLDC_POOL_MAGIC || !h->slabs) {
+    halide_default_free(uc, ptr);
+    return;
+  }
+  if (!ptr) return;
+  s = &h->slabs[foldc_thread_index];
+  b = (foldc_block *)((unsigned char *)ptr - FOLDC_SCRATCH_ALIGN);
+  s->live -= b->bytes;
+  if (b->heap) {
+    halide_default_free(uc, b);
+    return;
+  }
+  b->freed = 1;
+  while (s->top && ((foldc_block *)(s->base + s->top - 1))->freed) {
+    b = (foldc_block *)(s->base + s->top - 1);
+    s->used = s->top - 1;
+    s->top = b->prev_top;
+  }
+}
+
 static pthread_once_t foldc_pool_once = PTHREAD_ONCE_INIT;
 
-static void foldc_pool_install(void) { halide_set_custom_do_par_for(foldc_do_par_for); }
+static void foldc_pool_install(void) {
+  halide_set_custom_do_par_for(foldc_do_par_for);
+  halide_set_custom_malloc(foldc_scratch_malloc);
+  halide_set_custom_free(foldc_scratch_free);
+}
+
+static inline void foldc_slabs_free(foldc_pool_head *h) {
+  int i;
+  if (!h->slabs) return;
+  for (i = 0; i < h->num_threads; i++) free(h->slabs[i].memory);
+  free(h->slabs);
+  h->slabs = NULL;
+}
+
+/* After a run that sized them (every slab empty, its peak recorded): give each thread a slab of the
+ * largest peak, since any thread may run any iteration of a loop. 0, or -1 out of memory. */
+static inline int foldc_scratch_size(foldc_pool_head *h) {
+  size_t peak = 0;
+  int i;
+  for (i = 0; i < h->num_threads; i++) {
+    if (h->slabs[i].peak > peak) peak = h->slabs[i].peak;
+    if (h->slabs[i].size) return 0; /* sized already */
+  }
+  if (!peak) return 0;
+  for (i = 0; i < h->num_threads; i++) {
+    foldc_slab *s = &h->slabs[i];
+    s->memory = (unsigned char *)malloc(peak + FOLDC_SCRATCH_ALIGN);
+    if (!s->memory) return -1;
+    s->base = s->memory + (FOLDC_SCRATCH_ALIGN - (uintptr_t)s->memory % FOLDC_SCRATCH_ALIGN);
+    s->size = peak;
+  }
+  return 0;
+}
 
 /* Set up the pool part of a context: num_threads as for foldc_pool_threads. 0, or -1 when the
  * pool cannot be made. */
@@ -198,11 +309,18 @@ static inline int foldc_pool_init(foldc_pool_head *h, int num_threads) {
   h->magic = FOLDC_POOL_MAGIC;
   h->num_threads = foldc_pool_threads(num_threads);
   h->pool = NULL;
+  h->slabs = NULL;
   if (pthread_once(&foldc_pool_once, foldc_pool_install)) return -1;
   if (h->num_threads > 1) {
     h->pool = foldc_pool_create(h->num_threads);
     if (!h->pool) return -1;
     h->num_threads = h->pool->n;
+  }
+  h->slabs = (foldc_slab *)calloc((size_t)h->num_threads, sizeof *h->slabs);
+  if (!h->slabs) {
+    foldc_pool_destroy(h->pool);
+    h->pool = NULL;
+    return -1;
   }
   return 0;
 }
@@ -210,6 +328,7 @@ static inline int foldc_pool_init(foldc_pool_head *h, int num_threads) {
 static inline void foldc_pool_fini(foldc_pool_head *h) {
   foldc_pool_destroy(h->pool);
   h->pool = NULL;
+  foldc_slabs_free(h);
   h->magic = 0;
 }
 

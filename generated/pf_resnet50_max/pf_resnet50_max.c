@@ -469,6 +469,8 @@ int pf_resnet50_max_create(const void *weights, size_t weights_bytes, pf_resnet5
   return pf_resnet50_max_create_threads(weights, weights_bytes, 0, out);
 }
 
+static int size_scratch(pf_resnet50_max_ctx *ctx);
+
 int pf_resnet50_max_create_threads(const void *weights, size_t weights_bytes, int num_threads, pf_resnet50_max_ctx **out) {
   pf_resnet50_max_ctx *ctx;
   int i, d, err;
@@ -509,6 +511,10 @@ int pf_resnet50_max_create_threads(const void *weights, size_t weights_bytes, in
     }
   }
   halide_set_error_handler(on_halide_error);
+  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+    pf_resnet50_max_destroy(ctx);
+    return err;
+  }
   *out = ctx;
   return FOLDC_OK;
 }
@@ -861,6 +867,18 @@ static int run_layers(pf_resnet50_max_ctx *ctx, const float *input, float *outpu
   }
   memcpy(output, ctx->arena + 8192, 4000);
   return FOLDC_OK;
+}
+
+/* One run on a zero input, whose kernels' scratch requests size the context's slabs (foldc_pool.h):
+ * later runs allocate nothing. */
+static int size_scratch(pf_resnet50_max_ctx *ctx) {
+  float *input = (float *)calloc(PF_RESNET50_MAX_INPUT_SIZE, sizeof *input);
+  float *output = (float *)malloc(PF_RESNET50_MAX_OUTPUT_SIZE * sizeof *output);
+  int err = input && output ? run_layers(ctx, input, output, NULL) : FOLDC_ERR_NO_MEMORY;
+  free(input);
+  free(output);
+  if (!err && foldc_scratch_size(&ctx->threads)) err = FOLDC_ERR_NO_MEMORY;
+  return err;
 }
 
 int pf_resnet50_max_run(pf_resnet50_max_ctx *ctx, const float *input, float *output) {

@@ -270,6 +270,8 @@ int repvgg_a0_create(const void *weights, size_t weights_bytes, repvgg_a0_ctx **
   return repvgg_a0_create_threads(weights, weights_bytes, 0, out);
 }
 
+static int size_scratch(repvgg_a0_ctx *ctx);
+
 int repvgg_a0_create_threads(const void *weights, size_t weights_bytes, int num_threads, repvgg_a0_ctx **out) {
   repvgg_a0_ctx *ctx;
   int i, d, err;
@@ -310,6 +312,10 @@ int repvgg_a0_create_threads(const void *weights, size_t weights_bytes, int num_
     }
   }
   halide_set_error_handler(on_halide_error);
+  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+    repvgg_a0_destroy(ctx);
+    return err;
+  }
   *out = ctx;
   return FOLDC_OK;
 }
@@ -494,6 +500,18 @@ static int run_layers(repvgg_a0_ctx *ctx, const float *input, float *output, dou
   }
   memcpy(output, ctx->arena + 0, 4000);
   return FOLDC_OK;
+}
+
+/* One run on a zero input, whose kernels' scratch requests size the context's slabs (foldc_pool.h):
+ * later runs allocate nothing. */
+static int size_scratch(repvgg_a0_ctx *ctx) {
+  float *input = (float *)calloc(REPVGG_A0_INPUT_SIZE, sizeof *input);
+  float *output = (float *)malloc(REPVGG_A0_OUTPUT_SIZE * sizeof *output);
+  int err = input && output ? run_layers(ctx, input, output, NULL) : FOLDC_ERR_NO_MEMORY;
+  free(input);
+  free(output);
+  if (!err && foldc_scratch_size(&ctx->threads)) err = FOLDC_ERR_NO_MEMORY;
+  return err;
 }
 
 int repvgg_a0_run(repvgg_a0_ctx *ctx, const float *input, float *output) {

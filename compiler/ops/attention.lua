@@ -89,11 +89,13 @@ local function region_mask(g, w)
   return function(i, j) return r[i] == r[j] and 0 or -100 end
 end
 
--- timm's attn_mask buffer [windows, N, N] must be the mask it is recomputed as.
+-- timm's attn_mask buffer [windows, N, N], when the checkpoint holds it, must be the mask it is
+-- recomputed as.
 local function check_mask(node, g, params)
   local key = node.params.attn_mask
   if not key then return end
   local t, n = params[key], g.wh * g.ww
+  if not t then return end -- an optional buffer the checkpoint does not hold
   for w = 0, g.nwy * g.nwx - 1 do
     local mask = region_mask(g, w)
     for i = 0, n - 1 do

@@ -17,7 +17,7 @@
 --     refused.
 --   timm: patch_embed.{proj, norm}, layers.S.blocks.B.{norm1, attn.{...index [N, N]}, norm2,
 --     mlp.{fc1, fc2}} (shifted blocks also hold the attn_mask buffer [windows, N, N], checked to be
---     the mask the attention applies), layers.S.downsample.{reduction, norm}, norm, head. A map no
+--     the mask the attention applies; optional, as the index), layers.S.downsample.{reduction, norm}, norm, head. A map no
 --     larger than the window makes the window the map and drops the shift (timm's rule).
 local nn = require 'nn'
 
@@ -38,7 +38,9 @@ local function Block(dim, heads, window, shift, mlp_ratio, flavor, h, w)
   local win, sh = { window, window }, { shift, shift }
   if flavor == 'timm' then
     if math.min(h, w) <= window then win, sh = { math.min(h, w), math.min(h, w) }, { 0, 0 } end
-    if sh[1] > 0 then m:param('attn_mask', { (h / win[1]) * (w / win[2]), win[1] * win[2], win[1] * win[2] }, { buffer = true }) end
+    if sh[1] > 0 then
+      m:param('attn_mask', { (h / win[1]) * (w / win[2]), win[1] * win[2], win[1] * win[2] }, { buffer = true, optional = true })
+    end
   else
     if window >= h then sh[1] = 0 end
     if window >= w then sh[2] = 0 end

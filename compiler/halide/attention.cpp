@@ -1,25 +1,40 @@
 // attention: the core of multi-head self-attention, one kernel for all heads (Vaswani et al. 2017,
-// "Attention is all you need", eq. 1).
+// "Attention is all you need", eq. 1), globally or within windows of a token map (Liu et al. 2021,
+// "Swin Transformer", sec. 3.2: windows, shifted windows, relative position bias; Tu et al. 2022,
+// "MaxViT", sec. 3.1: grid attention is windows with dilated tokens).
 //
-//   in  qkv (e, h, s, j): element e of head h of q (s = 0), k (1), v (2) of token j, i.e. the
-//       [N, 3 D] output of the qkv Linear viewed as (hd, heads, 3, N)
-//   out (d, h, i):        the [N, D] input of the proj Linear viewed as (hd, heads, N)
-//   out(d, h, i) = sum_j P(j, i, h) v(d, h, j),  P = softmax_j(scale * q(., h, i) . k(., h, j))
-//   (softmax with its row max subtracted, as PyTorch)
+//   in  qkv (e, h, s, n): element e of head h of q (s = 0), k (1), v (2) of token n, i.e. the
+//       [M, 3 D] output of the qkv Linear viewed as (hd, heads, 3, M)
+//   in  bias (j, i, h, c) (when bias > 0): an additive score bias of key j for query i in head h,
+//       class c of windows (bias = 1: one class; 4: c = (last window row) + 2 (last window column),
+//       the shifted windows' masks folded in by ops/attention.lua); keys padded to a multiple of 16,
+//       the pad repeating key N - 1
+//   out (d, h, n):        the [M, D] input of the proj Linear viewed as (hd, heads, M)
+//   For window w and its token t (N = tokens per window; globally one window, n = t):
+//     out(d, h, n(i, w)) = sum_j P(j, i) v(d, h, n(j, w)),
+//     P = softmax_j(scale q(., h, n(i, w)) . k(., h, n(j, w)) + bias(j, i, h, c(w)))
+//   (softmax with its row max subtracted, as PyTorch). Windows of win_h x win_w tokens tile a
+//   map_h x map_w token map (tokens row-major, the channels-last map): window w = (py, px) of
+//   (map_h / win_h) x (map_w / win_w), token t = (a, b), at the row (the column likewise)
+//     ys = (py / dil) win_h dil + a dil + py % dil,  y = (ys + shift_h) mod map_h
+//   dil = 1: adjacent tokens (Swin's window partition); dil = map_h / win_h: a grid of tokens
+//   map_h / win_h apart (MaxViT's grid attention); the shift is torch.roll(x, -shift) before the
+//   partition and its inverse after (output written back at the token's own place): index
+//   arithmetic, no copy.
 //   scratch in the arena (the kernel's second and third outputs, read by nothing else; the
 //   lowering gives each step its own, ops/attention.lua):
-//   keys_t (l, e, jo, h): K^T of head h in blocks of KB = 16 keys, key jo KB + l (keys past N
-//       repeat key N - 1); 16 on every target (a vector of V <= 16 keys is one load), so the arena
-//       is the same for all
-//   values (d, j, h):     V of head h as dense rows (qkv's rows are 3 D floats apart: at D = 1024
-//       every row falls in the same L1 sets)
+//   keys_t (l, e, jo, h, w): K^T of head h of window w in blocks of KB = 16 keys, key jo KB + l
+//       (keys past N repeat key N - 1); 16 on every target (a vector of V <= 16 keys is one load),
+//       so the arena is the same for all
+//   values (d, j, h, w):     V of head h of window w as dense rows (qkv's rows are 3 D floats
+//       apart: at D = 1024 every row falls in the same L1 sets)
 //
-// Schedule, per head: K is transposed once into keys_t (16 x 4 blocks through registers), V copied
+// Schedule, per head (and window): K is transposed once into keys_t (16 x 4 blocks through registers), V copied
 // once into values. Per tile of QT queries (QT x NP scores, NP = N rounded up to V, at most 16 KB:
 // on the stack), S = Q K^T (q scaled by scale log2(e) into a dense tile) as a register-blocked GEMM
 // (SB queries x JV key vectors of accumulators, the head dim reduced innermost); the row max (padded
 // keys repeat a real key: no mask) and the sum of exponentials with vector partial reductions;
-// P = 2^(S - max) (padded keys 0); then O = P V as a second register-blocked GEMM (RB queries x
+// the bias is the initial value of S's accumulators; P = 2^(S - max) (padded keys 0); then O = P V as a second register-blocked GEMM (RB queries x
 // HD/VD head-dim vectors, the keys reduced innermost in chunks of KC whose v rows stay in L1 across
 // the tile), times the reciprocal of the row sum. Token counts such as 197, 65 or 49 never fall
 // into scalar tails: keys are padded, query tiles and S blocks shift inwards, and a tile is a whole
@@ -63,6 +78,17 @@ public:
     GeneratorParam<int> heads{"heads", 6};
     GeneratorParam<int> head_dim{"head_dim", 64};
     GeneratorParam<float> scale{"scale", 0.125f};
+    // Windows (map_w = 0: one window, the whole sequence of `tokens`): the token map, the window,
+    // the distance between a window's tokens, the cyclic shift; bias: 0 (none), 1 or 4 classes.
+    GeneratorParam<int> map_h{"map_h", 0};
+    GeneratorParam<int> map_w{"map_w", 0};
+    GeneratorParam<int> win_h{"win_h", 0};
+    GeneratorParam<int> win_w{"win_w", 0};
+    GeneratorParam<int> dil_h{"dil_h", 1};
+    GeneratorParam<int> dil_w{"dil_w", 1};
+    GeneratorParam<int> shift_h{"shift_h", 0};
+    GeneratorParam<int> shift_w{"shift_w", 0};
+    GeneratorParam<int> bias{"bias", 0};
     // Schedule knobs (0: the heuristic below): queries per score tile, key vectors and queries per
     // S register block, queries per O register block (tile_q and o_queries are used together, as
     // are s_keys and s_queries), keys per P V chunk.
@@ -73,13 +99,23 @@ public:
     GeneratorParam<int> o_keys{"o_keys", 0};
 
     Input<Buffer<float, 4>> qkv{"qkv"};
+    Input<Buffer<float, 4>> *bias_in = nullptr;
     Output<Buffer<float, 3>> output{"output"};
-    Output<Buffer<float, 4>> keys_t{"keys_t"};
-    Output<Buffer<float, 3>> values{"values"};
+    Output<Buffer<float, 5>> keys_t{"keys_t"};
+    Output<Buffer<float, 4>> values{"values"};
+
+    void configure() {
+        if (bias != 0 && bias != 1 && bias != 4) fail("bias must be 0, 1 or 4");
+        if (bias > 0) bias_in = add_input<Buffer<float, 4>>("bias");
+    }
+
+    static void fail(const char *msg) {
+        fprintf(stderr, "attention: %s\n", msg);
+        abort();
+    }
 
     void generate() {
         const int N = tokens, H = heads, HD = head_dim;
-        pin_dense(qkv, {HD, H, 3, N});
         const int V = natural_vector_size<float>();
         const int NV = (N + V - 1) / V, NP = NV * V;
         const int regs = vector_registers(get_target());
@@ -90,55 +126,80 @@ public:
             abort();
         }
 
-        Var j("j"), i("i"), h("h"), e("e"), d("d"), l("l"), jo("jo");
+        // The window partition: token n(t, w) of the map for token t of window w.
+        const bool windowed = map_w > 0;
+        const int MH = windowed ? (int)map_h : 1, MW = windowed ? (int)map_w : N;
+        const int WH = windowed ? (int)win_h : 1, WW = windowed ? (int)win_w : N;
+        if (windowed && (WH < 1 || WW < 1 || WH * WW != N || MH % (WH * dil_h) != 0 || MW % (WW * dil_w) != 0 ||
+                         dil_h < 1 || dil_w < 1 || shift_h < 0 || shift_h >= MH || shift_w < 0 || shift_w >= MW)) {
+            fail("win_h x win_w must be tokens, and win x dil must divide the map");
+        }
+        const int NWY = MH / WH, NWX = MW / WW, NW = NWY * NWX, M = MH * MW;
+        auto token = [&](Expr t, Expr w) -> Expr {
+            if (!windowed) return t;
+            Expr py = w / NWX, px = w % NWX, a = t / WW, b = t % WW;
+            Expr ys = (py / dil_h) * (WH * dil_h) + a * dil_h + py % dil_h;
+            Expr xs = (px / dil_w) * (WW * dil_w) + b * dil_w + px % dil_w;
+            if (shift_h > 0) ys = (ys + shift_h) % MH;
+            if (shift_w > 0) xs = (xs + shift_w) % MW;
+            return ys * MW + xs;
+        };
+        pin_dense(qkv, {HD, H, 3, M});
+        const int BJ = NKB * KB, BC = bias;
+        if (bias_in) pin_dense(*bias_in, {BJ, N, H, BC});
+
+        Var j("j"), i("i"), h("h"), e("e"), d("d"), l("l"), jo("jo"), w("w");
         RDom re(0, HD, "re"), rk(0, NV, "rk"), rl(0, V, "rl"), rj(0, N, "rj");
 
-        // K^T, blocked: keys_t(l, e, jo, h) = k(e, h, jo KB + l)
+        // K^T, blocked: keys_t(l, e, jo, h, w) = k(e, h, n(jo KB + l, w))
         Func kin("kin");
-        kin(e, l, jo, h) = qkv(e, h, 1, min(jo * KB + l, N - 1));
-        keys_t(l, e, jo, h) = kin(e, l, jo, h);
-        pin_dense(keys_t, {KB, HD, NKB, H});
+        kin(e, l, jo, h, w) = qkv(e, h, 1, token(min(jo * KB + l, N - 1), w));
+        keys_t(l, e, jo, h, w) = kin(e, l, jo, h, w);
+        pin_dense(keys_t, {KB, HD, NKB, H, NW});
 
-        // V dense: values(d, j, h) = v(d, h, j)
-        values(d, j, h) = qkv(d, h, 2, j);
-        pin_dense(values, {HD, N, H});
+        // V dense: values(d, j, h, w) = v(d, h, n(j, w))
+        values(d, j, h, w) = qkv(d, h, 2, token(j, w));
+        pin_dense(values, {HD, N, H, NW});
 
-        // Scores in log2 units (s = scale log2(e) q . k), so that softmax = 2^(s - max) / sum; q
-        // scaled into a dense tile qs.
+        // Scores in log2 units (s = scale log2(e) q . k + log2(e) bias), so that softmax =
+        // 2^(s - max) / sum; q scaled into a dense tile qs.
+        const float log2e = 1.44269504f;
         Func qs("qs");
-        qs(e, i, h) = qkv(e, h, 0, i) * ((float)scale * 1.44269504f);
+        qs(e, i, h, w) = qkv(e, h, 0, token(i, w)) * ((float)scale * log2e);
         Func dot("dot"), s("s"), pm("pm"), mx("mx"), p("p"), ps("ps"), den("den"), rden("rden"), acc("acc");
-        dot(j, i, h) = 0.0f;
-        dot(j, i, h) += qs(re, i, h) * keys_t(j % KB, re, j / KB, h);
-        s(j, i, h) = dot(j, i, h);
+        if (bias_in) {
+            Expr c = 0;
+            if (BC == 4) c = select(w / NWX == NWY - 1, 1, 0) + select(w % NWX == NWX - 1, 2, 0);
+            dot(j, i, h, w) = (*bias_in)(j, i, h, c) * log2e;
+        } else {
+            dot(j, i, h, w) = 0.0f;
+        }
+        dot(j, i, h, w) += qs(re, i, h, w) * keys_t(j % KB, re, j / KB, h, w);
+        s(j, i, h, w) = dot(j, i, h, w);
         // row max (float) and the largest of the scores' magnitudes as bits, -inf excluded (NaN or
         // +inf when >= 0x7f800000)
-        Expr sv = s(rk * V + l, i, h);
+        Expr sv = s(rk * V + l, i, h, w);
         Expr bits = reinterpret<uint32_t>(sv);
         const Expr u_minus_inf = Internal::make_const(UInt(32), 0xff800000u);
         const Expr u_inf = Internal::make_const(UInt(32), 0x7f800000u);
         const Expr u_abs = Internal::make_const(UInt(32), 0x7fffffffu);
         const Expr u_nan = Internal::make_const(UInt(32), 0x7fc00000u), u_zero = Internal::make_const(UInt(32), 0);
         Expr mag = select(bits == u_minus_inf, u_zero, bits & u_abs);
-        pm(l, i, h) = Tuple(-FLT_MAX, u_zero);
-        pm(l, i, h) = Tuple(max(pm(l, i, h)[0], sv), max(pm(l, i, h)[1], mag));
+        pm(l, i, h, w) = Tuple(-FLT_MAX, u_zero);
+        pm(l, i, h, w) = Tuple(max(pm(l, i, h, w)[0], sv), max(pm(l, i, h, w)[1], mag));
         Func mxn("mxn");
-        mx(i, h) = -FLT_MAX;
-        mx(i, h) = max(mx(i, h), pm(rl, i, h)[0]);
-        mxn(i, h) = u_zero;
-        mxn(i, h) = max(mxn(i, h), pm(rl, i, h)[1]);
-        p(j, i, h) = select(j < N, exp2_nonpositive(s(j, i, h) - mx(i, h)), 0.0f);
-        ps(l, i, h) = 0.0f;
-        ps(l, i, h) += p(rk * V + l, i, h);
-        den(i, h) = 0.0f;
-        den(i, h) += ps(rl, i, h);
-        rden(i, h) = 1.0f / den(i, h);
-        acc(d, i, h) = 0.0f;
-        acc(d, i, h) += p(rj, i, h) * values(d, rj, h);
-        Expr o = acc(d, i, h) * rden(i, h);
-        Expr nan_bits = select(mxn(i, h) >= u_inf, u_nan, u_zero);
-        output(d, h, i) = reinterpret<float>(reinterpret<uint32_t>(o) | nan_bits);
-        pin_dense(output, {HD, H, N});
+        mx(i, h, w) = -FLT_MAX;
+        mx(i, h, w) = max(mx(i, h, w), pm(rl, i, h, w)[0]);
+        mxn(i, h, w) = u_zero;
+        mxn(i, h, w) = max(mxn(i, h, w), pm(rl, i, h, w)[1]);
+        p(j, i, h, w) = select(j < N, exp2_nonpositive(s(j, i, h, w) - mx(i, h, w)), 0.0f);
+        ps(l, i, h, w) = 0.0f;
+        ps(l, i, h, w) += p(rk * V + l, i, h, w);
+        den(i, h, w) = 0.0f;
+        den(i, h, w) += ps(rl, i, h, w);
+        rden(i, h, w) = 1.0f / den(i, h, w);
+        acc(d, i, h, w) = 0.0f;
+        acc(d, i, h, w) += p(rj, i, h, w) * values(d, rj, h, w);
 
         // ---- schedule -------------------------------------------------------
         // O blocks: RB queries x DV vectors of VD head-dim lanes, with the DV v vectors and one
@@ -171,6 +232,18 @@ public:
             fprintf(stderr, "attention: o_queries=%d does not divide tile_q=%d\n", RB, QT);
             abort();
         }
+
+        // The output, query tile by query tile of each window (the last tile shifted inwards),
+        // stored at the tokens' own places in the map.
+        const int NT = (N + QT - 1) / QT;
+        RDom ro(0, QT, 0, NT, 0, NW, "ro");
+        Expr qi = min(ro.y * QT, N - QT) + ro.x;
+        Expr o = acc(d, qi, h, ro.z) * rden(qi, h, ro.z);
+        Expr nan_bits = select(mxn(qi, h, ro.z) >= u_inf, u_nan, u_zero);
+        output(d, h, i) = undef<float>();
+        output(d, h, token(qi, ro.z)) = reinterpret<float>(reinterpret<uint32_t>(o) | nan_bits);
+        pin_dense(output, {HD, H, M});
+
         // S blocks: SB queries x JV key vectors of accumulators (with the JV key vectors and one
         // broadcast in registers), chosen for the fewest FMAs computed (blocks shift inwards too),
         // counting the loads per FMA and the FMA latency.
@@ -188,15 +261,16 @@ public:
         // blocks.
         const int KC = o_keys > 0 ? (int)o_keys : std::max(1, 4096 / HD);
 
-        Var io("io"), iq("iq"), ib("ib"), ir("ir"), dv("dv"), dl("dl");
+        Var dv("dv"), dl("dl");
         RVar rjo("rjo"), rji("rji");
-        output.reorder(d, i, h)
-            .split(i, io, iq, QT, TailStrategy::ShiftInwards)
+        Var ib("ib"), ir("ir");
+        output.update()
             .split(d, dv, dl, VD)
             .vectorize(dl)
-            .reorder(dl, dv, iq, io, h)
+            .reorder(dl, dv, ro.x, ro.y, ro.z, h)
             .parallel(h);
-        acc.compute_at(output, io)
+        const LoopLevel tile(output, ro.y);
+        acc.compute_at(tile)
             .split(d, dv, dl, VD)
             .vectorize(dl);
         acc.update()
@@ -205,21 +279,21 @@ public:
             .split(d, dv, dl, VD)
             .vectorize(dl).unroll(dv).unroll(ir)
             .reorder(dl, dv, ir, rji, ib, rjo);
-        rden.compute_at(output, io);
-        den.compute_at(output, io);
+        rden.compute_at(tile);
+        den.compute_at(tile);
         den.update().atomic().vectorize(rl);
-        ps.compute_at(output, io).vectorize(l);
+        ps.compute_at(tile).vectorize(l);
         ps.update().vectorize(l);
-        p.compute_at(output, io).vectorize(j, V);
-        mx.compute_at(output, io);
+        p.compute_at(tile).vectorize(j, V);
+        mx.compute_at(tile);
         mx.update().atomic().vectorize(rl);
-        mxn.compute_at(output, io);
+        mxn.compute_at(tile);
         mxn.update().atomic().vectorize(rl);
-        pm.compute_at(output, io).vectorize(l);
+        pm.compute_at(tile).vectorize(l);
         pm.update().vectorize(l);
 
         Var jb("jb"), jq("jq"), jv("jv"), jl("jl"), sb("sb"), si("si");
-        s.compute_at(output, io)
+        s.compute_at(tile)
             .split(j, jb, jq, JV * V, TailStrategy::ShiftInwards)
             .split(jq, jv, jl, V)
             .split(i, sb, si, SB, TailStrategy::ShiftInwards)
@@ -239,18 +313,19 @@ public:
         while (EB * 2 <= 4 && HD % (EB * 2) == 0) EB *= 2;
         Var eo("eo"), ei("ei");
         keys_t.split(e, eo, ei, EB)
-            .reorder(l, ei, eo, jo, h)
+            .reorder(l, ei, eo, jo, w, h)
             .vectorize(l)
             .unroll(ei)
             .parallel(h);
         kin.compute_at(keys_t, eo).vectorize(e).unroll(l);
-        values.split(d, dv, dl, VD).vectorize(dl).parallel(h);
-        qs.compute_at(output, io).split(e, dv, dl, VD).vectorize(dl);
+        values.split(d, dv, dl, VD).vectorize(dl).reorder(dl, dv, j, w, h).parallel(h);
+        qs.compute_at(tile).split(e, dv, dl, VD).vectorize(dl);
 
-        estimate_dense(qkv, {HD, H, 3, N});
-        estimate_dense(output, {HD, H, N});
-        estimate_dense(keys_t, {KB, HD, NKB, H});
-        estimate_dense(values, {HD, N, H});
+        estimate_dense(qkv, {HD, H, 3, M});
+        if (bias_in) estimate_dense(*bias_in, {BJ, N, H, BC});
+        estimate_dense(output, {HD, H, M});
+        estimate_dense(keys_t, {KB, HD, NKB, H, NW});
+        estimate_dense(values, {HD, N, H, NW});
     }
 };
 

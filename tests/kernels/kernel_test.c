@@ -141,7 +141,7 @@ static int g_misalign = 0;
 
 typedef struct {
     halide_buffer_t b;
-    halide_dimension_t dim[4];
+    halide_dimension_t dim[5];
     void *mem;
     float *p;
     size_t n;
@@ -960,67 +960,111 @@ static int run_eltwise(const kcase *k) {
     return ok;
 }
 
-/* attention: qkv (e, h, s, j) = element e of head h of q (s = 0), k (1), v (2) of token j; output
- * (d, h, i) = sum_j softmax_j(scale q(., h, i) . k(., h, j)) v(d, h, j), as PyTorch computes it
- * (the row max subtracted; scale= as given to the generator; a NaN anywhere in a row's scores makes the row NaN). FLOPs counted:
- * 2 N^2 HD per head for Q K^T and as many for P V (the softmax is not counted). */
+/* attention: qkv (e, h, s, n) = element e of head h of q (s = 0), k (1), v (2) of token n; output
+ * (d, h, n(i, w)) = sum_j softmax_j(scale q(., h, n(i, w)) . k(., h, n(j, w)) + bias(j, i, h, c(w)))
+ * v(d, h, n(j, w)), as PyTorch computes it (the row max subtracted; scale= as given to the
+ * generator; a NaN anywhere in a row's scores makes the row NaN). Windows (map_h, map_w, win_h,
+ * win_w, dil_h, dil_w, shift_h, shift_w; halide/attention.cpp): window w = (py, px), its token
+ * t = (a, b) at map row ((py / dil) win dil + a dil + py % dil + shift) mod map_h (columns alike);
+ * no map: one window, n = t. bias=1|4: a random [classes][heads][tokens][keys padded to 16] table
+ * (the pad repeats the last key), class = (last window row) + 2 (last window column) for 4.
+ * FLOPs counted: 2 N^2 HD per head and window for Q K^T and as many for P V (the softmax is not). */
+static int att_token(const int *g, int t, int w) {
+    /* g: map_h, map_w, win_h, win_w, dil_h, dil_w, shift_h, shift_w */
+    int nwx, py, px, ys, xs;
+    if (g[1] == 0) return t;
+    nwx = g[1] / g[3];
+    py = w / nwx, px = w % nwx;
+    ys = (py / g[4]) * g[2] * g[4] + (t / g[3]) * g[4] + py % g[4];
+    xs = (px / g[5]) * g[3] * g[5] + (t % g[3]) * g[5] + px % g[5];
+    return ((ys + g[6]) % g[0]) * g[1] + (xs + g[7]) % g[1];
+}
+
 static int run_attention(const kcase *k) {
     const char *P = k->params;
     int n = get_param(P, "tokens", 197), nh = get_param(P, "heads", 6), hd = get_param(P, "head_dim", 64);
+    int g[8], nw = 1, m = n, bc = get_param(P, "bias", 0), bj = (n + 15) / 16 * 16;
     double scale = 0.125; /* the generator's default */
-    int e_in[4] = {hd, nh, 3, n}, e_o[3] = {hd, nh, n}, e_k[4] = {16, hd, (n + 15) / 16, nh};
-    int e_v[3] = {hd, n, nh};
+    int e_in[4], e_o[3], e_k[5], e_v[4], e_b[4];
     char sc[32];
-    tbuf in, out, kt, vd;
-    tbuf *args[4];
-    int h, i, j, e, ok = 1, nonfinite, pass;
+    tbuf in, out, kt, vd, bias;
+    tbuf *args[5];
+    int h, i, j, e, w, c, nb = 0, ok = 1, nonfinite, pass;
     double *ref, *s, err, t;
+    g[0] = get_param(P, "map_h", 0), g[1] = get_param(P, "map_w", 0);
+    g[2] = get_param(P, "win_h", 0), g[3] = get_param(P, "win_w", 0);
+    g[4] = get_param(P, "dil_h", 1), g[5] = get_param(P, "dil_w", 1);
+    g[6] = get_param(P, "shift_h", 0), g[7] = get_param(P, "shift_w", 0);
+    if (g[1] > 0) nw = (g[0] / g[2]) * (g[1] / g[3]), m = g[0] * g[1];
+    e_in[0] = hd, e_in[1] = nh, e_in[2] = 3, e_in[3] = m;
+    e_o[0] = hd, e_o[1] = nh, e_o[2] = m;
+    e_k[0] = 16, e_k[1] = hd, e_k[2] = (n + 15) / 16, e_k[3] = nh, e_k[4] = nw;
+    e_v[0] = hd, e_v[1] = n, e_v[2] = nh, e_v[3] = nw;
+    e_b[0] = bj, e_b[1] = n, e_b[2] = nh, e_b[3] = bc > 0 ? bc : 1;
     get_str(P, "scale", "", sc, sizeof(sc));
     if (sc[0]) scale = atof(sc);
     tbuf_init(&in, 4, e_in);
     tbuf_init(&out, 3, e_o);
-    tbuf_init(&kt, 4, e_k); /* scratch: K^T in blocks of 16 keys, V dense */
-    tbuf_init(&vd, 3, e_v);
+    tbuf_init(&kt, 5, e_k); /* scratch: K^T in blocks of 16 keys, V dense */
+    tbuf_init(&vd, 4, e_v);
+    tbuf_init(&bias, 4, e_b);
     /* q, k ~ U(-2, 2): scores up to ~|scale| hd 4, so the softmax's rows are far from uniform */
     tbuf_rand(&in, 2.0f);
-    args[0] = &in;
-    args[1] = &out;
-    args[2] = &kt;
-    args[3] = &vd;
+    tbuf_rand(&bias, 3.0f);
+    for (c = 0; c < e_b[3]; c++) /* classes 1-3: some scores masked as Swin's (-100) */
+        for (h = 0; h < nh; h++)
+            for (i = 0; i < n; i++)
+                for (j = 0; j < bj; j++) {
+                    float *b = &bias.p[(((size_t)c * nh + h) * n + i) * bj + j];
+                    if (j >= n) *b = b[n - 1 - j];
+                    else if (c > 0 && (i * 7 + j * 3 + c) % 5 == 0 && i != j) *b = -100.0f;
+                }
+    args[nb++] = &in;
+    if (bc > 0) args[nb++] = &bias;
+    args[nb++] = &out;
+    args[nb++] = &kt;
+    args[nb++] = &vd;
     ref = (double *)malloc(out.n * sizeof(double));
     s = (double *)malloc((size_t)n * sizeof(double));
     for (pass = 0; pass < 2; pass++) {
     if (pass == 1) put_nan(in.p, in.n, 0); /* NaN in q of token 0, in the middle, in v of the last token */
     memset(out.p, 0xff, out.n * sizeof(float));
-    if (call_kernel(k, args, 4) != 0) {
+    if (call_kernel(k, args, nb) != 0) {
         printf("FAIL  %-34s kernel returned error\n", k->name);
         return 0;
     }
 #define QKV(e_, h_, s_, j_) ((double)in.p[(((size_t)(j_) * 3 + (s_)) * nh + (h_)) * hd + (e_)])
-    for (h = 0; h < nh; h++)
-        for (i = 0; i < n; i++) {
-            double m = -INFINITY, l = 0;
-            for (j = 0; j < n; j++) {
-                double v = 0;
-                for (e = 0; e < hd; e++) v += QKV(e, h, 0, i) * QKV(e, h, 1, j);
-                s[j] = v * scale;
-                if (isnan(s[j]) || s[j] > m) m = isnan(m) ? m : s[j];
+    for (w = 0; w < nw; w++) {
+        int nwx = g[1] > 0 ? g[1] / g[3] : 1, nwy = g[1] > 0 ? g[0] / g[2] : 1;
+        c = bc == 4 ? (w / nwx == nwy - 1) + 2 * (w % nwx == nwx - 1) : 0;
+        for (h = 0; h < nh; h++)
+            for (i = 0; i < n; i++) {
+                double mx = -INFINITY, l = 0;
+                int qi = att_token(g, i, w);
+                for (j = 0; j < n; j++) {
+                    double v = 0;
+                    int kj = att_token(g, j, w);
+                    for (e = 0; e < hd; e++) v += QKV(e, h, 0, qi) * QKV(e, h, 1, kj);
+                    s[j] = v * scale;
+                    if (bc > 0) s[j] += bias.p[(((size_t)c * nh + h) * n + i) * bj + j];
+                    if (isnan(s[j]) || s[j] > mx) mx = isnan(mx) ? mx : s[j];
+                }
+                for (j = 0; j < n; j++) l += (s[j] = exp(s[j] - mx));
+                for (e = 0; e < hd; e++) {
+                    double a = 0;
+                    for (j = 0; j < n; j++) a += s[j] * QKV(e, h, 2, att_token(g, j, w));
+                    ref[((size_t)qi * nh + h) * hd + e] = a / l;
+                }
             }
-            for (j = 0; j < n; j++) l += (s[j] = exp(s[j] - m));
-            for (e = 0; e < hd; e++) {
-                double a = 0;
-                for (j = 0; j < n; j++) a += s[j] * QKV(e, h, 2, j);
-                ref[((size_t)i * nh + h) * hd + e] = a / l;
-            }
-        }
+    }
 #undef QKV
     err = rel_err(out.p, ref, out.n, &nonfinite);
     if (pass == 1) {
         ok = report_nan(k, err, TOL, nonfinite) && ok;
         break;
     }
-    t = time_kernel(k, args, 4);
-    ok = report(k, err, nonfinite, t, 4.0 * n * (double)n * hd * nh, 0);
+    t = time_kernel(k, args, nb);
+    ok = report(k, err, nonfinite, t, 4.0 * n * (double)n * hd * nh * nw, 0);
     }
     free(ref);
     free(s);
@@ -1028,6 +1072,7 @@ static int run_attention(const kcase *k) {
     tbuf_free(&out);
     tbuf_free(&kt);
     tbuf_free(&vd);
+    tbuf_free(&bias);
     return ok;
 }
 

@@ -133,12 +133,13 @@ function bind.bind(graph, weights, source)
 end
 
 -- Seeded random weights for a graph, shaped like a trained checkpoint: conv/linear weights with
--- He-normal scale, BatchNorm with random affine and random running statistics.
+-- He-normal scale, BatchNorm with random affine and random running statistics; optional tensors
+-- (buffers the description recomputes, such as Swin's attention masks) are left out.
 function bind.random_weights(graph, seed)
   local rng = tensor.rng(seed)
   local w = { names = {}, tensors = {} }
   for _, spec in ipairs(graph.param_specs) do
-    if spec.dtype == 'F32' then
+    if spec.dtype == 'F32' and not spec.optional then
       local t = tensor.new(spec.resample and spec.resample.stored or spec.shape)
       local leaf = spec.key:match('[^.]+$')
       local fan_in = 1

@@ -23,9 +23,10 @@
 //   arithmetic, no copy.
 //   scratch in the arena (the kernel's second and third outputs, read by nothing else; the
 //   lowering gives each step its own, ops/attention.lua):
-//   keys_t (l, e, jo, h, w): K^T of head h of window w in blocks of KB = 16 keys, key jo KB + l
-//       (keys past N repeat key N - 1); 16 on every target (a vector of V <= 16 keys is one load),
-//       so the arena is the same for all
+//   keys_t (l, e, jo, h + heads w): K^T of head h of window w in blocks of KB = 16 keys, key
+//       jo KB + l (keys past N repeat key N - 1); 16 on every target (a vector of V <= 16 keys is
+//       one load), so the arena is the same for all (heads and windows in one dimension: a bundle's
+//       views have at most 4)
 //   values (d, j, h, w):     V of head h of window w as dense rows (qkv's rows are 3 D floats
 //       apart: at D = 1024 every row falls in the same L1 sets)
 //
@@ -101,7 +102,7 @@ public:
     Input<Buffer<float, 4>> qkv{"qkv"};
     Input<Buffer<float, 4>> *bias_in = nullptr;
     Output<Buffer<float, 3>> output{"output"};
-    Output<Buffer<float, 5>> keys_t{"keys_t"};
+    Output<Buffer<float, 4>> keys_t{"keys_t"};
     Output<Buffer<float, 4>> values{"values"};
 
     void configure() {
@@ -148,14 +149,14 @@ public:
         const int BJ = NKB * KB, BC = bias;
         if (bias_in) pin_dense(*bias_in, {BJ, N, H, BC});
 
-        Var j("j"), i("i"), h("h"), e("e"), d("d"), l("l"), jo("jo"), w("w");
+        Var j("j"), i("i"), h("h"), e("e"), d("d"), l("l"), jo("jo"), w("w"), hw("hw");
         RDom re(0, HD, "re"), rk(0, NV, "rk"), rl(0, V, "rl"), rj(0, N, "rj");
 
-        // K^T, blocked: keys_t(l, e, jo, h, w) = k(e, h, n(jo KB + l, w))
+        // K^T, blocked: keys_t(l, e, jo, h + H w) = k(e, h, n(jo KB + l, w))
         Func kin("kin");
-        kin(e, l, jo, h, w) = qkv(e, h, 1, token(min(jo * KB + l, N - 1), w));
-        keys_t(l, e, jo, h, w) = kin(e, l, jo, h, w);
-        pin_dense(keys_t, {KB, HD, NKB, H, NW});
+        kin(e, l, jo, hw) = qkv(e, hw % H, 1, token(min(jo * KB + l, N - 1), hw / H));
+        keys_t(l, e, jo, hw) = kin(e, l, jo, hw);
+        pin_dense(keys_t, {KB, HD, NKB, H * NW});
 
         // V dense: values(d, j, h, w) = v(d, h, n(j, w))
         values(d, j, h, w) = qkv(d, h, 2, token(j, w));
@@ -174,7 +175,7 @@ public:
         } else {
             dot(j, i, h, w) = 0.0f;
         }
-        dot(j, i, h, w) += qs(re, i, h, w) * keys_t(j % KB, re, j / KB, h, w);
+        dot(j, i, h, w) += qs(re, i, h, w) * keys_t(j % KB, re, j / KB, h + H * w);
         s(j, i, h, w) = dot(j, i, h, w);
         // row max (float) and the largest of the scores' magnitudes as bits, -inf excluded (NaN or
         // +inf when >= 0x7f800000)
@@ -313,10 +314,10 @@ public:
         while (EB * 2 <= 4 && HD % (EB * 2) == 0) EB *= 2;
         Var eo("eo"), ei("ei");
         keys_t.split(e, eo, ei, EB)
-            .reorder(l, ei, eo, jo, w, h)
+            .reorder(l, ei, eo, jo, hw)
             .vectorize(l)
             .unroll(ei)
-            .parallel(h);
+            .parallel(hw);
         kin.compute_at(keys_t, eo).vectorize(e).unroll(l);
         values.split(d, dv, dl, VD).vectorize(dl).reorder(dl, dv, j, w, h).parallel(h);
         qs.compute_at(tile).split(e, dv, dl, VD).vectorize(dl);
@@ -324,7 +325,7 @@ public:
         estimate_dense(qkv, {HD, H, 3, M});
         if (bias_in) estimate_dense(*bias_in, {BJ, N, H, BC});
         estimate_dense(output, {HD, H, M});
-        estimate_dense(keys_t, {KB, HD, NKB, H, NW});
+        estimate_dense(keys_t, {KB, HD, NKB, H * NW});
         estimate_dense(values, {HD, N, H, NW});
     }
 };

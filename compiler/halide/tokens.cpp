@@ -3,6 +3,9 @@
 //   scale        out(i) = s * a(i)                               a, out: (n)
 //   concat_rows  out(c, r) = a(c, r) for r < n1, b(c, r - n1)    a: (d, n1), b: (d, n2), out: (d, n1 + n2)
 //   mean_rows    out(c) = 1/rows sum_r a(c, r)                   a: (d, rows), out: (d, 1)
+//   merge_patches out(c, dy, dx, r) = a(c, 2X + dx, 2Y + dy), r = Y w/2 + X
+//                a: (c, w, h), out: (c, 2, 2, h/2 w/2) (Swin's PatchMerging: the [h/2 w/2, 4c]
+//                tokens of each 2x2 neighbourhood)
 //
 // Schedules: vectorised at the natural width with ShiftInwards tails (stays vectorised for any
 // extent of at least one vector; smaller extents use the largest power of two that fits).
@@ -97,8 +100,31 @@ public:
     }
 };
 
+class MergePatches : public Generator<MergePatches> {
+public:
+    GeneratorParam<int> c_{"c", 96};
+    GeneratorParam<int> w_{"w", 56};
+    GeneratorParam<int> h_{"h", 56};
+    Input<Buffer<float, 3>> a{"a"};
+    Output<Buffer<float, 4>> output{"output"};
+
+    void generate() {
+        const int C = c_, W = w_, H = h_, W2 = W / 2;
+        pin_dense(a, {C, W, H});
+        Var c("c"), dy("dy"), dx("dx"), r("r");
+        output(c, dy, dx, r) = a(c, 2 * (r % W2) + dx, 2 * (r / W2) + dy);
+        pin_dense(output, {C, 2, 2, W2 * (H / 2)});
+        const int VW = vec_for(C, natural_vector_size<float>());
+        Var ro("ro"), ri("ri");
+        output.vectorize(c, VW, TailStrategy::ShiftInwards).split(r, ro, ri, W2).parallel(ro);
+        estimate_dense(a, {C, W, H});
+        estimate_dense(output, {C, 2, 2, W2 * (H / 2)});
+    }
+};
+
 }  // namespace
 
 HALIDE_REGISTER_GENERATOR(Scale, scale)
 HALIDE_REGISTER_GENERATOR(ConcatRows, concat_rows)
 HALIDE_REGISTER_GENERATOR(MeanRows, mean_rows)
+HALIDE_REGISTER_GENERATOR(MergePatches, merge_patches)

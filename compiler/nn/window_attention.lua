@@ -9,7 +9,8 @@
 --   nn.WindowAttention(dim, window, heads, o)  Swin's: children qkv (dim -> 3 dim, bias) and proj,
 --       parameter relative_position_bias_table and buffer relative_position_index (o.index_shape:
 --       its shape in the reference's state_dict, {N * N} for torchvision 0.14, {N, N} for timm;
---       recomputed, as the reference's __init__ computes it); forward(x, map, shift)
+--       recomputed, as the reference's __init__ computes it, so optional: checkpoints converted for
+--       timm >= 0.6 drop it); forward(x, map, shift, mask)
 --   nn.merge_patches(t, h, w)  [1, h w, C] -> [1, h/2 w/2, 4C]: each 2x2 neighbourhood's tokens
 --       concatenated as x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2] (Swin's
 --       PatchMerging before its norm and reduction)
@@ -70,7 +71,7 @@ return function(nn)
     m.heads, m.window = heads, window
     local n = window[1] * window[2]
     m:param('relative_position_bias_table', { (2 * window[1] - 1) * (2 * window[2] - 1), heads })
-    m:param('relative_position_index', o.index_shape or { n * n }, { buffer = true, dtype = 'I64' })
+    m:param('relative_position_index', o.index_shape or { n * n }, { buffer = true, dtype = 'I64', optional = true })
     m.qkv = nn.Linear(dim, dim * 3)
     m.proj = nn.Linear(dim, dim)
     function m:forward(x, map, shift, mask)

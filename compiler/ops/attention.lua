@@ -89,11 +89,13 @@ local function region_mask(g, w)
   return function(i, j) return r[i] == r[j] and 0 or -100 end
 end
 
--- timm's attn_mask buffer [windows, N, N] must be the mask it is recomputed as.
+-- timm's attn_mask buffer [windows, N, N], when the checkpoint holds it, must be the mask it is
+-- recomputed as.
 local function check_mask(node, g, params)
   local key = node.params.attn_mask
   if not key then return end
   local t, n = params[key], g.wh * g.ww
+  if not t then return end -- an optional buffer the checkpoint does not hold
   for w = 0, g.nwy * g.nwx - 1 do
     local mask = region_mask(g, w)
     for i = 0, n - 1 do
@@ -178,7 +180,8 @@ function attention.eval(node, inputs, params)
 end
 
 -- The kernel's scratch, in the arena (compiler/halide/attention.cpp): K^T per head and window in
--- blocks of 16 keys (keys_t), and V per head and window as dense rows (values); the bias classes
+-- blocks of 16 keys (keys_t; heads and windows one dimension), and V per head and window as dense
+-- rows (values); the bias classes
 -- as one constant [classes, heads, N, keys padded to 16].
 function attention.lower(node, L)
   local x, y, a = node.inputs[1], node.outputs[1], node.attrs
@@ -212,7 +215,7 @@ function attention.lower(node, L)
   end
   args[#args + 1] = L:act(y, { { hd, 1 }, { h, hd }, { m, D } })
   args[#args + 1] = L:scratch(4 * 16 * hd * nkb * h * nw,
-    { { 16, 1 }, { hd, 16 }, { nkb, 16 * hd }, { h, 16 * hd * nkb }, { nw, 16 * hd * nkb * h } })
+    { { 16, 1 }, { hd, 16 }, { nkb, 16 * hd }, { h * nw, 16 * hd * nkb } })
   args[#args + 1] = L:scratch(4 * hd * n * h * nw, { { hd, 1 }, { n, hd }, { h, hd * n }, { nw, hd * n * h } })
   return 'attention', gp, args
 end

@@ -5,14 +5,14 @@
 //
 //   in  qkv (e, h, s, n): element e of head h of q (s = 0), k (1), v (2) of token n, i.e. the
 //       [M, 3 D] output of the qkv Linear viewed as (hd, heads, 3, M)
-//   in  bias (j, i, h, c) (when bias > 0): an additive score bias of key j for query i in head h,
-//       class c of windows (bias = 1: one class; 4: c = (last window row) + 2 (last window column),
-//       the shifted windows' masks folded in by ops/attention.lua); keys padded to a multiple of 16,
-//       the pad repeating key N - 1
+//   in  bias (j, i, h) (when bias = 1): an additive score bias of key j for query i in head h
+//       (the relative position bias); mask (j, i, c) (when mask = 4): one for all heads, class c =
+//       (last window row) + 2 (last window column) of windows (the shifted windows' masks, built by
+//       ops/attention.lua); keys of both padded to a multiple of 16, the pad repeating key N - 1
 //   out (d, h, n):        the [M, D] input of the proj Linear viewed as (hd, heads, M)
 //   For window w and its token t (N = tokens per window; globally one window, n = t):
 //     out(d, h, n(i, w)) = sum_j P(j, i) v(d, h, n(j, w)),
-//     P = softmax_j(scale q(., h, n(i, w)) . k(., h, n(j, w)) + bias(j, i, h, c(w)))
+//     P = softmax_j(scale q(., h, n(i, w)) . k(., h, n(j, w)) + bias(j, i, h) + mask(j, i, c(w)))
 //   (softmax with its row max subtracted, as PyTorch). Windows of win_h x win_w tokens tile a
 //   map_h x map_w token map (tokens row-major, the channels-last map): window w = (py, px) of
 //   (map_h / win_h) x (map_w / win_w), token t = (a, b), at the row (the column likewise)
@@ -35,7 +35,7 @@
 // on the stack), S = Q K^T (q scaled by scale log2(e) into a dense tile) as a register-blocked GEMM
 // (SB queries x JV key vectors of accumulators, the head dim reduced innermost); the row max (padded
 // keys repeat a real key: no mask) and the sum of exponentials with vector partial reductions;
-// the bias is the initial value of S's accumulators; P = 2^(S - max) (padded keys 0); then O = P V as a second register-blocked GEMM (RB queries x
+// the bias and mask are the initial value of S's accumulators; P = 2^(S - max) (padded keys 0); then O = P V as a second register-blocked GEMM (RB queries x
 // HD/VD head-dim vectors, the keys reduced innermost in chunks of KC whose v rows stay in L1 across
 // the tile), times the reciprocal of the row sum. Token counts such as 197, 65 or 49 never fall
 // into scalar tails: keys are padded, query tiles and S blocks shift inwards, and a tile is a whole
@@ -80,7 +80,8 @@ public:
     GeneratorParam<int> head_dim{"head_dim", 64};
     GeneratorParam<float> scale{"scale", 0.125f};
     // Windows (map_w = 0: one window, the whole sequence of `tokens`): the token map, the window,
-    // the distance between a window's tokens, the cyclic shift; bias: 0 (none), 1 or 4 classes.
+    // the distance between a window's tokens, the cyclic shift; bias: 0 (none) or 1; mask: 0 (none)
+    // or 4 classes.
     GeneratorParam<int> map_h{"map_h", 0};
     GeneratorParam<int> map_w{"map_w", 0};
     GeneratorParam<int> win_h{"win_h", 0};
@@ -90,6 +91,7 @@ public:
     GeneratorParam<int> shift_h{"shift_h", 0};
     GeneratorParam<int> shift_w{"shift_w", 0};
     GeneratorParam<int> bias{"bias", 0};
+    GeneratorParam<int> mask{"mask", 0};
     // Schedule knobs (0: the heuristic below): queries per score tile, key vectors and queries per
     // S register block, queries per O register block (tile_q and o_queries are used together, as
     // are s_keys and s_queries), keys per P V chunk.
@@ -100,14 +102,17 @@ public:
     GeneratorParam<int> o_keys{"o_keys", 0};
 
     Input<Buffer<float, 4>> qkv{"qkv"};
-    Input<Buffer<float, 4>> *bias_in = nullptr;
+    Input<Buffer<float, 3>> *bias_in = nullptr;
+    Input<Buffer<float, 3>> *mask_in = nullptr;
     Output<Buffer<float, 3>> output{"output"};
     Output<Buffer<float, 4>> keys_t{"keys_t"};
     Output<Buffer<float, 4>> values{"values"};
 
     void configure() {
-        if (bias != 0 && bias != 1 && bias != 4) fail("bias must be 0, 1 or 4");
-        if (bias > 0) bias_in = add_input<Buffer<float, 4>>("bias");
+        if (bias != 0 && bias != 1) fail("bias must be 0 or 1");
+        if (mask != 0 && mask != 4) fail("mask must be 0 or 4");
+        if (bias > 0) bias_in = add_input<Buffer<float, 3>>("bias");
+        if (mask > 0) mask_in = add_input<Buffer<float, 3>>("mask");
     }
 
     static void fail(const char *msg) {
@@ -146,8 +151,9 @@ public:
             return ys * MW + xs;
         };
         pin_dense(qkv, {HD, H, 3, M});
-        const int BJ = NKB * KB, BC = bias;
-        if (bias_in) pin_dense(*bias_in, {BJ, N, H, BC});
+        const int BJ = NKB * KB, MC = mask;
+        if (bias_in) pin_dense(*bias_in, {BJ, N, H});
+        if (mask_in) pin_dense(*mask_in, {BJ, N, MC});
 
         Var j("j"), i("i"), h("h"), e("e"), d("d"), l("l"), jo("jo"), w("w"), hw("hw");
         RDom re(0, HD, "re"), rk(0, NV, "rk"), rl(0, V, "rl"), rj(0, N, "rj");
@@ -162,19 +168,19 @@ public:
         values(d, j, h, w) = qkv(d, h, 2, token(j, w));
         pin_dense(values, {HD, N, H, NW});
 
-        // Scores in log2 units (s = scale log2(e) q . k + log2(e) bias), so that softmax =
+        // Scores in log2 units (s = scale log2(e) q . k + log2(e) (bias + mask)), so that softmax =
         // 2^(s - max) / sum; q scaled into a dense tile qs.
         const float log2e = 1.44269504f;
         Func qs("qs");
         qs(e, i, h, w) = qkv(e, h, 0, token(i, w)) * ((float)scale * log2e);
         Func dot("dot"), s("s"), pm("pm"), mx("mx"), p("p"), ps("ps"), den("den"), rden("rden"), acc("acc");
-        if (bias_in) {
-            Expr c = 0;
-            if (BC == 4) c = select(w / NWX == NWY - 1, 1, 0) + select(w % NWX == NWX - 1, 2, 0);
-            dot(j, i, h, w) = (*bias_in)(j, i, h, c) * log2e;
-        } else {
-            dot(j, i, h, w) = 0.0f;
+        Expr init = 0.0f;
+        if (bias_in) init = (*bias_in)(j, i, h);
+        if (mask_in) {
+            Expr c = select(w / NWX == NWY - 1, 1, 0) + select(w % NWX == NWX - 1, 2, 0);
+            init = init + (*mask_in)(j, i, c);
         }
+        dot(j, i, h, w) = (bias_in || mask_in) ? init * log2e : init;
         dot(j, i, h, w) += qs(re, i, h, w) * keys_t(j % KB, re, j / KB, h + H * w);
         s(j, i, h, w) = dot(j, i, h, w);
         // row max (float) and the largest of the scores' magnitudes as bits, -inf excluded (NaN or
@@ -323,7 +329,8 @@ public:
         qs.compute_at(tile).split(e, dv, dl, VD).vectorize(dl);
 
         estimate_dense(qkv, {HD, H, 3, M});
-        if (bias_in) estimate_dense(*bias_in, {BJ, N, H, BC});
+        if (bias_in) estimate_dense(*bias_in, {BJ, N, H});
+        if (mask_in) estimate_dense(*mask_in, {BJ, N, MC});
         estimate_dense(output, {HD, H, M});
         estimate_dense(keys_t, {KB, HD, NKB, H * NW});
         estimate_dense(values, {HD, N, H, NW});

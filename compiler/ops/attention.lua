@@ -15,11 +15,11 @@
 -- -100 where i and j come from different regions of the rolled map (rows [0, H - wh),
 -- [H - wh, H - sh), [H - sh, H); columns alike; one region in a dimension without a shift), as
 -- torchvision 0.14 and timm v0.4.12 build it; timm's attn_mask buffer (params.attn_mask) is checked
--- against it. The kernel (compiler/halide/attention.cpp) reads B + A folded here into one constant
--- per class of windows (interior, last row, last column, corner: [4, heads, N, 16k] floats, keys
--- padded to a multiple of 16 repeating the last one): a vector load per 16 scores, where gathering
--- table entries by index in the kernel would be a scalar load per score; Swin-T's biases take
--- 2.6 MB this way.
+-- against it. The kernel (compiler/halide/attention.cpp) reads B gathered here into a constant
+-- [heads, N, 16k] (keys padded to a multiple of 16, repeating the last one) and A as one constant
+-- [4, N, 16k] for the classes of windows (interior, last row, last column, corner), shared by the
+-- layers of one shape: a vector load per 16 scores each, where gathering table entries by index in
+-- the kernel would be a scalar load per score; Swin-T's biases and masks take 1.9 MB this way.
 local ffi = require 'ffi'
 local tensor = require 'tensor'
 
@@ -109,49 +109,47 @@ local function check_mask(node, g, params)
   end
 end
 
--- The additive score bias of class c (0: interior windows, 1: last row, 2: last column, 3: the
--- corner), or nil when there is none: bias(h, i, j).
-local function bias_classes(node, params)
+-- The additive score terms: bias(h, i, j) (the relative position bias), or nil; mask[c](i, j) for the
+-- classes of windows c = 0 (interior), 1 (last row), 2 (last column), 3 (the corner) and mask.of(w),
+-- or nil when the windows are not shifted.
+local function score_terms(node, params)
   local g = window_of(node.attrs)
-  if not g then return nil end
-  local key, heads, n = node.params.bias_table, node.attrs.heads, g.wh * g.ww
-  local shifted = g.sh > 0 or g.sw > 0
-  if not key and not shifted then return nil end
-  check_mask(node, g, params)
-  local tab = key and params[key].data
-  local classes = {}
-  for c = 0, shifted and 3 or 0 do
-    local py = c % 2 == 1 and g.nwy - 1 or 0
-    local px = c >= 2 and g.nwx - 1 or 0
-    local mask = shifted and region_mask(g, py * g.nwx + px)
-    classes[c] = function(h, i, j)
-      local v = 0
-      if tab then
-        local ai, bi, aj, bj = math.floor(i / g.ww), i % g.ww, math.floor(j / g.ww), j % g.ww
-        v = tab[((ai - aj + g.wh - 1) * (2 * g.ww - 1) + bi - bj + g.ww - 1) * heads + h]
-      end
-      return mask and v + mask(i, j) or v
+  if not g then return nil, nil end
+  local key, heads = node.params.bias_table, node.attrs.heads
+  local bias, mask
+  if key then
+    local tab = params[key].data
+    bias = function(h, i, j)
+      local ai, bi, aj, bj = math.floor(i / g.ww), i % g.ww, math.floor(j / g.ww), j % g.ww
+      return tab[((ai - aj + g.wh - 1) * (2 * g.ww - 1) + bi - bj + g.ww - 1) * heads + h]
     end
   end
-  classes.count = shifted and 4 or 1
-  classes.of = function(w)
-    if not shifted then return 0 end
-    return (math.floor(w / g.nwx) == g.nwy - 1 and 1 or 0) + (w % g.nwx == g.nwx - 1 and 2 or 0)
+  if g.sh > 0 or g.sw > 0 then
+    check_mask(node, g, params)
+    mask = {}
+    for c = 0, 3 do
+      local py = c % 2 == 1 and g.nwy - 1 or 0
+      local px = c >= 2 and g.nwx - 1 or 0
+      mask[c] = region_mask(g, py * g.nwx + px)
+    end
+    mask.of = function(w)
+      return (math.floor(w / g.nwx) == g.nwy - 1 and 1 or 0) + (w % g.nwx == g.nwx - 1 and 2 or 0)
+    end
   end
-  return classes
+  return bias, mask
 end
 
 function attention.eval(node, inputs, params)
   local x, a = inputs[1], node.attrs
   local hd, heads = a.head_dim, a.heads
   local n, nw, token = attention.windows(a, x.shape[2])
-  local B = bias_classes(node, params)
+  local bias, masks = score_terms(node, params)
   local D = heads * hd
   local y = tensor.new(node.outputs[1].shape)
   local s = ffi.new('double[?]', n)
   local xd = x.data
   for w = 0, nw - 1 do
-    local bias = B and B[B.of(w)]
+    local mask = masks and masks[masks.of(w)]
     for h = 0, heads - 1 do
       local qo, ko, vo = h * hd, D + h * hd, 2 * D + h * hd
       for i = 0, n - 1 do
@@ -163,6 +161,7 @@ function attention.eval(node, inputs, params)
           for e = 0, hd - 1 do v = v + xd[qi * 3 * D + qo + e] * xd[kj * 3 * D + ko + e] end
           v = v * a.scale
           if bias then v = v + bias(h, i, j) end
+          if mask then v = v + mask(i, j) end
           s[j] = v
           if v > m then m = v end
         end
@@ -196,22 +195,33 @@ function attention.lower(node, L)
     if g.sh > 0 or g.sw > 0 then gp.shift_h, gp.shift_w = g.sh, g.sw end
   end
   local args = { L:act(x, { { hd, 1 }, { h, hd }, { 3, D }, { m, 3 * D } }) }
-  local B = bias_classes(node, L.params)
-  if B then
-    local bj = nkb * 16
-    local t = tensor.new({ B.count, h, n, bj })
-    for c = 0, B.count - 1 do
-      local f = B[c]
-      for hh = 0, h - 1 do
-        for i = 0, n - 1 do
-          local row = ((c * h + hh) * n + i) * bj
-          for j = 0, bj - 1 do t.data[row + j] = f(hh, i, math.min(j, n - 1)) end
-        end
+  local bias, mask = score_terms(node, L.params)
+  local bj = nkb * 16
+  -- [planes, n, bj]: f(plane, i, j) with the keys past n repeating key n - 1
+  local function padded(planes, f)
+    local t = tensor.new({ planes, n, bj })
+    for c = 0, planes - 1 do
+      for i = 0, n - 1 do
+        for j = 0, bj - 1 do t.data[(c * n + i) * bj + j] = f(c, i, math.min(j, n - 1)) end
       end
     end
-    gp.bias = B.count
-    local key = (node.params.bias_table or (node.module or 'attention') .. '.mask') .. '@classes' .. B.count
-    args[#args + 1] = L:weight(key, t, { { bj, 1 }, { n, bj }, { h, n * bj }, { B.count, h * n * bj } })
+    return t
+  end
+  if bias then
+    gp.bias = 1
+    args[#args + 1] = L:weight(node.params.bias_table .. '@gathered', padded(h, bias), { { bj, 1 }, { n, bj }, { h, n * bj } })
+  end
+  if mask then
+    gp.mask = 4
+    local g = window_of(a)
+    -- one copy for every layer of this shape (as Lowering:act's constants)
+    local key = string.format('attention mask %dx%d/%dx%d/%dx%d', g.H, g.W, g.wh, g.ww, g.sh, g.sw)
+    L.constants = L.constants or {}
+    if not L.constants[key] then
+      L.constants[key] = L:weight(key, padded(4, function(c, i, j) return mask[c](i, j) end),
+        { { bj, 1 }, { n, bj }, { 4, n * bj } })
+    end
+    args[#args + 1] = L.constants[key]
   end
   args[#args + 1] = L:act(y, { { hd, 1 }, { h, hd }, { m, D } })
   args[#args + 1] = L:scratch(4 * 16 * hd * nkb * h * nw,

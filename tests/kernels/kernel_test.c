@@ -966,8 +966,9 @@ static int run_eltwise(const kcase *k) {
  * generator; a NaN anywhere in a row's scores makes the row NaN). Windows (map_h, map_w, win_h,
  * win_w, dil_h, dil_w, shift_h, shift_w; halide/attention.cpp): window w = (py, px), its token
  * t = (a, b) at map row ((py / dil) win dil + a dil + py % dil + shift) mod map_h (columns alike);
- * no map: one window, n = t. bias=1|4: a random [classes][heads][tokens][keys padded to 16] table
- * (the pad repeats the last key), class = (last window row) + 2 (last window column) for 4.
+ * no map: one window, n = t. bias=1: a random [heads][tokens][keys padded to 16] table; mask=4: a
+ * [4][tokens][keys padded to 16] one of 0 and -100 (Swin's masked scores), class = (last window row)
+ * + 2 (last window column); the pads repeat the last key.
  * FLOPs counted: 2 N^2 HD per head and window for Q K^T and as many for P V (the softmax is not). */
 static int att_token(const int *g, int t, int w) {
     /* g: map_h, map_w, win_h, win_w, dil_h, dil_w, shift_h, shift_w */
@@ -983,12 +984,12 @@ static int att_token(const int *g, int t, int w) {
 static int run_attention(const kcase *k) {
     const char *P = k->params;
     int n = get_param(P, "tokens", 197), nh = get_param(P, "heads", 6), hd = get_param(P, "head_dim", 64);
-    int g[8], nw = 1, m = n, bc = get_param(P, "bias", 0), bj = (n + 15) / 16 * 16;
+    int g[8], nw = 1, m = n, hb = get_param(P, "bias", 0), mc = get_param(P, "mask", 0), bj = (n + 15) / 16 * 16;
     double scale = 0.125; /* the generator's default */
-    int e_in[4], e_o[3], e_k[4], e_v[4], e_b[4];
+    int e_in[4], e_o[3], e_k[4], e_v[4], e_b[3], e_m[3];
     char sc[32];
-    tbuf in, out, kt, vd, bias;
-    tbuf *args[5];
+    tbuf in, out, kt, vd, bias, mask;
+    tbuf *args[6];
     int h, i, j, e, w, c, nb = 0, ok = 1, nonfinite, pass;
     double *ref, *s, err, t;
     g[0] = get_param(P, "map_h", 0), g[1] = get_param(P, "map_w", 0);
@@ -1000,27 +1001,32 @@ static int run_attention(const kcase *k) {
     e_o[0] = hd, e_o[1] = nh, e_o[2] = m;
     e_k[0] = 16, e_k[1] = hd, e_k[2] = (n + 15) / 16, e_k[3] = nh * nw;
     e_v[0] = hd, e_v[1] = n, e_v[2] = nh, e_v[3] = nw;
-    e_b[0] = bj, e_b[1] = n, e_b[2] = nh, e_b[3] = bc > 0 ? bc : 1;
+    e_b[0] = bj, e_b[1] = n, e_b[2] = nh;
+    e_m[0] = bj, e_m[1] = n, e_m[2] = mc > 0 ? mc : 1;
     get_str(P, "scale", "", sc, sizeof(sc));
     if (sc[0]) scale = atof(sc);
     tbuf_init(&in, 4, e_in);
     tbuf_init(&out, 3, e_o);
     tbuf_init(&kt, 4, e_k); /* scratch: K^T in blocks of 16 keys, V dense */
     tbuf_init(&vd, 4, e_v);
-    tbuf_init(&bias, 4, e_b);
+    tbuf_init(&bias, 3, e_b);
+    tbuf_init(&mask, 3, e_m);
     /* q, k ~ U(-2, 2): scores up to ~|scale| hd 4, so the softmax's rows are far from uniform */
     tbuf_rand(&in, 2.0f);
     tbuf_rand(&bias, 3.0f);
-    for (c = 0; c < e_b[3]; c++) /* classes 1-3: some scores masked as Swin's (-100) */
-        for (h = 0; h < nh; h++)
-            for (i = 0; i < n; i++)
-                for (j = 0; j < bj; j++) {
-                    float *b = &bias.p[(((size_t)c * nh + h) * n + i) * bj + j];
-                    if (j >= n) *b = b[n - 1 - j];
-                    else if (c > 0 && (i * 7 + j * 3 + c) % 5 == 0 && i != j) *b = -100.0f;
-                }
+    for (h = 0; h < nh; h++)
+        for (i = 0; i < n; i++)
+            for (j = n; j < bj; j++) bias.p[((size_t)h * n + i) * bj + j] = bias.p[((size_t)h * n + i) * bj + n - 1];
+    for (c = 0; c < e_m[2]; c++) /* classes 1-3: some scores masked as Swin's (-100) */
+        for (i = 0; i < n; i++)
+            for (j = 0; j < bj; j++) {
+                float *b = &mask.p[((size_t)c * n + i) * bj + j];
+                if (j >= n) *b = b[n - 1 - j];
+                else *b = (c > 0 && (i * 7 + j * 3 + c) % 5 == 0 && i != j) ? -100.0f : 0.0f;
+            }
     args[nb++] = &in;
-    if (bc > 0) args[nb++] = &bias;
+    if (hb > 0) args[nb++] = &bias;
+    if (mc > 0) args[nb++] = &mask;
     args[nb++] = &out;
     args[nb++] = &kt;
     args[nb++] = &vd;
@@ -1036,7 +1042,7 @@ static int run_attention(const kcase *k) {
 #define QKV(e_, h_, s_, j_) ((double)in.p[(((size_t)(j_) * 3 + (s_)) * nh + (h_)) * hd + (e_)])
     for (w = 0; w < nw; w++) {
         int nwx = g[1] > 0 ? g[1] / g[3] : 1, nwy = g[1] > 0 ? g[0] / g[2] : 1;
-        c = bc == 4 ? (w / nwx == nwy - 1) + 2 * (w % nwx == nwx - 1) : 0;
+        c = mc == 4 ? (w / nwx == nwy - 1) + 2 * (w % nwx == nwx - 1) : 0;
         for (h = 0; h < nh; h++)
             for (i = 0; i < n; i++) {
                 double mx = -INFINITY, l = 0;
@@ -1046,7 +1052,8 @@ static int run_attention(const kcase *k) {
                     int kj = att_token(g, j, w);
                     for (e = 0; e < hd; e++) v += QKV(e, h, 0, qi) * QKV(e, h, 1, kj);
                     s[j] = v * scale;
-                    if (bc > 0) s[j] += bias.p[(((size_t)c * nh + h) * n + i) * bj + j];
+                    if (hb > 0) s[j] += bias.p[((size_t)h * n + i) * bj + j];
+                    if (mc > 0) s[j] += mask.p[((size_t)c * n + i) * bj + j];
                     if (isnan(s[j]) || s[j] > mx) mx = isnan(mx) ? mx : s[j];
                 }
                 for (j = 0; j < n; j++) l += (s[j] = exp(s[j] - mx));
@@ -1073,6 +1080,7 @@ static int run_attention(const kcase *k) {
     tbuf_free(&kt);
     tbuf_free(&vd);
     tbuf_free(&bias);
+    tbuf_free(&mask);
     return ok;
 }
 

@@ -55,6 +55,9 @@ activations.list = {
   { name = 'gelu_tanh', module = 'GELU', functional = 'gelu', options = { approximate = 'tanh' }, maps_zero = true,
     f = function(v) return 0.5 * v * (1 + tanh(sqrt(2 / math.pi) * (v + 0.044715 * v * v * v))) end,
     paper = 'Hendrycks & Gimpel 2016 (tanh approximation)' },
+  { name = 'tanh', module = 'Tanh', functional = 'tanh', maps_zero = true,
+    f = tanh,
+    paper = 'the hyperbolic tangent; MaxViT\'s pre-logits head (Tu et al. 2022)' },
 }
 
 activations.by_name = {}

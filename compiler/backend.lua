@@ -131,7 +131,7 @@ end
 function backend.fold_report(graph, report)
   local folds = {}
   for _, k in ipairs({ 'repvgg_folded', 'acb_folded', 'dbb_folded', 'dirac_folded', 'repmlp_folded',
-                       'mobileone_folded', 'bn_folded', 'bn_as_affine', 'fused_projection', 'fused_add', 'fused_act' }) do
+                       'mobileone_folded', 'bn_folded', 'bn_as_affine', 'affine_into_conv', 'fused_projection', 'fused_add', 'fused_act' }) do
     if report[k] and report[k] > 0 then folds[#folds + 1] = k:gsub('_', ' ') .. ' ' .. report[k] end
   end
   return {

@@ -5,7 +5,7 @@
 //   GeneratorParam<Act> act{"act", Act::None, act_names()};   ...   v = activate(act, v);
 //
 // NaN and +-inf as PyTorch: NaN gives NaN; SiLU, Hardswish and both GELUs give NaN at -inf (-inf * 0,
-// as torch computes them), ReLU6 and the sigmoids saturate. Halide compiles with LLVM's no-NaNs
+// as torch computes them), ReLU6, the sigmoids and Tanh saturate. Halide compiles with LLVM's no-NaNs
 // flags (see foldc_common.h): a min/max or a float compare may drop a NaN, so the clamps below
 // test the float's bits, Hardswish carries a NaN through its product with x, and the ones built on
 // exp/erf take their values at NaN and +-inf from at_nonfinite.
@@ -18,14 +18,14 @@
 
 namespace foldc {
 
-enum class Act { None, Relu, Relu6, Silu, Hardswish, Hardsigmoid, Sigmoid, Gelu, GeluTanh };
+enum class Act { None, Relu, Relu6, Silu, Hardswish, Hardsigmoid, Sigmoid, Gelu, GeluTanh, Tanh };
 
 // The generator parameter's values: compiler/activations.lua's names.
 inline const std::map<std::string, Act> &act_names() {
     static const std::map<std::string, Act> names = {
         {"none", Act::None}, {"relu", Act::Relu}, {"relu6", Act::Relu6}, {"silu", Act::Silu},
         {"hardswish", Act::Hardswish}, {"hardsigmoid", Act::Hardsigmoid}, {"sigmoid", Act::Sigmoid}, {"gelu", Act::Gelu},
-        {"gelu_tanh", Act::GeluTanh},
+        {"gelu_tanh", Act::GeluTanh}, {"tanh", Act::Tanh},
     };
     return names;
 }
@@ -85,6 +85,14 @@ inline Halide::Expr activate(Act act, const Halide::Expr &v) {
         Expr u = clamp(0.79788456080286536f * (v + 0.044715f * v * v * v), -9.0f, 9.0f);
         Expr t = 1.0f - 2.0f / (1.0f + exp(2.0f * u));
         return at_nonfinite(v, v * (0.5f + 0.5f * t), v, nan_f32());
+    }
+    case Act::Tanh: {
+        // 1 - 2 / (1 + exp(2v)), v clamped to +-9 as above; below |v| = 1/8 the odd Taylor series to
+        // v^7 (error under 2e-9 relative), where the difference would cancel to an absolute error
+        Expr t = 1.0f - 2.0f / (1.0f + exp(2.0f * clamp(v, -9.0f, 9.0f)));
+        Expr v2 = v * v;
+        Expr series = v + v * v2 * (-1.0f / 3.0f + v2 * (2.0f / 15.0f - v2 * (17.0f / 315.0f)));
+        return at_nonfinite(v, select(abs(v) < 0.125f, series, t), 1.0f, -1.0f);
     }
     }
     return v;

@@ -5,7 +5,8 @@
 --       reference's mask on the shifted windows), o.dilation = {dh, dw} (window tokens dh apart:
 --       MaxViT's grid), o.bias = {module, name} (a relative position bias table
 --       [(2wh - 1)(2ww - 1), heads] of that module), o.mask = {module, name} (timm's attn_mask
---       buffer, checked to be the shifted windows' mask); [1, H W, 3 dim] -> [1, H W, dim]
+--       buffer, checked to be the shifted windows' mask), o.scale (of q . k: head_dim^-0.5 unless
+--       given; MaxViT's is dim^-0.5); [1, H W, 3 dim] -> [1, H W, dim]
 --   nn.WindowAttention(dim, window, heads, o)  Swin's: children qkv (dim -> 3 dim, bias) and proj,
 --       parameter relative_position_bias_table and buffer relative_position_index (o.index_shape:
 --       its shape in the reference's state_dict, {N * N} for torchvision 0.14, {N, N} for timm;
@@ -57,8 +58,9 @@ return function(nn)
       params.bias_table = bias
     end
     params.attn_mask = param_key(where, o.mask, 'window_attention mask')
+    local scale = o.scale == nil and (dim / heads) ^ -0.5 or nn.finite(o.scale, where, 'window_attention scale', true)
     return record(where, path, 'attention', { qkv }, {
-      heads = heads, head_dim = dim / heads, scale = (dim / heads) ^ -0.5,
+      heads = heads, head_dim = dim / heads, scale = scale,
       window = { map = map, size = win, shift = shift, dilation = dil } }, params)
   end
   function nn.window_attention(qkv, heads, o) return window_attention(nn.caller_where(), nil, qkv, heads, o or {}) end

@@ -104,9 +104,10 @@ static void get_str(const char *params, const char *key, const char *def, char *
 /* ----------------------------------------------------------- activations */
 /* The fused activation, act=NAME (compiler/activations.lua; halide/activation.h), in double with
  * PyTorch's formulas: NaN stays NaN (no comparison below holds for it), -inf * 0 = NaN. */
-enum { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID, ACT_GELU, ACT_GELU_TANH };
+enum { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_SIGMOID, ACT_GELU, ACT_GELU_TANH,
+       ACT_TANH };
 static const char *const act_names[] = {"none", "relu", "relu6", "silu", "hardswish", "hardsigmoid",
-                                        "sigmoid", "gelu", "gelu_tanh"};
+                                        "sigmoid", "gelu", "gelu_tanh", "tanh"};
 
 static int get_act(const char *params) {
     char name[32];
@@ -130,6 +131,7 @@ static double act_apply(int act, double v) {
     case ACT_SIGMOID: return 1 / (1 + exp(-v));
     case ACT_GELU: return 0.5 * v * (1 + erf(v * 0.70710678118654752));
     case ACT_GELU_TANH: return 0.5 * v * (1 + tanh(0.79788456080286536 * (v + 0.044715 * v * v * v)));
+    case ACT_TANH: return tanh(v);
     }
     return v;
 }

@@ -39,7 +39,7 @@ describe('PyTorch names the DSL lacks', function()
     assert.truthy(there:find('ReLU, ReLU6, SiLU, Hardswish', 1, true))
     assert.equal('nn.Softplus is not supported yet (' .. there .. '; see models/README.md)',
       failure('softplus', 'nn.Softplus()'))
-    assert.equal('nn.Tanh is not supported yet (' .. there .. '; see models/README.md)', failure('tanh', 'nn.Tanh()'))
+    assert.equal('nn.Mish is not supported yet (' .. there .. '; see models/README.md)', failure('mish', 'nn.Mish()'))
     assert.truthy(failure('leaky', 'nn.leaky_relu'):find(there, 1, true))
   end)
 

@@ -257,7 +257,12 @@ public:
         if (depthwise) {
             if (tco <= 0) tco = (COUT >= 2 * VW && COUT % (2 * VW) == 0) ? 2 : 1;
             if (tx <= 0) {
-                int cap = std::max(1, std::min(OW, (regs / 2) / tco));
+                // strided: a tile reads (tx - 1) * stride + kw input vectors a row, and LLVM keeps
+                // them live beside the accumulators, so half the accumulators (MobileNetV2's
+                // stride-2 3x3s on AVX-512: 2x8 -> 2x4 on 112x112x96 spilled 40 vectors, 104-150
+                // -> 95-105 us; 1x14 -> 1x7 on 56x56x144 48-62 -> 33-40 us)
+                const int acc_regs = SX > 1 ? regs / 4 : regs / 2;
+                int cap = std::max(1, std::min(OW, acc_regs / tco));
                 tx = largest_divisor_in(OW, std::max(2, cap / 2), cap);
                 if (tx == 0) tx = std::min(OW, 4);
             }

@@ -141,7 +141,7 @@ local function describe_runs(program, info)
     local input_text = {}
     for n, shape in ipairs(inputs) do input_text[n] = shape_text(shape) end
     local layer = { name = s.name, op = node.op, algorithm = s.algorithm, algorithm_reason = s.algorithm_reason,
-      inputs = inputs, output = output, macs = s.macs }
+      inputs = inputs, output = output, macs = s.macs, bytes = s.bytes }
     local head = string.format('layer %d %s: %s %s', i - 1, s.name, node.op, s.algorithm)
     local io = ' on ' .. table.concat(input_text, ' + ') .. ' -> ' .. shape_text(output) .. string.format(', %.0f MACs', s.macs)
     local why = 'why: ' .. s.algorithm_reason
@@ -178,7 +178,7 @@ local function describe_runs(program, info)
     end
     for n, line in ipairs(lines) do lines[n] = c_text(line) end
     runs[i] = { json = setmetatable(layer, { __jsonorder = { 'name', 'op', 'algorithm', 'algorithm_reason', 'generator',
-        'params', 'schedule', 'inputs', 'output', 'macs', 'target', 'kernel' } }),
+        'params', 'schedule', 'inputs', 'output', 'macs', 'bytes', 'target', 'kernel' } }),
       label = c_text(node.op .. ' ' .. s.algorithm), comment = table.concat(lines, '\n     * ') }
   end
   return runs
@@ -229,7 +229,7 @@ local function describe_steps(program, runs)
         step.src.offset, step.dst.offset, step.c, step.h, step.w)
     end
     steps[i] = { index = i - 1, name = c_text(step.name), call = call, macs = string.format('%.0f', step.macs),
-      label = runs[i].label, comment = runs[i].comment }
+      bytes = string.format('%.0f', step.bytes), label = runs[i].label, comment = runs[i].comment }
   end
   return views, steps
 end

@@ -365,6 +365,27 @@ local function weight_heavy(step)
   return w > a
 end
 
+-- Bytes a layer must move at the least, from the graph's shapes (a roofline's compulsory traffic:
+-- Williams, Waterman and Patterson, "Roofline", CACM 2009): every activation input read once, every
+-- parameter read once, the output written once, fp32, over the N images (parameters once). What a
+-- kernel moves beyond that (re-reads of tiles that left the cache, Winograd's transformed weights,
+-- zero-widened groups) is its own inefficiency, so GB/s against this says how close a memory-bound
+-- layer (a depthwise conv, a gate, a pool) runs to the machine's bandwidth.
+function lower.step_bytes(node, params, N)
+  local n = 0
+  local function add(shape, images)
+    local e = images
+    for _, d in ipairs(shape) do e = e * d end
+    n = n + e
+  end
+  for _, t in ipairs(node.inputs) do add(t.shape, (t.producer and t.producer.op == 'constant') and 1 or N) end
+  for _, key in pairs(node.params or {}) do
+    if params[key] then n = n + params[key].numel end
+  end
+  add(node.outputs[1].shape, N)
+  return 4 * n
+end
+
 -- The image-major prefix (steps 1..k, see the top comment): buffers used only inside it hold one
 -- image, reused by each image in turn (act.one_image); every other buffer it touches is kept alive
 -- over the whole prefix (from step 0), since image n + 1 runs the prefix after image n wrote it.
@@ -382,7 +403,8 @@ end
 
 -- program = { input, output, steps, acts (arena tensors), weights, batch, image_major (the
 -- number of leading steps run image-major) }; every step names the graph node
--- it lowers (node), its algorithm and algorithm_reason (lower.choose's), its name and MACs. opts:
+-- it lowers (node), its algorithm and algorithm_reason (lower.choose's), its name, MACs and bytes
+-- (lower.step_bytes). opts:
 -- target (required), conv_algo (above).
 function lower.lower(graph, opts)
   opts = opts or {}
@@ -419,7 +441,7 @@ function lower.lower(graph, opts)
         error(string.format('%s: a flatten of a channel slice is not supported', node.where or ir.node_name(node)), 0)
       end
       program.steps[#program.steps + 1] = { kind = 'hwc_to_chw', name = ir.node_name(node), node = node, macs = 0,
-        algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
+        bytes = lower.step_bytes(node, L.params, N), algorithm = 'NHWC to NCHW copy', algorithm_reason = 'a flatten of a channels-innermost map',
         c = s[2], h = s[3], w = s[4], src = L:use(node.inputs[1]), dst = L:use(node.outputs[1]), images = N,
         image_major = image_major or nil }
     else
@@ -444,7 +466,7 @@ function lower.lower(graph, opts)
       if generator then
         local step = { kind = 'kernel', generator = generator, gparams = gparams,
           args = args, name = ir.node_name(node), op = node.op, node = node, macs = ops.get(node.op).macs(node) * N,
-          algorithm = choice.algorithm, algorithm_reason = choice.reason }
+          bytes = lower.step_bytes(node, L.params, N), algorithm = choice.algorithm, algorithm_reason = choice.reason }
         if image_major and weight_heavy(step) then image_major = false end
         if image_major then
           step.image_major = true

@@ -40,6 +40,11 @@ static const double layer_macs[$(M)_NUM_LAYERS] = {
 $layers[[  $macs,
 ]]};
 
+/* Bytes each layer must move at the least: inputs and parameters read once, output written once. */
+static const double layer_bytes[$(M)_NUM_LAYERS] = {
+$layers[[  $bytes,
+]]};
+
 /* Op and algorithm of each layer, as $(m).json names them. */
 static const char *const layer_algorithms[$(M)_NUM_LAYERS] = {
 $layers[[  "$label",
@@ -86,6 +91,8 @@ const char *$(m)_layer_name(int i) {
 }
 
 double $(m)_layer_macs(int i) { return i >= 0 && i < $(M)_NUM_LAYERS ? layer_macs[i] : 0.0; }
+
+double $(m)_layer_bytes(int i) { return i >= 0 && i < $(M)_NUM_LAYERS ? layer_bytes[i] : 0.0; }
 
 const char *$(m)_layer_algorithm(int i) {
   return i >= 0 && i < $(M)_NUM_LAYERS ? layer_algorithms[i] : "";

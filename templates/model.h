@@ -53,10 +53,12 @@ const char *$(m)_strerror(int code);
 /* The message of the last kernel error on this context ("" if none). */
 const char *$(m)_last_error(const $(m)_ctx *ctx);
 
-/* Layer i (0 <= i < $(M)_NUM_LAYERS): its name, multiply-accumulates, and op with the algorithm
- * it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; $(m).json has the details). */
+/* Layer i (0 <= i < $(M)_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at
+ * the least (its inputs and parameters read once, its output written once), and op with the
+ * algorithm it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; $(m).json has the details). */
 const char *$(m)_layer_name(int i);
 double $(m)_layer_macs(int i);
+double $(m)_layer_bytes(int i);
 const char *$(m)_layer_algorithm(int i);
 
 /* Deprecated: contexts now own their threads ($(m)_create_threads). This only sizes Halide's

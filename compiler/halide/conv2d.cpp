@@ -64,8 +64,16 @@
 //   * Grouped convs whose channels-per-group is a multiple of the vector
 //     width compute the group from the vector-aligned channel, so the input
 //     access stays a scalar broadcast; depthwise (cin == cout == groups)
-//     loads input vectors along c.  Other group shapes are correct but use
-//     gathers (slow).
+//     loads input vectors along c.  Narrow groups (Q = cin/groups =
+//     cout/groups input and output channels a group, Q < V, V % Q == 0:
+//     ResNeXt's 4 and 8, RegNet's 8) hold V/Q whole groups in a vector: the
+//     input vector of those V channels at one pixel and tap is loaded once
+//     (xin) and, for each of the group's Q input channels i,
+//     lane q*Q + j gets the group's channel q*Q + i by one permute (the
+//     channel is split into group and lane-in-group, both vectorised, so
+//     Halide sees a broadcast of a Q-strided read of xin): one permute per
+//     FMA and no zero weights (widening to V-channel groups did V/Q times
+//     the MACs).  Other group shapes are correct but use gathers (slow).
 //
 // Schedule GeneratorParams (0 = heuristic default):
 //   tile_co        output-channel tile in vectors (default: scored over
@@ -231,17 +239,40 @@ public:
         const Target t = get_target();
         const int V = natural_vector_size<float>();
         const int regs = vector_registers(t);
-        const int VW = vec_for(COUT, V);
+        int vw = vec_for(COUT, V);
+        // narrow groups (see the top comment): whole groups in a vector, every vector full
+        const bool narrow = G > 1 && !depthwise && CPG == OPG && CPG < vw && vw % CPG == 0 && COUT % vw == 0;
+        // Other groups that straddle a vector (RegNet's 24 channels a group on 16 lanes) would
+        // gather their input: vectors of a power of two >= 4 lanes that the groups tile keep it a
+        // broadcast (8 lanes for 24)
+        if (G > 1 && !depthwise && !narrow && OPG % vw != 0) {
+            int w = vw;
+            while (w > 4 && OPG % w != 0) w /= 2;
+            if (OPG % w == 0) vw = w;
+        }
+        const int VW = vw;
 
         // ---- tile selection -------------------------------------------------
         int tco = tile_co, tx = tile_x;
         if (depthwise) {
             if (tco <= 0) tco = (COUT >= 2 * VW && COUT % (2 * VW) == 0) ? 2 : 1;
             if (tx <= 0) {
-                int cap = std::max(1, std::min(OW, (regs / 2) / tco));
+                // strided: a tile reads (tx - 1) * stride + kw input vectors a row, and LLVM keeps
+                // them live beside the accumulators, so half the accumulators (MobileNetV2's
+                // stride-2 3x3s on AVX-512: 2x8 -> 2x4 on 112x112x96 spilled 40 vectors, 104-150
+                // -> 95-105 us; 1x14 -> 1x7 on 56x56x144 48-62 -> 33-40 us)
+                const int acc_regs = SX > 1 ? regs / 4 : regs / 2;
+                int cap = std::max(1, std::min(OW, acc_regs / tco));
                 tx = largest_divisor_in(OW, std::max(2, cap / 2), cap);
                 if (tx == 0) tx = std::min(OW, 4);
             }
+        } else if (narrow) {
+            // the input vectors take as many registers as the accumulators: 4 pixels, one
+            // vector of 4-channel groups or two of 8-channel ones (ResNeXt-50's 56x56x128 and
+            // 28x28x256 on AVX-512: 287 and 283 us against 335-735 and 298-695 for the other
+            // tiles of 1-2 vectors x 2-8 pixels)
+            if (tco <= 0) tco = (CPG >= 8 && COUT % (2 * VW) == 0) ? 2 : 1;
+            if (tx <= 0) tx = std::min(OW, 4);
         } else if (tco <= 0 || tx <= 0) {
             double best = -1;
             int bc = 1, bx = 1;
@@ -255,7 +286,12 @@ public:
                     if (need > regs) continue;
                     // in place: only tiles that divide the output (see in_place below)
                     if (in_place && (COUT % (c * VW) != 0 || OW % xx != 0)) continue;
-                    double ratio = double(c * xx) / double(c + xx);
+                    // FMAs per load: c weight vectors and, per pixel, one broadcast per group the
+                    // tile spans (dense: one; grouped convs of one or two vectors a group: a 1x14
+                    // tile on ResNeXt-50 layer3's 14x14 groups of 16 ran 155 us, the 4x7 one the
+                    // dense rule picks 205 us)
+                    const int spans = (G > 1 && !depthwise) ? std::max(1, (c * VW + OPG - 1) / OPG) : 1;
+                    double ratio = double(c * xx) / double(c + xx * spans);
                     double wc = double((COUT + c * VW - 1) / (c * VW) * (c * VW)) / COUT;
                     double wx = double((OW + xx - 1) / xx * xx) / OW;
                     double score = ratio / (wc * wx);
@@ -282,6 +318,8 @@ public:
             while (tco > 1 && COUT % (tco * VW) != 0) tco--;
             tx = largest_divisor_in(OW, 1, tx);
         }
+        // narrow groups: a channel tile starts on a group (xin holds the tile's own channels)
+        while (narrow && tco > 1 && COUT % (tco * VW) != 0) tco--;
         const int T = tco * VW;
 
         // Pin shapes / strides.
@@ -315,7 +353,7 @@ public:
         // (the stem), which read through the boundary condition: Halide's
         // loop partitioning then removes the test from interior tiles),
         // 1 = inline boundary condition, 2 = padded copy.
-        const bool copy_pad = need_pad && (pad_mode == 2 || (pad_mode == 0 && !depthwise && CPG > 4));
+        const bool copy_pad = need_pad && (pad_mode == 2 || (pad_mode == 0 && !depthwise && (CPG > 4 || narrow)));
         const int V0 = natural_vector_size<float>();
         const bool flat_pad = copy_pad && G == 1 && CIN < V0 && 4LL * CIN * ((tx - 1) * SX + (KW - 1) * DX + 1) * ((KH - 1) * DY + 1) <= 16 * 1024;
         Func in_flat("in_flat");
@@ -354,11 +392,16 @@ public:
             ci = (c / OPG) * CPG + r.x;
         }
 
+        // narrow groups read the input through xin: one tap's input vectors (a few, on the stack)
+        Func xin("xin");
+        xin(vars({c, x, y})) = src(at({c, x, y}));
+        Func &read = narrow ? xin : src;
+
         Func acc("acc");
         acc(vars({c, x, y})) = bias(c);
         Expr wv = WB > 0 ? weights(c % WB, r.x, r.y, r.z + KH * (c / WB)) : weights(c, r.x, r.y, r.z);
         acc(vars({c, x, y})) += wv *
-                        src(at({ci, x * SX - PX + r.y * DX, y * SY - PY + r.z * DY}));
+                        read(at({ci, x * SX - PX + r.y * DX, y * SY - PY + r.z * DY}));
         RDom rp(0, std::max(1, PCIN), "rp");
         if (proj_in) {
             Expr pw = WB > 0 ? (*proj_w)(c % WB, rp, 0, c / WB) : (*proj_w)(c, rp, 0, 0);
@@ -399,6 +442,7 @@ public:
             }
         }
         cib = std::max(1, std::min(cib, CPG));
+        if (narrow) cib = CPG; // a tap's input vectors serve all of the group's channels
         const bool chunked = cib < CPG;
         int PF = prefetch;
         if (PF == 0) PF = (wbytes >= 2 * 1024 * 1024 && OW * OH <= 64) ? 32 : -1; // (tune.prefetch_runoff mirrors this)
@@ -527,17 +571,26 @@ public:
             Stage u = acc.update();
             RVar rci = r.x, rkx = r.y, rky = r.z;
             u.split(c, cv, cl, VW);
-            if (pf_per_vector) {
+            if (narrow) {
+                // lane-in-group inner, group outer, both vectorised; the group's input
+                // channels (unrolled) outside the register tile, xin loaded once a tap
+                Var cq("cq"), cj("cj");
+                u.split(cl, cq, cj, CPG).reorder(cj, cq, cv, x, rci, rkx, rky, y);
+                u.vectorize(cj).vectorize(cq).unroll(cv).unroll(x).unroll(rci);
+                xin.compute_at(acc, rkx);
+                Var xc = xin.args()[0], xcv("xcv"), xcl("xcl");
+                xin.bound_extent(xc, T).split(xc, xcv, xcl, VW).vectorize(xcl).unroll(xcv).unroll(xin.args()[1]);
+            } else if (pf_per_vector) {
                 u.reorder(cl, x, cv, rci, rkx, rky, y);
             } else {
                 u.reorder(cl, cv, x, rci, rkx, rky, y);
             }
-            u.vectorize(cl).unroll(cv).unroll(x);
+            if (!narrow) u.vectorize(cl).unroll(cv).unroll(x);
             if (PF >= 2) {
                 u.prefetch(weights, pf_per_vector ? VarOrRVar(cv) : VarOrRVar(rci), rci, PF,
                            PrefetchBoundStrategy::NonFaulting);
             }
-            if (CPG <= 4) {
+            if (CPG <= 4 && !narrow) {
                 u.unroll(rci);
                 if (CPG * KW <= 8) u.unroll(rkx);
             }

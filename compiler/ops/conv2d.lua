@@ -117,18 +117,21 @@ function conv2d.packed_weight(L, key, cout, cig, kh, kw, wb, W)
   return L:weight(key .. '@hwio' .. (wb > 0 and wb or ''), packed, wdims)
 end
 
--- A grouped conv whose groups have fewer output channels than a vector has lanes (ResNeXt-50 32x4d's
--- stages 1 and 2: 4 and 8 of AVX-512's 16) reads its input through gathers in the direct kernel
--- (halide/conv2d.cpp). It runs instead as a conv of fewer, wider groups ("super-groups" of lanes
--- output channels, each over the input channels of the groups it joins) whose weights are zero
--- outside each channel's own group (block diagonal): lanes / (cout / groups) times the MACs, at the
--- dense kernel's rate (layer1's 3x3: 1.3-2.0 ms -> see docs). Exact over the reals; an inf or NaN
--- input channel spreads to the other channels of its super-group (0 * inf). Returns the number of
--- super-groups, or nil (the conv keeps its groups: dense, depthwise, vector-wide groups, or groups
--- that do not tile a vector).
+-- A grouped conv whose groups have fewer output channels than a vector has lanes reads its input
+-- through gathers in the direct kernel (halide/conv2d.cpp), unless its groups have as many input as
+-- output channels and whole groups fill every vector (ResNeXt-50 32x4d's stages 1 and 2: 4 and 8 of
+-- AVX-512's 16; RegNet's group widths): those run natively ("narrow groups": one permute a FMA,
+-- layer1's 3x3 1.07 -> 0.28 ms, layer2's 0.42 -> 0.28 ms). The others (a channel multiplier, e.g.
+-- 8 -> 16 in 8 groups) run instead as a conv of fewer, wider groups ("super-groups" of lanes output
+-- channels, each over the input channels of the groups it joins) whose weights are zero outside each
+-- channel's own group (block diagonal): lanes / (cout / groups) times the MACs, at the dense
+-- kernel's rate. Exact over the reals; an inf or NaN input channel spreads to the other channels of
+-- its super-group (0 * inf). Returns the number of super-groups, or nil (the conv keeps its groups:
+-- dense, depthwise, narrow, vector-wide groups, or groups that do not tile a vector).
 function conv2d.super_groups(a, lanes)
   local opg = a.cout / a.groups
   if a.groups == 1 or (a.groups == a.cin and a.cin == a.cout) or opg % lanes == 0 or lanes % opg ~= 0 then return nil end
+  if a.cin == a.cout and a.cout % lanes == 0 then return nil end -- narrow groups: the kernel's own path
   local join = lanes / opg
   if a.groups % join ~= 0 then return nil end
   return a.groups / join

@@ -1,7 +1,8 @@
 -- foldc bench: whole-model latency (min and median over N runs after warm-up) and a per-layer
--- profile with GFLOP/s and % of the machine's FMA peak. With --compare: the same model (PyTorch
--- random weights) under foldc, ONNX Runtime and PyTorch, interleaved, as a ratio table with peak
--- RSS (backend.compare, compiler/compare/).
+-- profile with GFLOP/s and % of the machine's FMA peak, and the GB/s of the bytes each layer must
+-- move at the least (lower.step_bytes: a memory-bound layer, e.g. a depthwise conv, shows up there).
+-- With --compare: the same model (PyTorch random weights) under foldc, ONNX Runtime and PyTorch,
+-- interleaved, as a ratio table with peak RSS (backend.compare, compiler/compare/).
 local cli = require 'cli'
 local numeric_args = require 'numeric_args'
 

@@ -181,6 +181,33 @@ static const double layer_macs[DIRACNET18_NUM_LAYERS] = {
   512000,
 };
 
+/* Bytes each layer must move at the least: inputs and parameters read once, output written once. */
+static const double layer_bytes[DIRACNET18_NUM_LAYERS] = {
+  3851264,
+  4014080,
+  1753344,
+  1753344,
+  1753344,
+  1753344,
+  1003520,
+  897536,
+  1393152,
+  1393152,
+  1393152,
+  501760,
+  1481728,
+  2761728,
+  2761728,
+  2761728,
+  250880,
+  4871168,
+  9639936,
+  9639936,
+  9639936,
+  102400,
+  2058048,
+};
+
 /* Op and algorithm of each layer, as diracnet18.json names them. */
 static const char *const layer_algorithms[DIRACNET18_NUM_LAYERS] = {
   "conv2d direct",
@@ -249,6 +276,8 @@ const char *diracnet18_layer_name(int i) {
 }
 
 double diracnet18_layer_macs(int i) { return i >= 0 && i < DIRACNET18_NUM_LAYERS ? layer_macs[i] : 0.0; }
+
+double diracnet18_layer_bytes(int i) { return i >= 0 && i < DIRACNET18_NUM_LAYERS ? layer_bytes[i] : 0.0; }
 
 const char *diracnet18_layer_algorithm(int i) {
   return i >= 0 && i < DIRACNET18_NUM_LAYERS ? layer_algorithms[i] : "";

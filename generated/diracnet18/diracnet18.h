@@ -64,10 +64,12 @@ const char *diracnet18_strerror(int code);
 /* The message of the last kernel error on this context ("" if none). */
 const char *diracnet18_last_error(const diracnet18_ctx *ctx);
 
-/* Layer i (0 <= i < DIRACNET18_NUM_LAYERS): its name, multiply-accumulates, and op with the algorithm
- * it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; diracnet18.json has the details). */
+/* Layer i (0 <= i < DIRACNET18_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at
+ * the least (its inputs and parameters read once, its output written once), and op with the
+ * algorithm it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; diracnet18.json has the details). */
 const char *diracnet18_layer_name(int i);
 double diracnet18_layer_macs(int i);
+double diracnet18_layer_bytes(int i);
 const char *diracnet18_layer_algorithm(int i);
 
 /* Deprecated: contexts now own their threads (diracnet18_create_threads). This only sizes Halide's

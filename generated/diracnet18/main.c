@@ -5,8 +5,8 @@
  *
  * Loads the weights, runs the model on the input (a fixed pseudo-random one if none is given),
  * writes the output, prints the top-5 classes, and with --runs N the min and median latency of N
- * runs after two warm-up runs; --profile adds a per-layer table (what each layer runs as, GFLOP/s,
- * and % of --peak).
+ * runs after two warm-up runs; --profile adds a per-layer table (what each layer runs as, the
+ * megabytes it must move at the least and GB/s of them, GFLOP/s, and % of --peak).
  * --threads: 1 by default, 0 = one per core, at most FOLDC_MAX_THREADS.
  *
  * Every bad argument or file gets one line on stderr naming it and the exit status 1 (2 for an
@@ -397,12 +397,12 @@ int main(int argc, char **argv) {
     }
     qsort(ms, (size_t)runs, sizeof(double), cmp_double);
     if (profile && !json) {
-      printf("%-4s %-40s %-24s %10s %9s %9s%s\n", "#", "layer", "runs as", "ms", "MMACs", "GFLOP/s",
-             peak > 0 ? "  % peak" : "");
+      printf("%-4s %-40s %-24s %10s %9s %8s %9s %7s%s\n", "#", "layer", "runs as", "ms", "MMACs", "MB", "GFLOP/s",
+             "GB/s", peak > 0 ? "  % peak" : "");
       for (j = 0; j < DIRACNET18_NUM_LAYERS; j++) {
         double gf = 2.0 * diracnet18_layer_macs(j) / best[j] * 1e-9;
-        printf("%-4d %-40.40s %-24.24s %10.3f %9.1f %9.1f", j, diracnet18_layer_name(j), diracnet18_layer_algorithm(j),
-               best[j] * 1e3, diracnet18_layer_macs(j) * 1e-6, gf);
+        printf("%-4d %-40.40s %-24.24s %10.3f %9.1f %8.2f %9.1f %7.1f", j, diracnet18_layer_name(j), diracnet18_layer_algorithm(j),
+               best[j] * 1e3, diracnet18_layer_macs(j) * 1e-6, diracnet18_layer_bytes(j) * 1e-6, gf, diracnet18_layer_bytes(j) / best[j] * 1e-9);
         if (peak > 0) printf("  %6.1f", 100.0 * gf / peak);
         printf("\n");
       }
@@ -420,7 +420,8 @@ int main(int argc, char **argv) {
           print_json_string(diracnet18_layer_name(j));
           printf(", \"algorithm\": ");
           print_json_string(diracnet18_layer_algorithm(j));
-          printf(", \"ms\": %.4f, \"macs\": %.0f}", best[j] * 1e3, diracnet18_layer_macs(j));
+          printf(", \"ms\": %.4f, \"macs\": %.0f, \"bytes\": %.0f}", best[j] * 1e3, diracnet18_layer_macs(j),
+                 diracnet18_layer_bytes(j));
         }
         printf("]");
       }

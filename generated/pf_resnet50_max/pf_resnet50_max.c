@@ -359,6 +359,62 @@ static const double layer_macs[PF_RESNET50_MAX_NUM_LAYERS] = {
   2048000,
 };
 
+/* Bytes each layer must move at the least: inputs and parameters read once, output written once. */
+static const double layer_bytes[PF_RESNET50_MAX_NUM_LAYERS] = {
+  3851264,
+  4014080,
+  1622272,
+  1605632,
+  4950016,
+  4079872,
+  1605632,
+  7291904,
+  4079872,
+  1605632,
+  7291904,
+  4948480,
+  2007040,
+  6008832,
+  2269696,
+  802816,
+  3876864,
+  2269696,
+  802816,
+  3876864,
+  2269696,
+  802816,
+  3876864,
+  2933760,
+  1003520,
+  5763072,
+  2053120,
+  401408,
+  2859008,
+  2053120,
+  401408,
+  2859008,
+  2053120,
+  401408,
+  2859008,
+  2053120,
+  401408,
+  2859008,
+  2053120,
+  401408,
+  2859008,
+  3303424,
+  501760,
+  13903872,
+  4698112,
+  200704,
+  5105664,
+  4698112,
+  200704,
+  5105664,
+  409600,
+  8208192,
+};
+
 /* Op and algorithm of each layer, as pf_resnet50_max.json names them. */
 static const char *const layer_algorithms[PF_RESNET50_MAX_NUM_LAYERS] = {
   "conv2d direct",
@@ -456,6 +512,8 @@ const char *pf_resnet50_max_layer_name(int i) {
 }
 
 double pf_resnet50_max_layer_macs(int i) { return i >= 0 && i < PF_RESNET50_MAX_NUM_LAYERS ? layer_macs[i] : 0.0; }
+
+double pf_resnet50_max_layer_bytes(int i) { return i >= 0 && i < PF_RESNET50_MAX_NUM_LAYERS ? layer_bytes[i] : 0.0; }
 
 const char *pf_resnet50_max_layer_algorithm(int i) {
   return i >= 0 && i < PF_RESNET50_MAX_NUM_LAYERS ? layer_algorithms[i] : "";

@@ -64,10 +64,12 @@ const char *pf_resnet50_max_strerror(int code);
 /* The message of the last kernel error on this context ("" if none). */
 const char *pf_resnet50_max_last_error(const pf_resnet50_max_ctx *ctx);
 
-/* Layer i (0 <= i < PF_RESNET50_MAX_NUM_LAYERS): its name, multiply-accumulates, and op with the algorithm
- * it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; pf_resnet50_max.json has the details). */
+/* Layer i (0 <= i < PF_RESNET50_MAX_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at
+ * the least (its inputs and parameters read once, its output written once), and op with the
+ * algorithm it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; pf_resnet50_max.json has the details). */
 const char *pf_resnet50_max_layer_name(int i);
 double pf_resnet50_max_layer_macs(int i);
+double pf_resnet50_max_layer_bytes(int i);
 const char *pf_resnet50_max_layer_algorithm(int i);
 
 /* Deprecated: contexts now own their threads (pf_resnet50_max_create_threads). This only sizes Halide's

@@ -188,6 +188,34 @@ static const double layer_macs[REPVGG_A0_NUM_LAYERS] = {
   1280000,
 };
 
+/* Bytes each layer must move at the least: inputs and parameters read once, output written once. */
+static const double layer_bytes[REPVGG_A0_NUM_LAYERS] = {
+  3015936,
+  3093696,
+  1287360,
+  1069440,
+  934272,
+  934272,
+  934272,
+  1115904,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  1628928,
+  9253888,
+  256000,
+  5133120,
+};
+
 /* Op and algorithm of each layer, as repvgg_a0.json names them. */
 static const char *const layer_algorithms[REPVGG_A0_NUM_LAYERS] = {
   "conv2d direct",
@@ -257,6 +285,8 @@ const char *repvgg_a0_layer_name(int i) {
 }
 
 double repvgg_a0_layer_macs(int i) { return i >= 0 && i < REPVGG_A0_NUM_LAYERS ? layer_macs[i] : 0.0; }
+
+double repvgg_a0_layer_bytes(int i) { return i >= 0 && i < REPVGG_A0_NUM_LAYERS ? layer_bytes[i] : 0.0; }
 
 const char *repvgg_a0_layer_algorithm(int i) {
   return i >= 0 && i < REPVGG_A0_NUM_LAYERS ? layer_algorithms[i] : "";

@@ -64,10 +64,12 @@ const char *repvgg_a0_strerror(int code);
 /* The message of the last kernel error on this context ("" if none). */
 const char *repvgg_a0_last_error(const repvgg_a0_ctx *ctx);
 
-/* Layer i (0 <= i < REPVGG_A0_NUM_LAYERS): its name, multiply-accumulates, and op with the algorithm
- * it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; repvgg_a0.json has the details). */
+/* Layer i (0 <= i < REPVGG_A0_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at
+ * the least (its inputs and parameters read once, its output written once), and op with the
+ * algorithm it runs as (e.g. "conv2d winograd F(4x4)", "conv2d direct"; repvgg_a0.json has the details). */
 const char *repvgg_a0_layer_name(int i);
 double repvgg_a0_layer_macs(int i);
+double repvgg_a0_layer_bytes(int i);
 const char *repvgg_a0_layer_algorithm(int i);
 
 /* Deprecated: contexts now own their threads (repvgg_a0_create_threads). This only sizes Halide's

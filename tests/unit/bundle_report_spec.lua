@@ -1,6 +1,6 @@
 -- What runs is visible: a bundle's JSON names, per layer, the op, the algorithm and why the lowering
 -- chose it, the generator with every parameter its kernel was built with, the schedule record used
--- (its parameters, file and signature) or "default", the shapes, MACs and kernel target; the glue
+-- (its parameters, file and signature) or "default", the shapes, MACs, bytes and kernel target; the glue
 -- carries the same as a comment beside each kernel call, and the example program's profile names
 -- the algorithm. A three-layer model: a conv that an algorithm record makes Winograd F(2x2), a
 -- stride-2 conv run direct with a schedule record, and a max-pool with the default schedule, whose
@@ -109,6 +109,9 @@ describe('bundle report', function()
     assert.are.same({ 1, 16, 4, 4 }, b.output)
     assert.are.same({ 1, 16, 2, 2 }, pool.output)
     assert.are.same({ 16 * 16 * 9 * 64, 16 * 16 * 9 * 16, 0 }, { a.macs, b.macs, pool.macs })
+    -- the bytes a layer must move at the least: input, weights and bias read, output written, fp32
+    assert.are.same({ 4 * (16 * 64 + 16 * 16 * 9 + 16 + 16 * 64), 4 * (16 * 64 + 16 * 16 * 9 + 16 + 16 * 16),
+      4 * (16 * 16 + 16 * 4) }, { a.bytes, b.bytes, pool.bytes })
     for _, l in ipairs(L) do
       assert.are.equal(T:kernel_target(), l.target)
       assert.is_truthy(l.kernel:match('^foldc_%x+$'))
@@ -180,12 +183,13 @@ describe('bundle report', function()
     assert(ok, out)
     assert.is_truthy(out:find('\n0%s+a%s+conv2d winograd F%(2x2%)%s+[%d.]+'), out)
     assert.is_truthy(out:find('\n1%s+b%s+conv2d direct%s+[%d.]+'), out)
+    assert.is_truthy(out:find('GFLOP/s%s+GB/s%s+%% peak\n') or out:find('GFLOP/s%s+GB/s\n'), out)
     ok, out = sys.run({ bundle .. '/report_net_main', '--weights', bundle .. '/report_net.weights', '--runs', '1',
       '--profile', '--json' })
     assert(ok, out)
     local j = cjson.decode(out:match('[^\n]+\n?$'))
     for i, l in ipairs(json.layers) do
-      assert.are.same({ l.name, l.op .. ' ' .. l.algorithm }, { j.layers[i].name, j.layers[i].algorithm })
+      assert.are.same({ l.name, l.op .. ' ' .. l.algorithm, l.bytes }, { j.layers[i].name, j.layers[i].algorithm, j.layers[i].bytes })
     end
   end)
 end)

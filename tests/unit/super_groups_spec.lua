@@ -1,6 +1,7 @@
 -- Grouped convs narrower than a vector run as wider block-diagonal groups (ops/conv2d.lua,
 -- super_groups / widen_groups): the widened weight gives the same conv (the reference eval on
--- random data), and the choice leaves dense, depthwise and vector-wide groups alone.
+-- random data), and the choice leaves dense, depthwise, vector-wide and narrow groups (as many input
+-- as output channels, whole groups in every vector: the kernel's own path) alone.
 local conv2d = require 'ops.conv2d'
 local tensor = require 'tensor'
 local interpreter = require 'interpreter'
@@ -14,9 +15,11 @@ end
 describe('super_groups', function()
   it('chooses wider groups only for groups narrower than a vector that tile it', function()
     local function sg(cin, cout, groups) return conv2d.super_groups({ cin = cin, cout = cout, groups = groups }, 16) end
-    assert.are.equal(8, sg(128, 128, 32))  -- ResNeXt-50 layer1: 4 channels a group
-    assert.are.equal(16, sg(256, 256, 32)) -- layer2: 8
+    assert.is_nil(sg(128, 128, 32))        -- ResNeXt-50 layer1: 4 channels a group, narrow
+    assert.is_nil(sg(256, 256, 32))        -- layer2: 8, narrow
     assert.is_nil(sg(512, 512, 32))        -- layer3: 16, a vector already
+    assert.are.equal(8, sg(64, 128, 16))   -- 4 in, 8 out a group: widened to 16 out
+    assert.are.equal(3, sg(24, 48, 12))    -- 2 in, 4 out a group: 3 groups of 16 out
     assert.is_nil(sg(64, 64, 64))          -- depthwise
     assert.is_nil(sg(64, 64, 1))           -- dense
     assert.is_nil(sg(16, 24, 2))           -- 12 channels a group do not tile 16
@@ -24,7 +27,7 @@ describe('super_groups', function()
     assert.are.equal(1, sg(8, 16, 8))      -- channel multiplier 2
   end)
 
-  for _, c in ipairs({ { 16, 16, 4, 3, 16 }, { 32, 32, 8, 3, 8 }, { 8, 16, 8, 1, 16 }, { 24, 48, 12, 3, 16 } }) do
+  for _, c in ipairs({ { 16, 32, 4, 3, 16 }, { 32, 64, 16, 3, 8 }, { 8, 16, 8, 1, 16 }, { 24, 48, 12, 3, 16 } }) do
     local cin, cout, groups, k, lanes = unpack(c)
     it(string.format('%d->%d groups %d k%d on %d lanes: the widened conv is the same', cin, cout, groups, k, lanes), function()
       local a = node(cin, cout, groups, k, 'w').attrs

@@ -134,7 +134,7 @@ function levit_attention.eval(node, inputs, params)
   return y
 end
 
--- The attention kernel with one bias class (ops/attention.lua's arguments, no windows).
+-- The attention kernel with a per-head bias [heads, N, keys] (ops/attention.lua's arguments, no windows).
 function levit_attention.lower(node, L)
   local a, x, y = node.attrs, node.inputs[1], node.outputs[1]
   if not a.kernel_layout then
@@ -145,7 +145,7 @@ function levit_attention.lower(node, L)
   local D, nkb = H * E, math.ceil(n / 16)
   local bj = nkb * 16
   local bias = bias_fn(node, L.params)
-  local t = tensor.new({ 1, H, n, bj })
+  local t = tensor.new({ H, n, bj })
   for h = 0, H - 1 do
     for i = 0, n - 1 do
       local row = (h * n + i) * bj
@@ -154,7 +154,7 @@ function levit_attention.lower(node, L)
   end
   return 'attention', { tokens = n, heads = H, head_dim = E, scale = string.format('%.9g', a.scale), bias = 1 },
     { L:act(x, { { E, 1 }, { H, E }, { 3, D }, { n, 3 * D } }),
-      L:weight(node.params.biases .. '@gathered', t, { { bj, 1 }, { n, bj }, { H, n * bj }, { 1, H * n * bj } }),
+      L:weight(node.params.biases .. '@gathered', t, { { bj, 1 }, { n, bj }, { H, n * bj } }),
       L:act(y, { { E, 1 }, { H, E }, { n, D } }),
       L:scratch(4 * 16 * E * nkb * H, { { 16, 1 }, { E, 16 }, { nkb, 16 * E }, { H, 16 * E * nkb } }),
       L:scratch(4 * E * n * H, { { E, 1 }, { n, E }, { H, E * n }, { 1, E * n * H } }) }

@@ -39,7 +39,7 @@ return { configs = { m = { input = { 1, 3, 8, 8 }, build = function()
   return m
 end } } }
 LUA
-expect_failure 'unsupported PyTorch module' 'unknown_op.lua:5: nn.Softplus is not supported yet (supported activations: ReLU, ReLU6, SiLU, Hardswish, Hardsigmoid, Sigmoid, GELU; see models/README.md)' build "$SCRATCH/unknown_op.lua" --weights random -o "$SCRATCH/out"
+expect_failure 'unsupported PyTorch module' 'unknown_op.lua:5: nn.Softplus is not supported yet (supported activations: ReLU, ReLU6, SiLU, Hardswish, Hardsigmoid, Sigmoid, GELU, Tanh; see models/README.md)' build "$SCRATCH/unknown_op.lua" --weights random -o "$SCRATCH/out"
 
 cat > "$SCRATCH/shape.lua" <<'LUA'
 local nn = require 'nn'

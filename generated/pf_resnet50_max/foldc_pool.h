@@ -283,14 +283,13 @@ static inline void foldc_slabs_free(foldc_pool_head *h) {
   h->slabs = NULL;
 }
 
-/* After a run that sized them (every slab empty, its peak recorded): give each thread a slab of the
- * largest peak, since any thread may run any iteration of a loop. 0, or -1 out of memory. */
+/* After the run that sized them (every slab empty, its peak recorded): give each thread a slab of
+ * the largest peak, since any thread may run any iteration of a loop. 0, or -1 out of memory. */
 static inline int foldc_scratch_size(foldc_pool_head *h) {
   size_t peak = 0;
   int i;
   for (i = 0; i < h->num_threads; i++) {
     if (h->slabs[i].peak > peak) peak = h->slabs[i].peak;
-    if (h->slabs[i].size) return 0; /* sized already */
   }
   if (!peak) return 0;
   for (i = 0; i < h->num_threads; i++) {

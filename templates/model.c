@@ -9,7 +9,11 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-$kernel_headers[[#include "kernels/$it.h"
+$gpu[[#include <dlfcn.h>
+#include <pthread.h>
+
+#include "$header"
+]]$kernel_headers[[#include "kernels/$it.h"
 ]]
 #define MODEL_ID UINT64_C($model_id)
 #define NUM_WEIGHTS $num_weights
@@ -31,7 +35,24 @@ typedef struct {
 static const view_desc views[NUM_VIEWS] = {
 $views[[  {$storage, $offset, $rank, {$extents}, {$strides}}, /* $what */
 ]]};
+$gpu[[
+/* A context on the GPU ($gpu_name) holds one device allocation per activation buffer and weights
+ * tensor (storage 0 arena, 1 weights; byte offset, bytes), made at create; the weights are copied
+ * there once. Each view is its allocation (view_base) or a crop of it view_within bytes in. */
+#define NUM_BASES $num_bases
+typedef struct {
+  int storage;
+  uint64_t offset;
+  uint64_t bytes;
+} base_desc;
 
+static const base_desc bases[NUM_BASES] = {
+$bases[[  {$storage, $offset, $bytes},
+]]};
+
+static const int view_base[NUM_VIEWS] = {$view_bases};
+static const uint64_t view_within[NUM_VIEWS] = {$view_within};
+]]
 static const char *const layer_names[$(M)_NUM_LAYERS] = {
 $layers[[  "$name",
 ]]};
@@ -52,18 +73,167 @@ struct $(m)_ctx {
   void *memory;
   halide_buffer_t buf[NUM_VIEWS];
   halide_dimension_t dim[NUM_VIEWS][4];
+  int device; /* FOLDC_DEVICE_CPU or FOLDC_DEVICE_GPU */$gpu[[
+  halide_buffer_t base[NUM_BASES]; /* the device allocations (bases) */
+  halide_dimension_t base_dim[NUM_BASES];
+  int gpu_started; /* the first device allocation succeeded: the device is held */]]
   char error[256];$ctx_fields
 };
 
-/* Kernel errors come here (user_context is the context) instead of aborting the process. */
+/* Kernel and device errors come here (user_context is the context) instead of aborting the
+ * process; the message is kept on one line. */
 static void on_halide_error(void *user_context, const char *msg) {
   $(m)_ctx *ctx = ($(m)_ctx *)user_context;
+  size_t i;
   if (ctx) {
     strncpy(ctx->error, msg, sizeof ctx->error - 1);
     ctx->error[sizeof ctx->error - 1] = 0;
+    for (i = 0; ctx->error[i]; i++)
+      if ((unsigned char)ctx->error[i] < 32) ctx->error[i] = ' ';
+    while (i > 0 && ctx->error[i - 1] == ' ') ctx->error[--i] = 0;
+  }
+}
+$gpu[[
+/* The $gpu_name driver, loaded at run time (the bundle links no GPU library and needs no GPU header
+ * to build): Halide's runtime asks this hook for every driver symbol. The symbols already in the
+ * process come first (an app that links the driver), then $libs_text (Halide 14's own hook tries only
+ * the unversioned name, which Debian ships in -dev packages alone). Process-wide, as the driver is;
+ * Halide calls it under its device context lock. */
+static void *gpu_driver;
+static int gpu_driver_found; /* a driver symbol was found: a failure after that is the device's */
+
+void *$get_symbol(void *user_context, const char *name) {
+  static const char *const libraries[] = {$libs};
+  static void *process;
+  void *sym;
+  size_t i;
+  (void)user_context;
+  if (!process) process = dlopen(NULL, RTLD_LAZY);
+  sym = process ? dlsym(process, name) : NULL;
+  for (i = 0; !sym && !gpu_driver && i < sizeof libraries / sizeof libraries[0]; i++)
+    gpu_driver = dlopen(libraries[i], RTLD_LAZY | RTLD_LOCAL);
+  if (!sym && gpu_driver) sym = dlsym(gpu_driver, name);
+  if (sym) gpu_driver_found = 1;
+  return sym;
+}
+
+/* GPU contexts of this model alive in the process: the last one destroyed releases the device. */
+static pthread_mutex_t gpu_lock = PTHREAD_MUTEX_INITIALIZER;
+static int gpu_contexts;
+
+/* Base i's host copy to the device, or back. */
+static int base_to_device($(m)_ctx *ctx, int i) {
+  ctx->base[i].flags = halide_buffer_flag_host_dirty;
+  return halide_copy_to_device(ctx, &ctx->base[i], $interface());
+}
+
+static int base_to_host($(m)_ctx *ctx, int i) {
+  ctx->base[i].flags = halide_buffer_flag_device_dirty;
+  return halide_copy_to_host(ctx, &ctx->base[i]);
+}
+
+$on_device[[/* A GPU kernel's views: the device holds every value (a view another kernel left device-dirty is
+ * current on the device, the only place the kernels read). */
+static void device_views($(m)_ctx *ctx, int first, int count) {
+  int v;
+  for (v = first; v < first + count; v++) ctx->buf[v].flags = 0;
+}
+]]
+$on_host[[/* Around a kernel that runs on the host in a GPU context: its activations' bases to the host
+ * before, back to the device after (the host copies are whole, so a slice written stays right). */
+static int views_to_host($(m)_ctx *ctx, int first, int count) {
+  int v, err = 0;
+  for (v = first; v < first + count && !err; v++) {
+    ctx->buf[v].flags = 0;
+    if (views[v].storage == 0) err = base_to_host(ctx, view_base[v]);
+  }
+  return err;
+}
+
+static int views_to_device($(m)_ctx *ctx, int first, int count) {
+  int v, err = 0;
+  for (v = first; v < first + count && !err; v++) {
+    ctx->buf[v].flags = 0;
+    if (views[v].storage == 0) err = base_to_device(ctx, view_base[v]);
+  }
+  return err;
+}
+]]
+/* Free what gpu_init made (all of it, or as far as it got) and release the device after the last
+ * context. */
+static void gpu_fini($(m)_ctx *ctx) {
+  int i;
+  for (i = 0; i < NUM_VIEWS; i++) {
+    if (!ctx->buf[i].device) continue;
+    if (view_within[i]) {
+      halide_device_release_crop(ctx, &ctx->buf[i]);
+    } else {
+      ctx->buf[i].device = 0;
+      ctx->buf[i].device_interface = NULL;
+    }
+  }
+  for (i = 0; i < NUM_BASES; i++)
+    if (ctx->base[i].device) halide_device_free(ctx, &ctx->base[i]);
+  if (ctx->gpu_started) {
+    pthread_mutex_lock(&gpu_lock);
+    if (--gpu_contexts == 0) halide_device_release(ctx, $interface());
+    pthread_mutex_unlock(&gpu_lock);
+    ctx->gpu_started = 0;
   }
 }
 
+/* Allocate every base on the device, copy the weights there, and point every view at its base
+ * (or a crop of it). Returns 0, or which device error: no driver, no device, no memory. */
+static int gpu_init($(m)_ctx *ctx) {
+  const struct halide_device_interface_t *dev = $interface();
+  int i, err;
+  for (i = 0; i < NUM_BASES; i++) {
+    halide_buffer_t *b = &ctx->base[i];
+    b->host = (uint8_t *)(uintptr_t)((bases[i].storage ? ctx->weights : ctx->arena) + bases[i].offset);
+    b->type.code = halide_type_uint;
+    b->type.bits = 8;
+    b->type.lanes = 1;
+    b->dimensions = 1;
+    b->dim = &ctx->base_dim[i];
+    ctx->base_dim[i].min = 0;
+    ctx->base_dim[i].extent = (int32_t)bases[i].bytes;
+    ctx->base_dim[i].stride = 1;
+    ctx->base_dim[i].flags = 0;
+    err = halide_device_malloc(ctx, b, dev);
+    if (err) {
+      if (!gpu_driver_found) return FOLDC_ERR_GPU_DRIVER;
+      return ctx->gpu_started || err == halide_error_code_out_of_memory ? FOLDC_ERR_GPU_MEMORY : FOLDC_ERR_GPU_DEVICE;
+    }
+    if (!ctx->gpu_started) {
+      ctx->gpu_started = 1;
+      pthread_mutex_lock(&gpu_lock);
+      gpu_contexts++;
+      pthread_mutex_unlock(&gpu_lock);
+    }
+    if (bases[i].storage && base_to_device(ctx, i)) return FOLDC_ERR_GPU_MEMORY;
+  }
+  for (i = 0; i < NUM_VIEWS; i++) {
+    int k = view_base[i];
+    halide_buffer_t *base = &ctx->base[k];
+    if (view_within[i] == 0) {
+      ctx->buf[i].device = base->device;
+      ctx->buf[i].device_interface = base->device_interface;
+    } else {
+      halide_buffer_t crop = *base;
+      halide_dimension_t d = ctx->base_dim[k];
+      d.min = (int32_t)view_within[i];
+      d.extent -= d.min;
+      crop.dim = &d;
+      crop.device = 0;
+      crop.device_interface = NULL;
+      if (halide_device_crop(ctx, base, &crop)) return FOLDC_ERR_GPU_MEMORY;
+      ctx->buf[i].device = crop.device;
+      ctx->buf[i].device_interface = crop.device_interface;
+    }
+  }
+  return FOLDC_OK;
+}
+]]
 const char *$(m)_strerror(int code) {
   switch (code) {
   case FOLDC_OK: return "success";
@@ -75,6 +245,10 @@ const char *$(m)_strerror(int code) {
   case FOLDC_ERR_WEIGHTS_CHECKSUM: return "weights blob is corrupted (checksum mismatch)";
   case FOLDC_ERR_KERNEL: return "a kernel failed (see $(m)_last_error)";
   case FOLDC_ERR_WEIGHTS_RESERVED: return "weights blob header's reserved bytes 40-63 are not zero";
+  case FOLDC_ERR_NO_KERNELS: return "this bundle has no kernels for that device (it was built for $target_words)";
+  case FOLDC_ERR_GPU_DRIVER: return "no $gpu_name driver: $libs_text could not be loaded (install the driver, or create the context on FOLDC_DEVICE_CPU)";
+  case FOLDC_ERR_GPU_DEVICE: return "no usable $gpu_name device: the driver is loaded but found no GPU or could not start it";
+  case FOLDC_ERR_GPU_MEMORY: return "out of $gpu_name device memory";
   default: return "unknown error";
   }
 }
@@ -95,16 +269,24 @@ void $(m)_set_num_threads(int n) { halide_set_num_threads(n); }
 
 int $(m)_num_threads(const $(m)_ctx *ctx) { return ctx ? ctx->threads.num_threads : 0; }
 
+int $(m)_device(const $(m)_ctx *ctx) { return ctx ? ctx->device : FOLDC_DEVICE_CPU; }
+
 int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **out) {
-  return $(m)_create_threads(weights, weights_bytes, 0, out);
+  return $(m)_create_on(weights, weights_bytes, $(M)_DEFAULT_DEVICE, 0, out);
 }
 
 int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threads, $(m)_ctx **out) {
+  return $(m)_create_on(weights, weights_bytes, $(M)_DEFAULT_DEVICE, num_threads, out);
+}
+
+int $(m)_create_on(const void *weights, size_t weights_bytes, int device, int num_threads, $(m)_ctx **out) {
   $(m)_ctx *ctx;
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
   *out = NULL;
   if (num_threads < 0 || num_threads > FOLDC_MAX_THREADS) return FOLDC_ERR_ARGUMENT;
+  if (device != FOLDC_DEVICE_CPU && device != FOLDC_DEVICE_GPU) return FOLDC_ERR_ARGUMENT;
+  if (device == FOLDC_DEVICE_GPU ? !$(M)_HAS_GPU : !$(M)_HAS_CPU) return FOLDC_ERR_NO_KERNELS;
   err = foldc_weights_verify(weights, weights_bytes, MODEL_ID, NUM_WEIGHTS, weight_offsets,
                              weight_sizes, $(M)_WEIGHTS_BYTES);
   if (err) return err;
@@ -122,6 +304,8 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
     return FOLDC_ERR_NO_MEMORY;
   }
   ctx->weights = (const unsigned char *)weights;
+  ctx->device = device;
+  halide_set_error_handler(on_halide_error); /* before the first Halide call: its default aborts */
   for (i = 0; i < NUM_VIEWS; i++) {
     const view_desc *v = &views[i];
     halide_buffer_t *b = &ctx->buf[i];
@@ -138,14 +322,21 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
       ctx->dim[i][d].flags = 0;
     }
   }
-  halide_set_error_handler(on_halide_error);
-  *out = ctx;
+$gpu[[  if (device == FOLDC_DEVICE_GPU && (err = gpu_init(ctx)) != FOLDC_OK) {
+    gpu_fini(ctx);
+    foldc_pool_fini(&ctx->threads);
+    free(ctx->memory);
+    free(ctx);
+    return err;
+  }
+]]  *out = ctx;
   return FOLDC_OK;
 }
 
 void $(m)_destroy($(m)_ctx *ctx) {
   if (!ctx) return;
-  foldc_pool_fini(&ctx->threads);
+$gpu[[  if (ctx->device == FOLDC_DEVICE_GPU) gpu_fini(ctx);
+]]  foldc_pool_fini(&ctx->threads);
   free(ctx->memory);
   free(ctx);
 }
@@ -170,7 +361,7 @@ static int run_layers($(m)_ctx *ctx, const float *input, float *output, double *
   int i, err;
   if (!ctx || !input || !output) return FOLDC_ERR_ARGUMENT;
   ctx->error[0] = 0;
-  $input_copy
+  $input_copy$input_to_device
   for (i = $layer_major_from; i < $(M)_NUM_LAYERS; i++) {
     double t0 = seconds ? foldc_now() : 0.0;
     err = run_layer(ctx, i);
@@ -179,7 +370,7 @@ static int run_layers($(m)_ctx *ctx, const float *input, float *output, double *
       return FOLDC_ERR_KERNEL;
     }
     if (seconds) seconds[i] = foldc_now() - t0;
-  }
+  }$output_to_host
   $output_copy
   return FOLDC_OK;
 }

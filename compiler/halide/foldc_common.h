@@ -115,4 +115,81 @@ inline int largest_divisor_in(int n, int lo, int hi) {
     return 0;
 }
 
+// ---- GPU schedules -------------------------------------------------------------------------
+// Every generator keeps its CPU schedule and adds a GPU one, taken when
+// get_target().has_gpu_feature() (CUDA, OpenCL, ...). The GPU schedules share one shape: blocks of
+// threads over the output (one thread per element, or per small register tile of elements), the
+// reductions' operands staged per chunk into shared memory (__local / .shared) computed at the
+// block, and every tail handled by ShiftInwards (the last tile recomputes a few elements) or by a
+// guard, so no loop runs past a buffer. Their knobs are GeneratorParams named gpu_* (0: the
+// default below), which `foldc tune --target opencl|cuda` can search.
+
+// A tile factor for an extent n: want clamped to [1, n] (ShiftInwards needs factor <= extent).
+inline int gpu_fit(int want, int n) {
+    return std::max(1, std::min(want, n));
+}
+
+// One thread per element of f over its first dims (up to three, innermost first; the rest, e.g.
+// an image index, fused into the block grid's last dimension): blocks of threads[i] threads along
+// dim i (clamped to the extents). Tails: ShiftInwards, or guarded (exact tiles) when f writes a
+// buffer it also reads (in place).
+inline void gpu_map(Func f, const std::vector<int> &extents, const std::vector<int> &threads, bool guard = false) {
+    std::vector<Var> a = f.args();
+    const TailStrategy ts = guard ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards;
+    const size_t k = std::min<size_t>({a.size(), threads.size(), 3});
+    std::vector<VarOrRVar> order;
+    std::vector<Var> blocks;
+    for (size_t i = 0; i < k; i++) {
+        Var o(a[i].name() + "_gb"), in(a[i].name() + "_gt");
+        f.split(a[i], o, in, gpu_fit(threads[i], extents[i]), ts);
+        order.push_back(in);
+        blocks.push_back(o);
+    }
+    for (size_t i = k; i < a.size(); i++) {
+        Var fused(blocks.back().name() + "_" + a[i].name());
+        f.fuse(blocks.back(), a[i], fused);
+        blocks.back() = fused;
+    }
+    for (const Var &b : blocks) order.push_back(b);
+    f.reorder(order);
+    if (k == 1) {
+        f.gpu_blocks(blocks[0]).gpu_threads(Var(a[0].name() + "_gt"));
+    } else if (k == 2) {
+        f.gpu_blocks(blocks[0], blocks[1]).gpu_threads(Var(a[0].name() + "_gt"), Var(a[1].name() + "_gt"));
+    } else {
+        f.gpu_blocks(blocks[0], blocks[1], blocks[2])
+            .gpu_threads(Var(a[0].name() + "_gt"), Var(a[1].name() + "_gt"), Var(a[2].name() + "_gt"));
+    }
+}
+
+// Stage f into shared memory: f is computed at a loop inside a block (compute_at(g, rvar_chunk))
+// by the block's threads, whose shape is threads (up to three dims). f's dims beyond the first
+// threads.size() are fused into the last one; dim i is covered by threads[i] threads and a serial
+// loop (guarded: the box need not divide). Consecutive threads take consecutive elements of dim
+// 0, the innermost in memory, so the loads from global memory coalesce.
+inline void gpu_stage_shared(Func f, const std::vector<int> &threads) {
+    std::vector<Var> a = f.args();
+    const size_t k = std::min(a.size(), threads.size());
+    while (a.size() > k) {
+        Var fused(a[a.size() - 2].name() + "_" + a.back().name());
+        f.fuse(a[a.size() - 2], a.back(), fused);
+        a.pop_back();
+        a.back() = fused;
+    }
+    std::vector<VarOrRVar> order;
+    std::vector<Var> inner, outer;
+    for (size_t i = 0; i < k; i++) {
+        Var o(a[i].name() + "_so"), in(a[i].name() + "_st");
+        f.split(a[i], o, in, std::max(1, threads[i]), TailStrategy::GuardWithIf);
+        inner.push_back(in);
+        outer.push_back(o);
+    }
+    for (const Var &v : inner) order.push_back(v);
+    for (const Var &v : outer) order.push_back(v);
+    f.reorder(order);
+    if (k == 1) f.gpu_threads(inner[0]);
+    if (k == 2) f.gpu_threads(inner[0], inner[1]);
+    if (k == 3) f.gpu_threads(inner[0], inner[1], inner[2]);
+}
+
 }  // namespace foldc

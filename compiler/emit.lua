@@ -154,7 +154,10 @@ local function describe_runs(program, info)
       layer.generator, layer.kernel, layer.target = s.generator, s.fn, table.concat(kernel_targets, ',')
       -- a GPU bundle: the GPU kernel, and where it runs in a GPU context
       layer.gpu_kernel = s.fn_gpu
-      if s.fn_gpu then layer.gpu = s.on_gpu and 'device' or 'host (the generator has no GPU schedule)' end
+      if s.fn_gpu then
+        layer.gpu = s.on_gpu and 'device' or s.offset_view and 'host (a view at an offset into its buffer: an OpenCL sub-buffer needs an aligned one)'
+          or 'host (the generator has no GPU schedule)'
+      end
       layer.params = json_params(plist)
       -- the record kernels.compile applied (step.record: its signature and the CPU its file was tuned
       -- on; the file is the nearest records, schedules.path). Whether that CPU is the building
@@ -257,7 +260,7 @@ local function describe_steps(program, runs, gpu, cpu, base_of)
         if step.on_gpu then
           g = string.format('device_views(ctx, %s);\n      return %s(%s);', range, step.fn_gpu, table.concat(refs, ', '))
         else
-          g = string.format('int err = views_to_host(ctx, %s); /* %s has no GPU schedule: on the host */\n      if (!err) err = %s(%s);\n      return err ? err : views_to_device(ctx, %s);',
+          g = string.format('int err = views_to_host(ctx, %s); /* %s: on the host copies */\n      if (!err) err = %s(%s);\n      return err ? err : views_to_device(ctx, %s);',
             range, step.generator, step.fn_gpu, table.concat(refs, ', '), range)
         end
         call = cpu and string.format('if (ctx->device == FOLDC_DEVICE_GPU) {\n      %s\n    }\n    return %s(%s);', g, step.fn, table.concat(refs, ', '))

@@ -107,8 +107,19 @@ function kernels.compile(program, target, names)
       local name = names and table.concat({ names, step.generator, table.concat(schedules.param_list(step.gparams), ' ') }, '|')
       if T.cpu then step.fn = add(kernels.describe(step.generator, plist, target, name)).fn end
       if T.gpu then
-        local gname = names and name .. '|' .. T.gpu.tier
-        local k = add(kernels.describe(step.generator, schedules.param_list(step.gparams), target, gname, T:gpu_kernel_target()))
+        -- OpenCL passes a view at an offset into its buffer (a channel slice, a token slice) as a
+        -- sub-buffer, whose origin must be aligned to the device's base address alignment (pocl:
+        -- CL_MISALIGNED_SUB_BUFFER_OFFSET on a slice 4 channels in): such a step runs on the host
+        -- copies, with host code of the GPU's host tier
+        local kt = T:gpu_kernel_target()
+        step.offset_view = nil
+        if T.gpu.api == 'opencl' then
+          for _, arg in ipairs(step.args) do
+            if arg.storage == 'arena' and arg.elem_offset then step.offset_view, kt = true, T.gpu.host .. '-no_runtime-user_context' end
+          end
+        end
+        local gname = names and name .. '|' .. (step.offset_view and T.gpu.host or T.gpu.tier)
+        local k = add(kernels.describe(step.generator, schedules.param_list(step.gparams), target, gname, kt))
         step.fn_gpu, step.gpu_kernel = k.fn, k
       end
     end
@@ -120,7 +131,7 @@ function kernels.compile(program, target, names)
       if k.gpu then k.on_gpu = sys.read_file(k.object):find(api.run_symbol, 1, true) ~= nil end
     end
     for _, step in ipairs(program.steps) do
-      if step.gpu_kernel then step.on_gpu, step.gpu_kernel = step.gpu_kernel.on_gpu, nil end
+      if step.gpu_kernel then step.on_gpu, step.gpu_kernel = step.gpu_kernel.on_gpu or false, nil end
     end
   end
   return distinct, runtime

@@ -155,7 +155,7 @@ local function describe_runs(program, info)
       -- a GPU bundle: the GPU kernel, and where it runs in a GPU context
       layer.gpu_kernel = s.fn_gpu
       if s.fn_gpu then
-        layer.gpu = s.on_gpu and 'device' or s.offset_view and 'host (a view at an offset into its buffer: an OpenCL sub-buffer needs an aligned one)'
+        layer.gpu = s.on_gpu and 'device' or s.offset_view and 'host (a view at an offset into its buffer: not on the device yet)'
           or 'host (the generator has no GPU schedule)'
       end
       layer.params = json_params(plist)
@@ -398,6 +398,20 @@ function emit.bundle(program, dir, info)
     ctx_fields = program.batch > 1 and '\n  int image; /* the image the image-major layers run on (run_layers) */' or '',
     output_copy = copy_code('out', program.output.shape, program.output.act.offset),
     gpu = gpu, input_to_device = input_to_device, output_to_host = output_to_host,
+    -- the bundle README's paragraph on devices: only where there is a GPU
+    device_note = api and string.format([[
+
+Devices: this bundle has %s kernels. `%s_create_on(weights, bytes, FOLDC_DEVICE_GPU, threads, &ctx)`
+copies the weights to the GPU once; every activation stays there for the whole run, and `%s_run`
+copies the input in and the output out (host pointers, as on the CPU). %s `%s_create` and
+`%s_create_threads` take `%s_DEFAULT_DEVICE`; `./%s_main --device cpu|gpu` picks one. The %s driver
+is loaded when the first GPU context is created (%s): nothing about the GPU is needed to build.
+Without it, without a usable device, or short of device memory, create returns an error code
+(`FOLDC_ERR_GPU_DRIVER`, `_DEVICE`, `_MEMORY`) and nothing aborts. `%s.json` says per layer where
+its kernel runs in a GPU context (`"gpu"`).
+]], T.cpu and ('CPU and ' .. api.name) or ('only ' .. api.name), m, m,
+        T.cpu and '`FOLDC_DEVICE_CPU` runs the CPU kernels in the same process (a fallback: create again).' or 'It has no CPU kernels.',
+        m, m, m:upper(), m, api.name, table.concat(api.libraries, ', then '), m) or '',
     has_cpu = T.cpu and 1 or 0, has_gpu = T.gpu and 1 or 0,
     default_device = T.cpu and not T.gpu and 'FOLDC_DEVICE_CPU' or 'FOLDC_DEVICE_GPU',
     gpu_name = api and api.name or 'GPU', gpu_api_note = api and (': ' .. api.name) or '',

@@ -107,16 +107,15 @@ function kernels.compile(program, target, names)
       local name = names and table.concat({ names, step.generator, table.concat(schedules.param_list(step.gparams), ' ') }, '|')
       if T.cpu then step.fn = add(kernels.describe(step.generator, plist, target, name)).fn end
       if T.gpu then
-        -- OpenCL passes a view at an offset into its buffer (a channel slice, a token slice) as a
-        -- sub-buffer, whose origin must be aligned to the device's base address alignment (pocl:
-        -- CL_MISALIGNED_SUB_BUFFER_OFFSET on a slice 4 channels in): such a step runs on the host
-        -- copies, with host code of the GPU's host tier
+        -- A view at an offset into its buffer (a channel slice, a token slice): OpenCL passes it
+        -- as a sub-buffer, whose origin must be aligned to the device's base address alignment
+        -- (pocl: CL_MISALIGNED_SUB_BUFFER_OFFSET for a slice 4 channels in); CUDA's kernels may
+        -- take their buffers as aligned for vector loads (not checked: no NVIDIA GPU here). Such
+        -- a step runs on the host copies, with host code of the GPU's host tier.
         local kt = T:gpu_kernel_target()
         step.offset_view = nil
-        if T.gpu.api == 'opencl' then
-          for _, arg in ipairs(step.args) do
-            if arg.storage == 'arena' and arg.elem_offset then step.offset_view, kt = true, T.gpu.host .. '-no_runtime-user_context' end
-          end
+        for _, arg in ipairs(step.args) do
+          if arg.storage == 'arena' and arg.elem_offset then step.offset_view, kt = true, T.gpu.host .. '-no_runtime-user_context' end
         end
         local gname = names and name .. '|' .. (step.offset_view and T.gpu.host or T.gpu.tier)
         local k = add(kernels.describe(step.generator, schedules.param_list(step.gparams), target, gname, kt))

@@ -368,7 +368,9 @@ static int run_layers($(m)_ctx *ctx, const float *input, float *output, double *
     if (err) {
       if (!ctx->error[0]) strncpy(ctx->error, layer_names[i], sizeof ctx->error - 1);
       return FOLDC_ERR_KERNEL;
-    }
+    }$gpu[[
+    /* GPU kernels run asynchronously: a layer's time ends when the device is done */
+    if (seconds && ctx->device == FOLDC_DEVICE_GPU && halide_device_sync(ctx, &ctx->base[0])) return FOLDC_ERR_KERNEL;]]
     if (seconds) seconds[i] = foldc_now() - t0;
   }$output_to_host
   $output_copy

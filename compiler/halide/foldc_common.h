@@ -162,34 +162,40 @@ inline void gpu_map(Func f, const std::vector<int> &extents, const std::vector<i
     }
 }
 
-// Stage f into shared memory: f is computed at a loop inside a block (compute_at(g, rvar_chunk))
-// by the block's threads, whose shape is threads (up to three dims). f's dims beyond the first
-// threads.size() are fused into the last one; dim i is covered by threads[i] threads and a serial
-// loop (guarded: the box need not divide). Consecutive threads take consecutive elements of dim
-// 0, the innermost in memory, so the loads from global memory coalesce.
-inline void gpu_stage_shared(Func f, const std::vector<int> &threads) {
-    std::vector<Var> a = f.args();
+// The threads of a block over a stage computed at a loop inside the block (a Func's definition or
+// an update, whose pure vars are a): its dims beyond the first threads.size() are fused into the
+// last one; dim i is covered by threads[i] threads and a serial loop (guarded: the box need not
+// divide); the stage's reduction (rvars) runs inside each thread. Consecutive threads take
+// consecutive elements of dim 0, the innermost in memory, so loads from global memory coalesce.
+inline void gpu_block_threads(Stage st, std::vector<Var> a, const std::vector<int> &threads,
+                              const std::vector<RVar> &rvars = {}) {
     const size_t k = std::min(a.size(), threads.size());
     while (a.size() > k) {
         Var fused(a[a.size() - 2].name() + "_" + a.back().name());
-        f.fuse(a[a.size() - 2], a.back(), fused);
+        st.fuse(a[a.size() - 2], a.back(), fused);
         a.pop_back();
         a.back() = fused;
     }
-    std::vector<VarOrRVar> order;
+    std::vector<VarOrRVar> order(rvars.begin(), rvars.end());
     std::vector<Var> inner, outer;
     for (size_t i = 0; i < k; i++) {
         Var o(a[i].name() + "_so"), in(a[i].name() + "_st");
-        f.split(a[i], o, in, std::max(1, threads[i]), TailStrategy::GuardWithIf);
+        st.split(a[i], o, in, std::max(1, threads[i]), TailStrategy::GuardWithIf);
         inner.push_back(in);
         outer.push_back(o);
     }
     for (const Var &v : inner) order.push_back(v);
     for (const Var &v : outer) order.push_back(v);
-    f.reorder(order);
-    if (k == 1) f.gpu_threads(inner[0]);
-    if (k == 2) f.gpu_threads(inner[0], inner[1]);
-    if (k == 3) f.gpu_threads(inner[0], inner[1], inner[2]);
+    st.reorder(order);
+    if (k == 1) st.gpu_threads(inner[0]);
+    if (k == 2) st.gpu_threads(inner[0], inner[1]);
+    if (k == 3) st.gpu_threads(inner[0], inner[1], inner[2]);
+}
+
+// Stage f in shared memory: f is computed at a loop inside a block (compute_at(g, chunk rvar)) by
+// the block's threads, whose shape is threads (up to three dims; see gpu_block_threads).
+inline void gpu_stage_shared(Func f, const std::vector<int> &threads) {
+    gpu_block_threads(f, f.args(), threads);
 }
 
 // GPU schedule of a GEMM out(c, r) = epilogue(acc(c, r)), acc(c, r) = init; acc(c, r) += a(c, k) *

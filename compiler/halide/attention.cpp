@@ -27,6 +27,13 @@
 // ViT-S (197 tokens, 6 heads of 64) on the 2-core AVX-512 machine: 57.6% -> 72.8% of the FMA peak
 // (kernel_test -u), the rest mostly the softmax (exp ~6%), the K/V copies (~4%) and key padding.
 //
+// GPU schedule (targets with a GPU feature): K^T and V copied by one thread per element; a block
+// per (tile of gpu_tile_q queries (default 8), head), gpu_threads_x (default 32) x gpu_tile_q threads:
+// the tile's scaled q, scores, row statistics and probabilities in shared memory (scores and
+// probabilities TQ x N rounded up: 6.6 KB for 197 tokens), each score a thread's dot product over
+// the head dim, the row max / sum as partial sums over V lanes then over the lanes, each output
+// element a thread's sum over the keys.
+//
 // NaN as PyTorch: a row whose scores hold a NaN or +inf (a NaN or inf in q of that token, or in k
 // of any token) is NaN (softmax's max is then NaN or inf - inf), found on the scores' bits (the
 // float compares assume no NaNs, see foldc_common.h); a NaN in v reaches the output through the
@@ -71,6 +78,10 @@ public:
     GeneratorParam<int> s_queries{"s_queries", 0};
     GeneratorParam<int> o_queries{"o_queries", 0};
     GeneratorParam<int> o_keys{"o_keys", 0};
+    // GPU schedule knobs (0 = default 8, 32): queries per block, threads per block along keys / the
+    // head dim
+    GeneratorParam<int> gpu_tile_q{"gpu_tile_q", 0};
+    GeneratorParam<int> gpu_threads_x{"gpu_threads_x", 0};
 
     Input<Buffer<float, 4>> qkv{"qkv"};
     Output<Buffer<float, 3>> output{"output"};
@@ -139,6 +150,38 @@ public:
         Expr nan_bits = select(mxn(i, h) >= u_inf, u_nan, u_zero);
         output(d, h, i) = reinterpret<float>(reinterpret<uint32_t>(o) | nan_bits);
         pin_dense(output, {HD, H, N});
+
+        auto estimates = [&]() {
+            estimate_dense(qkv, {HD, H, 3, N});
+            estimate_dense(output, {HD, H, N});
+            estimate_dense(keys_t, {KB, HD, NKB, H});
+            estimate_dense(values, {HD, N, H});
+        };
+        if (get_target().has_gpu_feature()) {
+            const int TQ = gpu_fit(gpu_tile_q > 0 ? (int)gpu_tile_q : 8, N);
+            const int TX = gpu_threads_x > 0 ? (int)gpu_threads_x : 32;
+            const std::vector<int> th = {TX, TQ};
+            Var ib("ib"), it("it"), db("db"), dt("dt");
+            output.split(i, ib, it, TQ, TailStrategy::ShiftInwards)
+                .split(d, db, dt, gpu_fit(TX, HD), TailStrategy::ShiftInwards)
+                .reorder(db, dt, it, ib, h)
+                .gpu_blocks(ib, h)
+                .gpu_threads(dt, it);
+            acc.compute_at(output, dt);
+            acc.update().reorder(d, i, h, rj);
+            for (Func f : {qs, s, p, pm, mx, mxn, ps, den, rden}) {
+                f.compute_at(output, ib);
+                gpu_block_threads(f, f.args(), th);
+            }
+            gpu_block_threads(pm.update(), pm.args(), th, {rk});
+            gpu_block_threads(ps.update(), ps.args(), th, {rk});
+            for (Func f : {mx, mxn, den}) gpu_block_threads(f.update(), f.args(), {TQ}, {rl});
+            dot.compute_at(s, Var(j.name() + "_st"));
+            gpu_map(keys_t, {KB, HD, NKB}, {16, 16, 1});
+            gpu_map(values, {HD, N, H}, {32, 8, 1});
+            estimates();
+            return;
+        }
 
         // ---- schedule -------------------------------------------------------
         // O blocks: RB queries x DV vectors of VD head-dim lanes, with the DV v vectors and one
@@ -247,10 +290,7 @@ public:
         values.split(d, dv, dl, VD).vectorize(dl).parallel(h);
         qs.compute_at(output, io).split(e, dv, dl, VD).vectorize(dl);
 
-        estimate_dense(qkv, {HD, H, 3, N});
-        estimate_dense(output, {HD, H, N});
-        estimate_dense(keys_t, {KB, HD, NKB, H});
-        estimate_dense(values, {HD, N, H});
+        estimates();
     }
 };
 

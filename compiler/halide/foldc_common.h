@@ -162,34 +162,90 @@ inline void gpu_map(Func f, const std::vector<int> &extents, const std::vector<i
     }
 }
 
-// Stage f into shared memory: f is computed at a loop inside a block (compute_at(g, rvar_chunk))
-// by the block's threads, whose shape is threads (up to three dims). f's dims beyond the first
-// threads.size() are fused into the last one; dim i is covered by threads[i] threads and a serial
-// loop (guarded: the box need not divide). Consecutive threads take consecutive elements of dim
-// 0, the innermost in memory, so the loads from global memory coalesce.
-inline void gpu_stage_shared(Func f, const std::vector<int> &threads) {
-    std::vector<Var> a = f.args();
+// The threads of a block over a stage computed at a loop inside the block (a Func's definition or
+// an update, whose pure vars are a): its dims beyond the first threads.size() are fused into the
+// last one; dim i is covered by threads[i] threads and a serial loop (guarded: the box need not
+// divide); the stage's reduction (rvars) runs inside each thread. Consecutive threads take
+// consecutive elements of dim 0, the innermost in memory, so loads from global memory coalesce.
+inline void gpu_block_threads(Stage st, std::vector<Var> a, const std::vector<int> &threads,
+                              const std::vector<RVar> &rvars = {}) {
     const size_t k = std::min(a.size(), threads.size());
     while (a.size() > k) {
         Var fused(a[a.size() - 2].name() + "_" + a.back().name());
-        f.fuse(a[a.size() - 2], a.back(), fused);
+        st.fuse(a[a.size() - 2], a.back(), fused);
         a.pop_back();
         a.back() = fused;
     }
-    std::vector<VarOrRVar> order;
+    std::vector<VarOrRVar> order(rvars.begin(), rvars.end());
     std::vector<Var> inner, outer;
     for (size_t i = 0; i < k; i++) {
         Var o(a[i].name() + "_so"), in(a[i].name() + "_st");
-        f.split(a[i], o, in, std::max(1, threads[i]), TailStrategy::GuardWithIf);
+        st.split(a[i], o, in, std::max(1, threads[i]), TailStrategy::GuardWithIf);
         inner.push_back(in);
         outer.push_back(o);
     }
     for (const Var &v : inner) order.push_back(v);
     for (const Var &v : outer) order.push_back(v);
-    f.reorder(order);
-    if (k == 1) f.gpu_threads(inner[0]);
-    if (k == 2) f.gpu_threads(inner[0], inner[1]);
-    if (k == 3) f.gpu_threads(inner[0], inner[1], inner[2]);
+    st.reorder(order);
+    if (k == 1) st.gpu_threads(inner[0]);
+    if (k == 2) st.gpu_threads(inner[0], inner[1]);
+    if (k == 3) st.gpu_threads(inner[0], inner[1], inner[2]);
+}
+
+// Stage f in shared memory: f is computed at a loop inside a block (compute_at(g, chunk rvar)) by
+// the block's threads, whose shape is threads (up to three dims; see gpu_block_threads).
+inline void gpu_stage_shared(Func f, const std::vector<int> &threads) {
+    gpu_block_threads(f, f.args(), threads);
+}
+
+// GPU schedule of a GEMM out(c, r) = epilogue(acc(c, r)), acc(c, r) = init; acc(c, r) += a(c, k) *
+// b(k, r) (Linear layers, token GEMMs): blocks of tile_c x tile_r outputs, each thread a reg_c x
+// reg_r tile; the block's accumulator in shared memory, k walked in chunks of k_block whose a and b
+// panels the block's threads first copy to shared memory (a and b are Funcs of the algorithm,
+// staged here). stage = false: the accumulator per thread in registers, a and b read from global
+// memory. The tiled GEMM of Volkov & Demmel, "Benchmarking GPUs to tune dense linear algebra" (SC
+// 2008), as Halide expresses it.
+struct GpuGemm {
+    int tile_c, tile_r, reg_c, reg_r, k_block;
+    bool stage;
+};
+
+inline void gpu_gemm(Func out, Func acc, RVar k, Func a, Func b, int C, int R, int K, const GpuGemm &g) {
+    const Var c = out.args()[0], r = out.args()[1];
+    const int TC = gpu_fit(g.tile_c, C), TR = gpu_fit(g.tile_r, R);
+    const int RC = std::max(1, largest_divisor_in(TC, 1, std::max(1, g.reg_c)));
+    const int RR = std::max(1, largest_divisor_in(TR, 1, std::max(1, g.reg_r)));
+    int KB = gpu_fit(g.k_block, K);
+    if (const int d = largest_divisor_in(K, std::max(1, KB / 2), KB)) KB = d;
+    Var cb("cb"), ct("ct"), cr("cr"), rb("rb"), rt("rt"), rr("rr");
+    out.split(c, cb, c, TC, TailStrategy::ShiftInwards)
+        .split(c, ct, cr, RC)
+        .split(r, rb, r, TR, TailStrategy::ShiftInwards)
+        .split(r, rt, rr, RR)
+        .reorder(cr, rr, ct, rt, cb, rb)
+        .gpu_blocks(cb, rb)
+        .gpu_threads(ct, rt)
+        .unroll(cr)
+        .unroll(rr);
+    if (!g.stage) {
+        acc.compute_at(out, ct).unroll(c).unroll(r);
+        acc.update().reorder(c, r, k).unroll(c).unroll(r);
+        return;
+    }
+    acc.compute_at(out, cb).split(c, ct, cr, RC).split(r, rt, rr, RR).reorder(cr, rr, ct, rt).gpu_threads(ct, rt).unroll(cr).unroll(rr);
+    RVar ko("ko"), ki("ki");
+    acc.update()
+        .split(k, ko, ki, KB, TailStrategy::GuardWithIf)
+        .split(c, ct, cr, RC)
+        .split(r, rt, rr, RR)
+        .reorder(cr, rr, ki, ct, rt, ko)
+        .gpu_threads(ct, rt)
+        .unroll(cr)
+        .unroll(rr);
+    a.compute_at(acc, ko);
+    gpu_stage_shared(a, {TC / RC, TR / RR});
+    b.compute_at(acc, ko);
+    gpu_stage_shared(b, {TC / RC, TR / RR});
 }
 
 }  // namespace foldc

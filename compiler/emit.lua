@@ -425,6 +425,9 @@ its kernel runs in a GPU context (`"gpu"`).
     top_label = program.batch > 1 and 'top-5 of image 0:' or 'top-5:',
     weights_note = info.with_weights and '' or ' (not included: build with --weights)',
   }
+  -- the GPU helpers, a template of their own (one template of both would pass the 200 locals Lua
+  -- allows a function when cosmo compiles it, as it does on a second fill in one process)
+  env.gpu_helpers = T.gpu and '\n' .. fill('model_gpu.c', setmetatable(gpu[1], { __index = env })) or ''
   sys.write_file(dir .. '/' .. m .. '.h', fill('model.h', env))
   sys.write_file(dir .. '/' .. m .. '.c', fill('model.c', env))
   sys.write_file(dir .. '/main.c', fill('main.c', env))

@@ -93,6 +93,11 @@ function backend.build(graph, out_dir, opts)
   local strings = {}
   for i, T in ipairs(archs) do strings[i] = T.string end
   local target = table.concat(strings, ',')
+  for _, T in ipairs(archs) do
+    if T.gpu and #archs > 1 then
+      error('--target "' .. tostring(opts.target) .. '": a GPU bundle is for one architecture (not done yet for several)', 0)
+    end
+  end
   local program = lower.lower(graph, { target = archs[1].string, conv_algo = opts.conv_algo })
   local name = emit.c_name(program.name)
   check_replaceable(dir, name)

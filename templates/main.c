@@ -356,7 +356,8 @@ int main(int argc, char **argv) {
   }
   err = $(m)_create_on(weights, wlen, device, threads, &ctx);
   if (err) {
-    fprintf(stderr, "%s: %s\n", err >= FOLDC_ERR_NO_KERNELS ? "$(m)_create_on" : weights_path, $(m)_strerror(err));
+    fprintf(stderr, "%s: %s%s%s\n", err >= FOLDC_ERR_NO_KERNELS ? "$(m)_create_on" : weights_path, $(m)_strerror(err),
+            *$(m)_last_error(NULL) ? ": " : "", $(m)_last_error(NULL));
     return 1;
   }
   threads = $(m)_num_threads(ctx);

@@ -85,6 +85,9 @@ struct $(m)_ctx {
   char error[256];$ctx_fields
 };
 
+/* The message of this thread's last failed $(m)_create_on ($(m)_last_error(NULL)). */
+static __thread char create_error[256];
+
 /* Kernel and device errors come here (user_context is the context) instead of aborting the
  * process; the message is kept on one line. */
 static void on_halide_error(void *user_context, const char *msg) {
@@ -118,7 +121,7 @@ const char *$(m)_strerror(int code) {
   }
 }
 
-const char *$(m)_last_error(const $(m)_ctx *ctx) { return ctx ? ctx->error : ""; }
+const char *$(m)_last_error(const $(m)_ctx *ctx) { return ctx ? ctx->error : create_error; }
 
 const char *$(m)_layer_name(int i) {
   return i >= 0 && i < $(M)_NUM_LAYERS ? layer_names[i] : "";
@@ -153,6 +156,7 @@ int $(m)_create_on(const void *weights, size_t weights_bytes, int device, int nu
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
   *out = NULL;
+  create_error[0] = 0;
   if (num_threads < 0 || num_threads > FOLDC_MAX_THREADS) return FOLDC_ERR_ARGUMENT;
   if (device != FOLDC_DEVICE_CPU && device != FOLDC_DEVICE_GPU) return FOLDC_ERR_ARGUMENT;
   if (device == FOLDC_DEVICE_GPU ? !$(M)_HAS_GPU : !$(M)_HAS_CPU) return FOLDC_ERR_NO_KERNELS;
@@ -191,11 +195,10 @@ int $(m)_create_on(const void *weights, size_t weights_bytes, int device, int nu
       ctx->dim[i][d].flags = 0;
     }
   }
-$gpu[[  if (device == FOLDC_DEVICE_GPU && (err = gpu_init(ctx)) != FOLDC_OK) {
-    $(m)_destroy(ctx);
-    return err;
-  }
-]]  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+$gpu[[  if (device == FOLDC_DEVICE_GPU) err = gpu_init(ctx);
+]]  if (!err) err = size_scratch(ctx);
+  if (err) {
+    memcpy(create_error, ctx->error, sizeof create_error);
     $(m)_destroy(ctx);
     return err;
   }

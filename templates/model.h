@@ -69,7 +69,9 @@ void $(m)_destroy($(m)_ctx *ctx);
 
 const char *$(m)_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed $(m)_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *$(m)_last_error(const $(m)_ctx *ctx);
 
 /* Layer i (0 <= i < $(M)_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

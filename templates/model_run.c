@@ -23,7 +23,18 @@ static int run_layers($(m)_ctx *ctx, const float *input, float *output, double *
     double t0 = seconds ? foldc_now() : 0.0;
     err = run_layer(ctx, i);
     if (err) {
-      if (!ctx->error[0]) strncpy(ctx->error, layer_names[i], sizeof ctx->error - 1);
+      /* the layer's name, then the kernel's message (cut to the buffer) */
+      char msg[sizeof ctx->error];
+      const char *part[3], *c;
+      size_t n = 0;
+      int p;
+      memcpy(msg, ctx->error, sizeof msg);
+      part[0] = layer_names[i];
+      part[1] = ": ";
+      part[2] = msg[0] ? msg : "failed";
+      for (p = 0; p < 3; p++)
+        for (c = part[p]; *c && n < sizeof ctx->error - 1; c++) ctx->error[n++] = *c;
+      ctx->error[n] = 0;
       return FOLDC_ERR_KERNEL;
     }$gpu[[
     /* GPU kernels run asynchronously: a layer's time ends when the device is done */

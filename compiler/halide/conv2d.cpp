@@ -234,9 +234,14 @@ public:
             return in_place ? std::max(1, largest_divisor_in(extent, 1, v)) : v;
         };
         const int TC = pick(gpu_tile_co, 32, COUT), BX = pick(gpu_tile_x, 8, OW), BY = pick(gpu_tile_y, 8, OH);
-        const int RC = std::max(1, largest_divisor_in(TC, 1, gpu_reg_co > 0 ? (int)gpu_reg_co : 4));
-        const int RX = std::max(1, largest_divisor_in(BX, 1, gpu_reg_x > 0 ? (int)gpu_reg_x : 2));
+        int RC = std::max(1, largest_divisor_in(TC, 1, gpu_reg_co > 0 ? (int)gpu_reg_co : 4));
+        int RX = std::max(1, largest_divisor_in(BX, 1, gpu_reg_x > 0 ? (int)gpu_reg_x : 2));
+        // a block of fewer threads than a warp (32) takes one output a thread (an SE conv on a 1x1
+        // map: 4 outputs, one block); a block of one thread reads global memory (nothing to share,
+        // and pocl cannot build barriers in groups of one item)
+        if ((TC / RC) * (BX / RX) * BY < 32 && gpu_reg_co <= 0 && gpu_reg_x <= 0) RC = 1, RX = 1;
         const int TTC = TC / RC, TTX = BX / RX;
+        const bool stage = gpu_stage && TTC * TTX * BY > 1;
         // ci chunk: a divisor of cin/groups, shrunk until the staged input and weights fit 32 KB
         const int in_fw = (BX - 1) * SX + (KW - 1) * DX + 1, in_fh = (BY - 1) * SY + (KH - 1) * DY + 1;
         const int grp_span = G > 1 ? ((TC - 1) / OPG + 1) : 1;  // groups one block touches
@@ -264,7 +269,7 @@ public:
         output.gpu_threads(ct, xt, yt).unroll(cr).unroll(xr);
 
         RVar rco("rco"), rci("rci");
-        if (!gpu_stage) {
+        if (!stage) {
             // each thread's RC x RX accumulator in registers, operands read from global memory
             acc.compute_at(output, ct).unroll(c).unroll(x);
             acc.update(0).reorder(c, x, r.x, r.y, r.z, y).unroll(c).unroll(x);
@@ -500,7 +505,11 @@ public:
         // narrow groups read the input through xin: one tap's input vectors (a few, on the stack)
         Func xin("xin");
         xin(vars({c, x, y})) = src(at({c, x, y}));
-        Func &read = narrow ? xin : src;
+        // GPU: the staged input with its channel clamped, so that a last chunk of channels past the
+        // group (guarded in the sum) reads in bounds (the weights likewise, below)
+        Func src_in("src_in");
+        if (gpu) src_in(vars({c, x, y})) = src(at({min(c, CIN - 1), x, y}));
+        Func &read = narrow ? xin : gpu ? src_in : src;
 
         Func acc("acc");
         acc(vars({c, x, y})) = bias(c);
@@ -508,7 +517,8 @@ public:
         Func wts("wts");  // GPU: the weights as (co, ci, kx, ky) whatever their layout, staged per ci chunk
         if (gpu) {
             Var wi("wi"), wkx("wkx"), wky("wky");
-            wts(c, wi, wkx, wky) = WB > 0 ? weights(c % WB, wi, wkx, wky + KH * (c / WB)) : weights(c, wi, wkx, wky);
+            const Expr wc = min(wi, CPG - 1);
+            wts(c, wi, wkx, wky) = WB > 0 ? weights(c % WB, wc, wkx, wky + KH * (c / WB)) : weights(c, wc, wkx, wky);
             wv = wts(c, r.x, r.y, r.z);
         }
         acc(vars({c, x, y})) += wv *
@@ -538,7 +548,7 @@ public:
         };
 
         if (gpu) {
-            schedule_gpu(output, acc, src, wts, r, rp, c, x, y, n);
+            schedule_gpu(output, acc, src_in, wts, r, rp, c, x, y, n);
             estimates();
             return;
         }

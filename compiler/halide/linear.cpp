@@ -66,8 +66,9 @@ public:
         Func wa("wa"), xb("xb");  // GPU: the operands as Funcs, staged in shared memory
         if (gpu) {
             Var kk("kk");
-            wa(c, kk) = weights(c, kk);
-            xb(kk, r) = input(kk, r);
+            // kk clamped: a last chunk of k past CIN (guarded in the sum) stages in-bounds reads
+            wa(c, kk) = weights(c, min(kk, CIN - 1));
+            xb(kk, r) = input(min(kk, CIN - 1), r);
             acc(c, r) += wa(c, k) * xb(k, r);
         } else {
             acc(c, r) += weights(c, k) * input(k, r);

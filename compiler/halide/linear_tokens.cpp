@@ -133,8 +133,10 @@ public:
         Func wa("wa"), xb("xb");  // GPU: the operands as Funcs (weights as (co, ci)), staged in shared memory
         if (gpu) {
             Var kk("kk");
-            wa(c, kk) = WB > 0 ? weights(c % WB, kk + CIN * (c / WB)) : weights(c, kk);
-            xb(kk, r) = input(kk, r);
+            // kk clamped: a last chunk of k past CIN (guarded in the sum) stages in-bounds reads
+            const Expr kc = min(kk, CIN - 1);
+            wa(c, kk) = WB > 0 ? weights(c % WB, kc + CIN * (c / WB)) : weights(c, kc);
+            xb(kk, r) = input(kc, r);
             acc(c, r) += wa(c, k) * xb(k, r);
         } else {
             acc(c, r) += w * input(k, min(r, R - 1));

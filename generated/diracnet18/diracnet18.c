@@ -246,6 +246,9 @@ struct diracnet18_ctx {
   char error[256];
 };
 
+/* The message of this thread's last failed diracnet18_create_on (diracnet18_last_error(NULL)). */
+static __thread char create_error[256];
+
 /* Kernel and device errors come here (user_context is the context) instead of aborting the
  * process; the message is kept on one line. */
 static void on_halide_error(void *user_context, const char *msg) {
@@ -279,7 +282,7 @@ const char *diracnet18_strerror(int code) {
   }
 }
 
-const char *diracnet18_last_error(const diracnet18_ctx *ctx) { return ctx ? ctx->error : ""; }
+const char *diracnet18_last_error(const diracnet18_ctx *ctx) { return ctx ? ctx->error : create_error; }
 
 const char *diracnet18_layer_name(int i) {
   return i >= 0 && i < DIRACNET18_NUM_LAYERS ? layer_names[i] : "";
@@ -314,6 +317,7 @@ int diracnet18_create_on(const void *weights, size_t weights_bytes, int device, 
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
   *out = NULL;
+  create_error[0] = 0;
   if (num_threads < 0 || num_threads > FOLDC_MAX_THREADS) return FOLDC_ERR_ARGUMENT;
   if (device != FOLDC_DEVICE_CPU && device != FOLDC_DEVICE_GPU) return FOLDC_ERR_ARGUMENT;
   if (device == FOLDC_DEVICE_GPU ? !DIRACNET18_HAS_GPU : !DIRACNET18_HAS_CPU) return FOLDC_ERR_NO_KERNELS;
@@ -352,7 +356,9 @@ int diracnet18_create_on(const void *weights, size_t weights_bytes, int device, 
       ctx->dim[i][d].flags = 0;
     }
   }
-  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+  if (!err) err = size_scratch(ctx);
+  if (err) {
+    memcpy(create_error, ctx->error, sizeof create_error);
     diracnet18_destroy(ctx);
     return err;
   }
@@ -527,7 +533,18 @@ static int run_layers(diracnet18_ctx *ctx, const float *input, float *output, do
     double t0 = seconds ? foldc_now() : 0.0;
     err = run_layer(ctx, i);
     if (err) {
-      if (!ctx->error[0]) strncpy(ctx->error, layer_names[i], sizeof ctx->error - 1);
+      /* the layer's name, then the kernel's message (cut to the buffer) */
+      char msg[sizeof ctx->error];
+      const char *part[3], *c;
+      size_t n = 0;
+      int p;
+      memcpy(msg, ctx->error, sizeof msg);
+      part[0] = layer_names[i];
+      part[1] = ": ";
+      part[2] = msg[0] ? msg : "failed";
+      for (p = 0; p < 3; p++)
+        for (c = part[p]; *c && n < sizeof ctx->error - 1; c++) ctx->error[n++] = *c;
+      ctx->error[n] = 0;
       return FOLDC_ERR_KERNEL;
     }
     if (seconds) seconds[i] = foldc_now() - t0;

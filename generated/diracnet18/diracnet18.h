@@ -80,7 +80,9 @@ void diracnet18_destroy(diracnet18_ctx *ctx);
 
 const char *diracnet18_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed diracnet18_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *diracnet18_last_error(const diracnet18_ctx *ctx);
 
 /* Layer i (0 <= i < DIRACNET18_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

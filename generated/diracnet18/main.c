@@ -356,7 +356,8 @@ int main(int argc, char **argv) {
   }
   err = diracnet18_create_on(weights, wlen, device, threads, &ctx);
   if (err) {
-    fprintf(stderr, "%s: %s\n", err >= FOLDC_ERR_NO_KERNELS ? "diracnet18_create_on" : weights_path, diracnet18_strerror(err));
+    fprintf(stderr, "%s: %s%s%s\n", err >= FOLDC_ERR_NO_KERNELS ? "diracnet18_create_on" : weights_path, diracnet18_strerror(err),
+            *diracnet18_last_error(NULL) ? ": " : "", diracnet18_last_error(NULL));
     return 1;
   }
   threads = diracnet18_num_threads(ctx);

@@ -356,7 +356,8 @@ int main(int argc, char **argv) {
   }
   err = pf_resnet50_max_create_on(weights, wlen, device, threads, &ctx);
   if (err) {
-    fprintf(stderr, "%s: %s\n", err >= FOLDC_ERR_NO_KERNELS ? "pf_resnet50_max_create_on" : weights_path, pf_resnet50_max_strerror(err));
+    fprintf(stderr, "%s: %s%s%s\n", err >= FOLDC_ERR_NO_KERNELS ? "pf_resnet50_max_create_on" : weights_path, pf_resnet50_max_strerror(err),
+            *pf_resnet50_max_last_error(NULL) ? ": " : "", pf_resnet50_max_last_error(NULL));
     return 1;
   }
   threads = pf_resnet50_max_num_threads(ctx);

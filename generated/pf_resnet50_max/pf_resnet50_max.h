@@ -80,7 +80,9 @@ void pf_resnet50_max_destroy(pf_resnet50_max_ctx *ctx);
 
 const char *pf_resnet50_max_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed pf_resnet50_max_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *pf_resnet50_max_last_error(const pf_resnet50_max_ctx *ctx);
 
 /* Layer i (0 <= i < PF_RESNET50_MAX_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

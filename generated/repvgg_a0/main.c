@@ -356,7 +356,8 @@ int main(int argc, char **argv) {
   }
   err = repvgg_a0_create_on(weights, wlen, device, threads, &ctx);
   if (err) {
-    fprintf(stderr, "%s: %s\n", err >= FOLDC_ERR_NO_KERNELS ? "repvgg_a0_create_on" : weights_path, repvgg_a0_strerror(err));
+    fprintf(stderr, "%s: %s%s%s\n", err >= FOLDC_ERR_NO_KERNELS ? "repvgg_a0_create_on" : weights_path, repvgg_a0_strerror(err),
+            *repvgg_a0_last_error(NULL) ? ": " : "", repvgg_a0_last_error(NULL));
     return 1;
   }
   threads = repvgg_a0_num_threads(ctx);

@@ -255,6 +255,9 @@ struct repvgg_a0_ctx {
   char error[256];
 };
 
+/* The message of this thread's last failed repvgg_a0_create_on (repvgg_a0_last_error(NULL)). */
+static __thread char create_error[256];
+
 /* Kernel and device errors come here (user_context is the context) instead of aborting the
  * process; the message is kept on one line. */
 static void on_halide_error(void *user_context, const char *msg) {
@@ -288,7 +291,7 @@ const char *repvgg_a0_strerror(int code) {
   }
 }
 
-const char *repvgg_a0_last_error(const repvgg_a0_ctx *ctx) { return ctx ? ctx->error : ""; }
+const char *repvgg_a0_last_error(const repvgg_a0_ctx *ctx) { return ctx ? ctx->error : create_error; }
 
 const char *repvgg_a0_layer_name(int i) {
   return i >= 0 && i < REPVGG_A0_NUM_LAYERS ? layer_names[i] : "";
@@ -323,6 +326,7 @@ int repvgg_a0_create_on(const void *weights, size_t weights_bytes, int device, i
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
   *out = NULL;
+  create_error[0] = 0;
   if (num_threads < 0 || num_threads > FOLDC_MAX_THREADS) return FOLDC_ERR_ARGUMENT;
   if (device != FOLDC_DEVICE_CPU && device != FOLDC_DEVICE_GPU) return FOLDC_ERR_ARGUMENT;
   if (device == FOLDC_DEVICE_GPU ? !REPVGG_A0_HAS_GPU : !REPVGG_A0_HAS_CPU) return FOLDC_ERR_NO_KERNELS;
@@ -361,7 +365,9 @@ int repvgg_a0_create_on(const void *weights, size_t weights_bytes, int device, i
       ctx->dim[i][d].flags = 0;
     }
   }
-  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+  if (!err) err = size_scratch(ctx);
+  if (err) {
+    memcpy(create_error, ctx->error, sizeof create_error);
     repvgg_a0_destroy(ctx);
     return err;
   }
@@ -542,7 +548,18 @@ static int run_layers(repvgg_a0_ctx *ctx, const float *input, float *output, dou
     double t0 = seconds ? foldc_now() : 0.0;
     err = run_layer(ctx, i);
     if (err) {
-      if (!ctx->error[0]) strncpy(ctx->error, layer_names[i], sizeof ctx->error - 1);
+      /* the layer's name, then the kernel's message (cut to the buffer) */
+      char msg[sizeof ctx->error];
+      const char *part[3], *c;
+      size_t n = 0;
+      int p;
+      memcpy(msg, ctx->error, sizeof msg);
+      part[0] = layer_names[i];
+      part[1] = ": ";
+      part[2] = msg[0] ? msg : "failed";
+      for (p = 0; p < 3; p++)
+        for (c = part[p]; *c && n < sizeof ctx->error - 1; c++) ctx->error[n++] = *c;
+      ctx->error[n] = 0;
       return FOLDC_ERR_KERNEL;
     }
     if (seconds) seconds[i] = foldc_now() - t0;

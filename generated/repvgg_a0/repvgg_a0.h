@@ -80,7 +80,9 @@ void repvgg_a0_destroy(repvgg_a0_ctx *ctx);
 
 const char *repvgg_a0_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed repvgg_a0_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *repvgg_a0_last_error(const repvgg_a0_ctx *ctx);
 
 /* Layer i (0 <= i < REPVGG_A0_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

@@ -6,12 +6,12 @@
 # none) and warning-free; its program loads libOpenCL.so.1 itself (Debian ships the unversioned
 # name only in ocl-icd-opencl-dev). No OpenCL device (no ICD): create returns the device error in
 # one line, nothing aborts; a CPU context of this GPU-only bundle is refused. gpu_devices.c: two
-# GPU contexts, inputs uploaded every run, the device released and taken again.
+# GPU contexts, inputs uploaded every run, the device released and taken again. foldc bench
+# --target opencl: the GPU context timed against the GPU's FMA peak measured in the same run.
 # Skipped (77) without pocl (Debian pocl-opencl-icd, ocl-icd-libopencl1: bin/install-deps).
 # Usage: gpu_opencl.sh FIXTURE (a config of tests/fixtures/fixtures.lua).
 . "$(dirname "$0")/lib.sh"
-[ -e /etc/OpenCL/vendors/pocl.icd ] && ldconfig -p | grep -q 'libOpenCL\.so\.1' \
-  || { echo "SKIP: pocl and the OpenCL ICD loader are not installed (bin/install-deps)"; exit 77; }
+need_pocl
 name=$1
 upper=$(echo "$name" | tr 'a-z' 'A-Z')
 data="$FIXTURES/data/$name"
@@ -24,7 +24,6 @@ echo "$on_device of $(grep -o '"gpu":"' "$b/$name.json" | wc -l) layers on the d
 make -s -C "$b" CFLAGS="-O2 -Werror" > /dev/null || fail "make (warnings are errors)"
 ! ldd "$b/${name}_main" | grep -qi opencl || fail "the program links OpenCL: $(ldd "$b/${name}_main")"
 
-export POCL_CACHE_DIR="$SCRATCH/pocl"  # a cold cache: the program build is part of the test
 "$b/${name}_main" --weights "$b/$name.weights" --input "$data.input.npy" --output "$SCRATCH/out.npy" > /dev/null \
   || fail "the OpenCL program on pocl"
 luajit "$FIXTURES/check_output.lua" "$SCRATCH/out.npy" "$data.output.npy" 1e-4
@@ -47,3 +46,10 @@ cc -O1 -std=c99 -Wall -Wextra -Werror -DMODEL="$name" -DMODEL_UPPER="$upper" -DM
 "$SCRATCH/devices" gpu "$b/$name.weights" || fail "GPU contexts"
 # FOLDC_ERR_GPU_DEVICE (11), then FOLDC_ERR_NO_KERNELS (9): foldc_runtime.h
 OCL_ICD_VENDORS=/nonexistent "$SCRATCH/devices" fallback "$b/$name.weights" 11 9 || fail "no device, then the CPU"
+
+# foldc bench on the GPU context: per-layer times, % of the GPU's FMA peak measured in the same run
+"$FOLDC" bench "$FIXTURES/fixtures.lua:$name" --weights "$data.safetensors" --target opencl --runs 2 \
+  > "$SCRATCH/bench" 2> "$SCRATCH/err" || fail "bench --target opencl: $(cat "$SCRATCH/err")"
+grep -q "^% peak: of [0-9.]* GFLOP/s (the GPU's FMA peak measured now" "$SCRATCH/bench" \
+  && grep -q "^$name: 2 runs" "$SCRATCH/bench" || fail "bench --target opencl: $(cat "$SCRATCH/bench")"
+grep "^% peak" "$SCRATCH/bench"

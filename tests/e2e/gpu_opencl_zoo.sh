@@ -4,9 +4,7 @@
 # run on the host copies in the same GPU context. Skipped (77) without pocl (bin/install-deps).
 # Usage: gpu_opencl_zoo.sh FIXTURE...
 . "$(dirname "$0")/lib.sh"
-[ -e /etc/OpenCL/vendors/pocl.icd ] && ldconfig -p | grep -q 'libOpenCL\.so\.1' \
-  || { echo "SKIP: pocl and the OpenCL ICD loader are not installed (bin/install-deps)"; exit 77; }
-export POCL_CACHE_DIR="$SCRATCH/pocl"
+need_pocl
 failed=
 for name in "$@"; do
   if out=$(sh "$FOLDC_ROOT/tests/e2e/run_fixture.sh" "$name" opencl 2>&1); then

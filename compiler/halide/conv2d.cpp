@@ -75,18 +75,31 @@
 //     FMA and no zero weights (widening to V-channel groups did V/Q times
 //     the MACs).  Other group shapes are correct but use gathers (slow).
 //
+//   * Pointwise (dense 1x1, stride 1, no projection): a register tile
+//     walks all of cin (no reduction chunks: the accumulators never leave
+//     the registers), and its tile is scored with a quarter of the
+//     registers left to LLVM (the 29-31 register tiles 4x6, 5x5, 6x4
+//     spilled: 65-78% of the peak where 2x7 ran 85-96%; AVX-512 only, where
+//     it was measured), FMAs per load
+//     counted only up to 1.5, each weight vector (from L2) reused by 5
+//     pixels or more, and a pixel tile's input within 32 KB (L1): 2 vectors
+//     x 7 pixels on 7/14/28/56 maps, 2 x 10 on Xception's 19x19, 4 x 5 on
+//     10x10 with 1536 input channels. MobileOne-S4's 896 -> 896 on 14x14:
+//     1.59 -> 1.45 ms, Xception's 728 -> 728 on 19x19 2.26 -> 1.97 ms in the
+//     model (docs/SPEED.md).
+//
 // Schedule GeneratorParams (0 = heuristic default):
 //   tile_co        output-channel tile in vectors (default: scored over
-//                  FMAs-per-load, register budget and tail waste; 4 on
-//                  AVX-512 for cout % 64 == 0)
-//   tile_x         output pixels per register tile (default: scored, 7 for
-//                  the ResNet widths 112/56/28/14/7)
+//                  FMAs-per-load, register budget and tail waste; see
+//                  Pointwise above for dense 1x1 convs)
+//   tile_x         output pixels per register tile (default: scored with
+//                  tile_co)
 //   loop_order     1 = rows outer, 2 = channel tiles outer (default: 2 when
 //                  weight bytes > input bytes)
 //   rows_per_task  rows per parallel task for unchunked loop_order 1
 //                  (default: largest divisor of out_h <= out_h/8)
 //   ci_block       input channels per reduction chunk (default: see above;
-//                  = cin/groups means no chunking)
+//                  = cin/groups means no chunking, the pointwise default)
 //   pad_mode       0 auto, 1 inline boundary condition, 2 padded copy
 //   in_place       the output is written over the residual (the same buffer;
 //                  set by the lowering when the residual has no later use):
@@ -349,6 +362,12 @@ public:
         const bool gpu = t.has_gpu_feature();
         const int V = natural_vector_size<float>();
         const int regs = vector_registers(t);
+        // dense 1x1, stride 1, no projection: its own tile rule and no reduction chunks (see
+        // Pointwise in the top comment; measured on AVX-512 only, so the other targets keep the
+        // general rule until measured there)
+        const bool pointwise = G == 1 && KW == 1 && KH == 1 && SX == 1 && SY == 1 && proj_cin == 0 &&
+                               t.arch == Target::X86 && regs == 32;
+        const long long kPixelTileBytes = 32 * 1024;
         int vw = vec_for(COUT, V);
         // narrow groups (see the top comment): whole groups in a vector, every vector full
         const bool narrow = !gpu && G > 1 && !depthwise && CPG == OPG && CPG < vw && vw % CPG == 0 && COUT % vw == 0;
@@ -386,6 +405,13 @@ public:
         } else if (tco <= 0 || tx <= 0) {
             double best = -1;
             int bc = 1, bx = 1;
+            // Dense 1x1 convs (pointwise; see the top comment): a quarter of the registers left
+            // to LLVM, FMAs per load counted up to 1.5 (loads are not what limits them), each
+            // weight vector used by 5 pixels or more (the weights come from L2: fewer count
+            // less) and a pixel tile's input (tx x cin floats) within 32 KB; ties go to the
+            // fewer channels
+            const int budget = pointwise ? regs - regs / 4 + 1 : regs;
+            const int xcap = (int)std::max(1LL, kPixelTileBytes / (4LL * CIN));
             for (int c = 1; c <= 8; c++) {
                 if (tco > 0 && c != tco) continue;
                 if (c * VW > COUT) continue;
@@ -393,7 +419,8 @@ public:
                     if (tx > 0 && xx != tx) continue;
                     if (xx > OW) continue;
                     int need = c * xx + c + 1;  // accumulators, weight vectors, the broadcast input
-                    if (need > regs) continue;
+                    if (need > budget) continue;
+                    if (pointwise && xx > xcap) continue;
                     // in place: only tiles that divide the output (see in_place below)
                     if (in_place && (COUT % (c * VW) != 0 || OW % xx != 0)) continue;
                     // FMAs per load: c weight vectors and, per pixel, one broadcast per group the
@@ -402,6 +429,7 @@ public:
                     // dense rule picks 205 us)
                     const int spans = (G > 1 && !depthwise) ? std::max(1, (c * VW + OPG - 1) / OPG) : 1;
                     double ratio = double(c * xx) / double(c + xx * spans);
+                    if (pointwise) ratio = std::min(ratio, 1.5) * std::min(1.0, xx / 5.0);
                     double wc = double((COUT + c * VW - 1) / (c * VW) * (c * VW)) / COUT;
                     double wx = double((OW + xx - 1) / xx * xx) / OW;
                     double score = ratio / (wc * wx);
@@ -571,6 +599,7 @@ public:
         // the tile's input footprint) must fit the stack limit.
         const int in_tile_w = (tx - 1) * SX + (KW - 1) * DX + 1;
         int cib = ci_block;
+        if (cib <= 0 && pointwise) cib = CPG;
         if (cib <= 0) {
             long long cap = std::max(1LL, kL1Bytes / (4LL * T * KW * KH));
             if (copy_pad) cap = std::min(cap, std::max(1LL, kStackBytes / (4LL * in_tile_w * KH)));

@@ -173,6 +173,15 @@ end
 
 -- Backend: the direct kernel and the argument views (see lower.lua); choice: the lowering stage's
 -- (w_block).
+-- Whether an output width leaves an in-place kernel (tiles that divide it) a pixel tile of 4 to
+-- 16 pixels, or the whole row.
+function conv2d.in_place_width(w)
+  for d = 4, 16 do
+    if w % d == 0 then return true end
+  end
+  return w <= 16
+end
+
 function conv2d.lower(node, L, choice)
   local a = node.attrs
   local x, y = node.inputs[1], node.outputs[1]
@@ -193,8 +202,10 @@ function conv2d.lower(node, L, choice)
   if res then
     args[#args + 1] = L:act(res, lower.act_dims(y.shape))
     -- the residual's last use, and not the conv's input: write the output over it (in_place), so
-    -- the residual's lines are read and written once instead of a second buffer's being written
-    if res ~= x and gp.w_block and L:can_overwrite(res) then
+    -- the residual's lines are read and written once instead of a second buffer's being written;
+    -- only where the kernel's pixel tiles, rounded to divisors of the output width, keep 4 to 16
+    -- pixels (Xception's stride-2 shortcuts to 74 and 37 wide maps ran 2- and 1-pixel tiles)
+    if res ~= x and gp.w_block and L:can_overwrite(res) and conv2d.in_place_width(y.shape[4]) then
       L:alias_view(y, res, 0)
       gp.in_place = true
     end

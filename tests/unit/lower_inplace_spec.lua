@@ -1,6 +1,7 @@
 -- In-place residual adds (ops/conv2d.lua, Lowering:can_overwrite): a direct conv writes its output
 -- over its residual's buffer only when nothing reads that buffer afterwards, through the tensor or a
--- view of it; the graph input and the conv's own input are never overwritten.
+-- view of it; the graph input and the conv's own input are never overwritten, nor a residual whose
+-- width leaves the in-place kernel (tiles dividing it) no 4 to 16 pixel tile.
 local nn = require 'nn'
 local bind = require 'bind'
 local passes = require 'passes'
@@ -59,6 +60,17 @@ describe('in-place residual', function()
     function m:forward(x) return self.a(x) + x end
     local s = conv_steps(m, { 1, 16, 5, 5 })['a']
     assert.is_nil(s.gparams.in_place)
+  end)
+
+  it('writes a new buffer where tiles dividing the width would be under 4 pixels', function()
+    -- 37 wide (prime): an in-place kernel would run 1-pixel tiles; 38 = 2 x 19 and 74 = 2 x 37 too
+    for _, w in ipairs({ 37, 38, 74 }) do
+      local s = conv_steps(block(false), { 1, 16, 3, w })['b']
+      assert.is_nil(s.gparams.in_place)
+    end
+    for _, w in ipairs({ 28, 35, 16, 3 }) do
+      assert.is_true(conv_steps(block(false), { 1, 16, 3, w })['b'].gparams.in_place)
+    end
   end)
 
   it('never overwrites the conv\'s own input', function()

@@ -13,7 +13,8 @@
 // Schedule (a GEMM blocked for the cache): for each block of T = tco vectors of output channels,
 // the accumulator of all rows (T x rows, L2-resident) is built over slices of KB input channels
 // so that the weight panel being read (T x KB floats, <= 32 KB) stays in L1, or over all of them
-// at once when the block's weights fit 256 KB (read from L2); inside a slice,
+// at once when the block's weights fit 256 KB and a register tile has 6 rows or more (read from
+// L2); inside a slice,
 // register blocks of tco vectors x tr rows (unrolled) run over the slice's channels. Rows are
 // padded up to a multiple of tr (align_bounds; the padded rows read the last row and are never
 // stored), so row counts such as 197 or 50 need no scalar tail. The epilogue then runs over the
@@ -109,12 +110,13 @@ public:
         }
         const int T = tco * V;
         // Weight panel depth: the whole reduction when the block's weights (T x cin) fit 256 KB of
-        // L2 (the accumulators then go to memory once a row tile, not once per slice: ViT-S qkv,
-        // proj and fc1 1.4-1.7% faster in the model, ViT-B qkv 3-8% in the kernel bench); else
-        // slices of KB channels whose panel (T x KB, <= 32 KB) stays in L1 (ViT-B fc2's 786 KB
-        // panel over all 3072 channels: 5-8% slower than slices of 128).
+        // L2 and the register tile has 6 rows or more (a weight vector from L2 per 6 FMAs or
+        // fewer): the accumulators then go to memory once a row tile, not once per slice (ViT-S
+        // qkv and proj 2% faster in the kernel bench, ViT-B qkv 3-8%). Else slices of KB channels
+        // whose panel (T x KB, <= 32 KB) stays in L1: PiT-S's 6x2 tiles over all 288 channels were
+        // 21-24% slower (a weight vector per 2 FMAs from L2), ViT-B fc2's 786 KB panel 5-8%.
         int KB = kb;
-        if (KB <= 0 && (long long)T * CIN * 4 <= 256 * 1024) KB = CIN;
+        if (KB <= 0 && tr >= 6 && (long long)T * CIN * 4 <= 256 * 1024) KB = CIN;
         if (KB <= 0) {
             const int kmax = std::max(1, 8192 / T);
             KB = largest_divisor_in(CIN, std::max(1, kmax / 2), kmax);

@@ -93,6 +93,11 @@ function backend.build(graph, out_dir, opts)
   local strings = {}
   for i, T in ipairs(archs) do strings[i] = T.string end
   local target = table.concat(strings, ',')
+  for _, T in ipairs(archs) do
+    if T.gpu and #archs > 1 then
+      error('--target "' .. tostring(opts.target) .. '": a GPU bundle is for one architecture (not done yet for several)', 0)
+    end
+  end
   local program = lower.lower(graph, { target = archs[1].string, conv_algo = opts.conv_algo })
   local name = emit.c_name(program.name)
   check_replaceable(dir, name)
@@ -283,19 +288,62 @@ function backend.peak_gflops(target)
   return gflops
 end
 
--- Time the compiled model: min and median of `runs` runs, and a per-layer profile.
+-- The GPU's FMA peak in GFLOP/s, for "% of peak" on a GPU context: measured on the GPU now by
+-- compiler/gpu_peak.c (the gpu_peak kernel, compiler/halide/gpu_peak.cpp, built for the target's
+-- GPU), the program cached per kernel in the kernel cache; FOLDC_PEAK_GFLOPS overrides it. Raises
+-- with the program's one line when there is no driver or device.
+function backend.gpu_peak_gflops(target)
+  local env = tonumber(os.getenv('FOLDC_PEAK_GFLOPS') or '')
+  if env then return env end
+  local T = require('targets').resolve(target)
+  local kernels = require 'kernels'
+  local hash = require 'hash'
+  local api = require('targets.gpu').apis[T.gpu.api]
+  local root = os.getenv('FOLDC_ROOT') or '.'
+  local steps = 4096
+  local k = kernels.describe('gpu_peak', { 'steps=' .. steps }, target, 'gpu_peak', T:gpu_kernel_target())
+  local runtime = kernels.build({ k }, target, { quiet = true })
+  local dir = kernels.cache_dir() .. '/peak'
+  local exe = dir .. '/gpu_peak-' .. hash.hex(hash.string(k.dir .. '|' .. runtime.dir .. '|'
+    .. sys.read_file(root .. '/compiler/gpu_peak.c'))):sub(1, 16)
+  if not sys.exists(exe) then
+    sys.mkdir_p(dir)
+    sys.sweep(dir)
+    local libs = {}
+    for i, l in ipairs(api.libraries) do libs[i] = '"' .. l .. '"' end
+    local tmp = sys.scratch(exe)
+    sys.run_quiet({ os.getenv('CC') or 'cc', '-O2', '-std=c99', '-I/usr/include/halide14', '-DPEAK_FN=' .. k.fn,
+      '-DPEAK_STEPS=' .. steps, '-DGET_SYMBOL=' .. api.get_symbol, '-DLIBRARIES=' .. table.concat(libs, ', '),
+      root .. '/compiler/gpu_peak.c', k.object, runtime.object, '-lpthread', '-ldl', '-lm', '-o', tmp },
+      'compiling compiler/gpu_peak.c')
+    assert(os.rename(tmp, exe))
+  end
+  local ok, out = pcall(sys.capture, { exe })
+  local gflops = ok and tonumber(out and out:match('^%s*([%d.]+)'))
+  if not gflops then error('measuring the GPU\'s peak: ' .. tostring(out):gsub('%s+$', ''), 0) end
+  return gflops
+end
+
+-- Time the compiled model: min and median of `runs` runs, and a per-layer profile. On a target with
+-- a GPU the context is on the GPU (the bundle's default device) and "% of peak" is of the GPU's.
 function backend.bench(graph, opts)
   local dir, info = scratch_bundle(graph, opts, backend.runner(opts.target, true))
   local threads = opts.threads or 1
-  local peak = backend.peak_gflops(info.target)
+  local gpu = require('targets').resolve(info.target).gpu
+  local peak = gpu and backend.gpu_peak_gflops(info.target) or backend.peak_gflops(info.target) * threads
   if peak > 0 and not opts.json then
-    print(string.format('%% peak: of %.1f GFLOP/s per core x %d thread(s) (%s)', peak, threads,
-      os.getenv('FOLDC_PEAK_GFLOPS') and 'FOLDC_PEAK_GFLOPS' or 'FMA peak measured now, compiler/peak.c'))
+    local source = os.getenv('FOLDC_PEAK_GFLOPS') and 'FOLDC_PEAK_GFLOPS'
+      or gpu and 'the GPU\'s FMA peak measured now, compiler/gpu_peak.c' or 'FMA peak measured now, compiler/peak.c'
+    if gpu then
+      print(string.format('%% peak: of %.1f GFLOP/s (%s)', peak, source))
+    else
+      print(string.format('%% peak: of %.1f GFLOP/s per core x %d thread(s) (%s)', peak / threads, threads, source))
+    end
     io.stdout:flush()
   end
   local argv = { info.dir .. '/' .. info.name .. '_main', '--weights', info.dir .. '/' .. info.name .. '.weights',
     '--runs', tostring(opts.runs or 20), '--threads', tostring(threads), '--profile',
-    '--peak', tostring(peak * threads) }
+    '--peak', tostring(peak) }
   if opts.json then argv[#argv + 1] = '--json' end
   local ok = sys.stream(argv)
   sys.rm_rf(dir)

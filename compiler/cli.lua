@@ -17,7 +17,9 @@ function cli.model_args(c)
   c:argument('model', 'Zoo name, or FILE.lua[:CONFIG].')
   c:option('--weights', 'Weights (.safetensors), or random[:SEED] for seeded random weights.')
   c:option('--target', 'host; x86-64 (AVX-512, AVX2+FMA and SSE4.1 tiers chosen at run time), x86-64-avx512, '
-    .. 'x86-64-avx2, arm64; or a full Halide target string (spell every feature); comma lists of these.', 'host')
+    .. 'x86-64-avx2, arm64; or a full Halide target string (spell every feature); comma lists of these. '
+    .. 'GPUs: opencl, cuda (capability 70), cuda_capability_NN, after a name (arm64-opencl); beside CPU '
+    .. 'targets (host,opencl, x86-64,cuda) the bundle runs on either (<model>_create_on).', 'host')
   cli.limit_arg(c)
   cli.allow_nonfinite_arg(c)
 end

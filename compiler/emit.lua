@@ -130,7 +130,10 @@ local function describe_runs(program, info)
   for _, k in ipairs(info.kernels) do by_fn[k.fn] = k end
   -- the steps carry the schedule records of the first architecture (backend.build compiles it last)
   local archs, kernel_targets = targets.parse(info.target), {}
-  for i, T in ipairs(archs) do kernel_targets[i] = T:kernel_target() end
+  for _, T in ipairs(archs) do
+    if T.cpu then kernel_targets[#kernel_targets + 1] = T:kernel_target() end
+    if T.gpu then kernel_targets[#kernel_targets + 1] = T:gpu_kernel_target() end
+  end
   local file = lower.schedules_file(archs[1])
   local runs = {}
   for i, s in ipairs(program.steps) do
@@ -147,8 +150,14 @@ local function describe_runs(program, info)
     local why = 'why: ' .. s.algorithm_reason
     local lines
     if s.kind == 'kernel' then
-      local plist = by_fn[s.fn].params
+      local plist = by_fn[s.fn or s.fn_gpu].params
       layer.generator, layer.kernel, layer.target = s.generator, s.fn, table.concat(kernel_targets, ',')
+      -- a GPU bundle: the GPU kernel, and where it runs in a GPU context
+      layer.gpu_kernel = s.fn_gpu
+      if s.fn_gpu then
+        layer.gpu = s.on_gpu and 'device' or s.offset_view and 'host (a view at an offset into its buffer: not on the device yet)'
+          or 'host (the generator has no GPU schedule)'
+      end
       layer.params = json_params(plist)
       -- the record kernels.compile applied (step.record: its signature and the CPU its file was tuned
       -- on; the file is the nearest records, schedules.path). Whether that CPU is the building
@@ -173,19 +182,43 @@ local function describe_runs(program, info)
         'generator ' .. s.generator .. ' ' .. table.concat(plist, ' '),
         'schedule: ' .. sched,
       }
+      if s.fn_gpu then lines[#lines + 1] = 'on the GPU: ' .. layer.gpu end
     else
       lines = { head .. ' in the glue' .. io, why }
     end
     for n, line in ipairs(lines) do lines[n] = c_text(line) end
     runs[i] = { json = setmetatable(layer, { __jsonorder = { 'name', 'op', 'algorithm', 'algorithm_reason', 'generator',
-        'params', 'schedule', 'inputs', 'output', 'macs', 'bytes', 'target', 'kernel' } }),
+        'params', 'schedule', 'inputs', 'output', 'macs', 'bytes', 'target', 'kernel', 'gpu_kernel', 'gpu' } }),
       label = c_text(node.op .. ' ' .. s.algorithm), comment = table.concat(lines, '\n     * ') }
   end
   return runs
 end
 
--- Views (Halide buffers) of every kernel argument, and each step's C code.
-local function describe_steps(program, runs)
+-- The device allocations of a GPU bundle (gpu: the target's T.gpu): one per activation buffer and
+-- per weights tensor, so that every view is its allocation or a crop of it (an OpenCL kernel given
+-- a crop at an offset makes a sub-buffer on every call). bases: the list ({ storage, offset, bytes
+-- }), index: a function from an act or a weight to its base's C index.
+local function device_bases()
+  local bases, by = {}, {}
+  local function index(storage, thing, offset, bytes)
+    if not by[thing] then
+      bases[#bases + 1] = { storage = storage, offset = offset, bytes = bytes }
+      by[thing] = #bases - 1
+    end
+    return by[thing]
+  end
+  return bases, function(arg)
+    if arg.storage == 'arena' then return index(0, arg.act, arg.act.offset, arg.act.bytes) end
+    return index(1, arg.weight, arg.weight.offset, arg.weight.bytes)
+  end
+end
+
+-- Views (Halide buffers) of every kernel argument, and each step's C code. With a GPU (gpu: the
+-- target's T.gpu, cpu: whether the bundle has CPU kernels too) a step runs its GPU kernel when the
+-- context is on the GPU: straight on the device buffers when the generator has a GPU schedule
+-- (step.on_gpu), else on the host copies of its activations, copied from and back to the device
+-- around it; a glue step (a flatten's layout change) likewise.
+local function describe_steps(program, runs, gpu, cpu, base_of)
   local views, steps = {}, {}
   for i, step in ipairs(program.steps) do
     local call
@@ -196,13 +229,19 @@ local function describe_steps(program, runs)
     end
     if step.kind == 'kernel' then
       local refs, moves = { 'ctx' }, {}
+      local first = #views
       for _, arg in ipairs(step.args) do
         local extents, strides = {}, {}
         for d, dim in ipairs(arg.dims) do extents[d], strides[d] = dim[1], dim[2] end
         local offset = arg.storage == 'arena' and (arg.act.offset + 4 * (arg.elem_offset or 0)) or arg.weight.offset
-        views[#views + 1] = { storage = arg.storage == 'arena' and 0 or 1, offset = offset, rank = #arg.dims,
+        local v = { storage = arg.storage == 'arena' and 0 or 1, offset = offset, rank = #arg.dims,
           extents = table.concat(extents, ', '), strides = table.concat(strides, ', '),
-          what = c_text((arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. step.fn) }
+          what = c_text((arg.storage == 'arena' and 'activation' or arg.weight.key) .. ', ' .. (step.fn or step.fn_gpu)) }
+        if gpu then
+          v.base = base_of(arg)
+          v.within = offset - (arg.storage == 'arena' and arg.act.offset or arg.weight.offset)
+        end
+        views[#views + 1] = v
         refs[#refs + 1] = '&b[' .. (#views - 1) .. ']'
         if per_image and arg.storage == 'arena' then
           moves[#moves + 1] = string.format('        b[%d].host = a + %d + (size_t)n * %d;\n', #views - 1, offset, 4 * arg.act.image)
@@ -215,6 +254,17 @@ local function describe_steps(program, runs)
       elseif per_image then
         call = string.format('{\n      int n, err;\n      for (n = 0; n < %d; n++) {\n%s        err = %s(%s);\n        if (err) return err;\n      }\n      return 0;\n    }',
           step.images, table.concat(moves), step.fn, table.concat(refs, ', '))
+      elseif gpu then
+        local range = string.format('%d, %d', first, #step.args)
+        local g
+        if step.on_gpu then
+          g = string.format('device_views(ctx, %s);\n      return %s(%s);', range, step.fn_gpu, table.concat(refs, ', '))
+        else
+          g = string.format('int err = views_to_host(ctx, %s); /* %s: on the host copies */\n      if (!err) err = %s(%s);\n      return err ? err : views_to_device(ctx, %s);',
+            range, step.generator, step.fn_gpu, table.concat(refs, ', '), range)
+        end
+        call = cpu and string.format('if (ctx->device == FOLDC_DEVICE_GPU) {\n      %s\n    }\n    return %s(%s);', g, step.fn, table.concat(refs, ', '))
+          or string.format('{\n      %s\n    }', g)
       else
         call = 'return ' .. step.fn .. '(' .. table.concat(refs, ', ') .. ');'
       end
@@ -224,6 +274,10 @@ local function describe_steps(program, runs)
     elseif per_image then
       call = string.format('{\n      int n;\n      for (n = 0; n < %d; n++)\n        foldc_hwc_to_nchw((const float *)(a + %d) + (size_t)n * %d, (float *)(a + %d) + (size_t)n * %d, %d, %d, %d);\n      return 0;\n    }',
         step.images, step.src.offset, step.src.image, step.dst.offset, step.dst.image, step.c, step.h, step.w)
+    elseif gpu then
+      local src, dst = base_of({ storage = 'arena', act = step.src }), base_of({ storage = 'arena', act = step.dst })
+      call = string.format('{\n      int err = ctx->device == FOLDC_DEVICE_GPU ? base_to_host(ctx, %d) : 0;\n      if (err) return err;\n      foldc_hwc_to_nchw((const float *)(a + %d), (float *)(a + %d), %d, %d, %d);\n      return ctx->device == FOLDC_DEVICE_GPU ? base_to_device(ctx, %d) : 0;\n    }',
+        src, step.src.offset, step.dst.offset, step.c, step.h, step.w, dst)
     else
       call = string.format('foldc_hwc_to_nchw((const float *)(a + %d), (float *)(a + %d), %d, %d, %d);\n    return 0;',
         step.src.offset, step.dst.offset, step.c, step.h, step.w)
@@ -284,7 +338,35 @@ end
 function emit.bundle(program, dir, info)
   local m = emit.c_name(program.name)
   local runs = describe_runs(program, info)
-  local views, steps = describe_steps(program, runs)
+  -- a GPU bundle (one architecture: backend.build): its GPU, and whether it has CPU kernels too
+  local T = targets.parse(info.target)[1]
+  local bases, base_of
+  if T.gpu then bases, base_of = device_bases() end
+  local views, steps = describe_steps(program, runs, T.gpu, T.cpu, base_of)
+  local gpu, api = {}, T.gpu and require('targets.gpu').apis[T.gpu.api]
+  local input_to_device, output_to_host = '', ''
+  if T.gpu then
+    local function act_base(act) return base_of({ storage = 'arena', act = act }) end
+    input_to_device = string.format('\n  if (ctx->device == FOLDC_DEVICE_GPU && base_to_device(ctx, %d)) return FOLDC_ERR_KERNEL;',
+      act_base(program.input.act))
+    output_to_host = string.format('\n  if (ctx->device == FOLDC_DEVICE_GPU && base_to_host(ctx, %d)) return FOLDC_ERR_KERNEL;',
+      act_base(program.output.act))
+    local vb, vw = {}, {}
+    for i, v in ipairs(views) do vb[i], vw[i] = tostring(v.base), v.within .. 'u' end
+    local libs = {}
+    for i, l in ipairs(api.libraries) do libs[i] = '"' .. l .. '"' end
+    -- the helpers of the two kinds of step, where there is one of the kind (no unused functions)
+    local on_device, on_host = {}, {}
+    for _, st in ipairs(program.steps) do
+      if st.kind == 'kernel' then
+        if st.on_gpu then on_device[1] = {} else on_host[1] = {} end
+      end
+    end
+    gpu[1] = { header = api.header, get_symbol = api.get_symbol, interface = api.interface,
+      on_device = on_device, on_host = on_host,
+      libs = table.concat(libs, ', '), num_bases = #bases, bases = bases,
+      view_bases = table.concat(vb, ', '), view_within = table.concat(vw, ', ') }
+  end
   local offsets, sizes = {}, {}
   for i, w in ipairs(program.weights) do offsets[i], sizes[i] = w.offset .. 'u', w.bytes .. 'u' end
   -- model id: everything the glue bakes in about the weights and kernels
@@ -307,7 +389,7 @@ function emit.bundle(program, dir, info)
     arena_bytes = info.arena, arena_bound = info.bound, weights_bytes = info.weights_total,
     num_layers = #program.steps, macs = string.format('%.0f', macs),
     macs_human = string.format('%.3f G', macs / 1e9),
-    kernel_headers = headers, kernel_header_deps = table.concat(header_deps, ' '),
+    kernel_headers = headers, kernel_header_deps = table.concat(header_deps, ' ') .. (api and ' ' .. api.header or ''),
     model_id = '0x' .. hash.hex(model_id), num_weights = #program.weights, num_views = #views,
     weight_offsets = table.concat(offsets, ', '), weight_sizes = table.concat(sizes, ', '),
     views = views, layers = steps, steps = steps,
@@ -315,6 +397,26 @@ function emit.bundle(program, dir, info)
     layer_major_from = program.image_major,
     ctx_fields = program.batch > 1 and '\n  int image; /* the image the image-major layers run on (run_layers) */' or '',
     output_copy = copy_code('out', program.output.shape, program.output.act.offset),
+    gpu = gpu, input_to_device = input_to_device, output_to_host = output_to_host,
+    -- the bundle README's paragraph on devices: only where there is a GPU
+    device_note = api and string.format([[
+
+Devices: this bundle has %s kernels. `%s_create_on(weights, bytes, FOLDC_DEVICE_GPU, threads, &ctx)`
+copies the weights to the GPU once; every activation stays there for the whole run, and `%s_run`
+copies the input in and the output out (host pointers, as on the CPU). %s `%s_create` and
+`%s_create_threads` take `%s_DEFAULT_DEVICE`; `./%s_main --device cpu|gpu` picks one. The %s driver
+is loaded when the first GPU context is created (%s): nothing about the GPU is needed to build.
+Without it, without a usable device, or short of device memory, create returns an error code
+(`FOLDC_ERR_GPU_DRIVER`, `_DEVICE`, `_MEMORY`) and nothing aborts. `%s.json` says per layer where
+its kernel runs in a GPU context (`"gpu"`).
+]], T.cpu and ('CPU and ' .. api.name) or ('only ' .. api.name), m, m,
+        T.cpu and '`FOLDC_DEVICE_CPU` runs the CPU kernels in the same process (a fallback: create again).' or 'It has no CPU kernels.',
+        m, m, m:upper(), m, api.name, table.concat(api.libraries, ', then '), m) or '',
+    has_cpu = T.cpu and 1 or 0, has_gpu = T.gpu and 1 or 0,
+    default_device = T.cpu and not T.gpu and 'FOLDC_DEVICE_CPU' or 'FOLDC_DEVICE_GPU',
+    gpu_name = api and api.name or 'GPU', gpu_api_note = api and (': ' .. api.name) or '',
+    libs_text = api and table.concat(api.libraries, ', then ') or 'the driver library',
+    target_words = c_text(T.gpu and (T.cpu and 'the CPU and ' or 'only the ') .. (api.name .. ' GPUs') or 'the CPU only'),
     output_shape = table.concat(program.output.shape, ', '),
     input_shape = table.concat(program.input.shape, 'x'), output_shape_x = table.concat(program.output.shape, 'x'),
     input_size = in_size, output_size = out_size, batch = program.batch,
@@ -323,6 +425,11 @@ function emit.bundle(program, dir, info)
     top_label = program.batch > 1 and 'top-5 of image 0:' or 'top-5:',
     weights_note = info.with_weights and '' or ' (not included: build with --weights)',
   }
+  -- the GPU helpers and the layer calls, templates of their own (model.c with them would pass the
+  -- 200 locals Lua allows a function when cosmo compiles it, as it does on a second fill in one
+  -- process)
+  env.gpu_helpers = T.gpu and '\n' .. fill('model_gpu.c', setmetatable(gpu[1], { __index = env })) or ''
+  env.run_functions = fill('model_run.c', env)
   sys.write_file(dir .. '/' .. m .. '.h', fill('model.h', env))
   sys.write_file(dir .. '/' .. m .. '.c', fill('model.c', env))
   sys.write_file(dir .. '/main.c', fill('main.c', env))
@@ -333,6 +440,7 @@ function emit.bundle(program, dir, info)
   sys.write_file(dir .. '/foldc_runtime.h', sys.read_file(root .. '/runtime/foldc_runtime.h'))
   sys.write_file(dir .. '/foldc_pool.h', sys.read_file(root .. '/runtime/foldc_pool.h'))
   sys.write_file(dir .. '/HalideRuntime.h', sys.read_file(HALIDE_RUNTIME_H))
+  if api then sys.write_file(dir .. '/' .. api.header, sys.read_file(HALIDE_RUNTIME_H:gsub('[^/]*$', '') .. api.header)) end
   sys.mkdir_p(dir .. '/kernels')
   for _, k in ipairs(info.kernels) do
     -- Halide names the include guard after the output path; make it depend on the kernel only

@@ -5,7 +5,11 @@
 -- tied to foldc (sys.run_tied: nothing keeps running or stays behind when foldc dies); every value
 -- in it is a checked target or a quoted word. A target of several tiers (targets/: x86-64) gives
 -- one object per kernel that picks its tier on the CPU at the first call; the runtime is built once,
--- for the baseline tier.
+-- for the baseline tier. A target with a GPU (targets/gpu.lua) gives each kernel a second object,
+-- compiled for the GPU's tier with the generator's defaults (the schedule records are CPU tunings):
+-- step.fn_gpu beside step.fn (none without CPU tiers); the runtime then holds the GPU API's device
+-- runtime. Whether a GPU object puts work on the GPU (k.on_gpu) is read from the object: it calls
+-- the API's run entry point only when the generator has a GPU schedule.
 local lfs = require 'lfs'
 local hash = require 'hash'
 local sys = require 'sys'
@@ -60,13 +64,22 @@ function kernels.resolve_target(target)
 end
 
 -- Attach .fn (C function name) and .object/.header to every kernel step, and .schedule/.record
--- (the schedule record applied, from schedules.load: the nearest records); compile what is missing.
+-- (the schedule record applied, from schedules.load: the nearest records); with a GPU also .fn_gpu
+-- (and .on_gpu: its generator has a GPU schedule); compile what is missing.
 -- Returns the list of distinct kernels and the runtime object path. names (a multi-architecture
 -- bundle's whole target string) gives a kernel one C name on every architecture: from names and
 -- the lowering's parameters, since schedule records differ between architectures.
 function kernels.compile(program, target, names)
   local distinct, by_fn = {}, {}
+  local T = targets.resolve(target)
   local db, near = schedules.load(target), schedules.nearest(target)
+  local function add(k)
+    if not by_fn[k.fn] then
+      by_fn[k.fn] = k
+      distinct[#distinct + 1] = k
+    end
+    return by_fn[k.fn]
+  end
   for _, step in ipairs(program.steps) do
     if step.kind == 'kernel' then
       -- a schedule record for this target (schedules/, written by foldc tune) adds its parameters
@@ -92,26 +105,50 @@ function kernels.compile(program, target, names)
       local plist = schedules.param_list(gparams)
       -- the C name depends on what the kernel computes; the cache entry also on how it was made
       local name = names and table.concat({ names, step.generator, table.concat(schedules.param_list(step.gparams), ' ') }, '|')
-      step.fn = kernels.describe(step.generator, plist, target, name).fn
-      if not by_fn[step.fn] then
-        local k = kernels.describe(step.generator, plist, target, name)
-        by_fn[step.fn] = k
-        distinct[#distinct + 1] = k
+      if T.cpu then step.fn = add(kernels.describe(step.generator, plist, target, name)).fn end
+      if T.gpu then
+        -- A view at an offset into its buffer (a channel slice, a token slice): OpenCL passes it
+        -- as a sub-buffer, whose origin must be aligned to the device's base address alignment
+        -- (pocl: CL_MISALIGNED_SUB_BUFFER_OFFSET for a slice 4 channels in); CUDA's kernels may
+        -- take their buffers as aligned for vector loads (not checked: no NVIDIA GPU here). Such
+        -- a step runs on the host copies, with host code of the GPU's host tier.
+        local kt = T:gpu_kernel_target()
+        step.offset_view = nil
+        for _, arg in ipairs(step.args) do
+          if arg.storage == 'arena' and arg.elem_offset then step.offset_view, kt = true, T.gpu.host .. '-no_runtime-user_context' end
+        end
+        local gname = names and name .. '|' .. (step.offset_view and T.gpu.host or T.gpu.tier)
+        local k = add(kernels.describe(step.generator, schedules.param_list(step.gparams), target, gname, kt))
+        step.fn_gpu, step.gpu_kernel = k.fn, k
       end
     end
   end
-  return distinct, kernels.build(distinct, target)
+  local runtime = kernels.build(distinct, target)
+  if T.gpu then
+    local api = require('targets.gpu').apis[T.gpu.api]
+    for _, k in ipairs(distinct) do
+      if k.gpu then k.on_gpu = sys.read_file(k.object):find(api.run_symbol, 1, true) ~= nil end
+    end
+    for _, step in ipairs(program.steps) do
+      if step.gpu_kernel then step.on_gpu, step.gpu_kernel = step.gpu_kernel.on_gpu or false, nil end
+    end
+  end
+  return distinct, runtime
 end
 
 -- One kernel: its C name (from what it computes: target, generator, parameters) and its cache
 -- entry (also from how it was made: the generator sources and Halide's version); name, when given,
--- is what the C name is made from instead.
-function kernels.describe(generator, plist, target, name)
+-- is what the C name is made from instead. kernel_target: the Halide target of a GPU kernel
+-- (Target:gpu_kernel_target), else the target's CPU tiers.
+function kernels.describe(generator, plist, target, name, kernel_target)
   local cache = kernels.cache_dir()
   local digest = generator_sources_digest()
-  local signature = table.concat({ targets.resolve(target):kernel_target(), generator, table.concat(plist, ' ') }, '|')
+  local T = targets.resolve(target)
+  kernel_target = kernel_target or T:kernel_target()
+  local signature = table.concat({ kernel_target, generator, table.concat(plist, ' ') }, '|')
   local fn = 'foldc_' .. hash.hex(hash.string(name or signature))
-  local k = { fn = fn, generator = generator, params = plist,
+  local k = { fn = fn, generator = generator, params = plist, target = kernel_target,
+              gpu = kernel_target ~= T:kernel_target() or nil,
               dir = cache .. '/kernels/' .. hash.hex(hash.string(digest .. '|' .. signature .. (name and '|' .. fn or ''))) }
   k.object, k.header = k.dir .. '/' .. k.fn .. '.o', k.dir .. '/' .. k.fn .. '.h'
   return k
@@ -135,7 +172,6 @@ function kernels.build(distinct, target, opts)
   local cache = kernels.cache_dir()
   local digest = generator_sources_digest()
   local T = targets.resolve(target)
-  local kernel_target = T:kernel_target()
   local runtime_dir = cache .. '/runtime/' .. hash.hex(hash.string(digest .. '|' .. T:runtime_target()))
   local runtime = { dir = runtime_dir, object = runtime_dir .. '/foldc_halide_runtime.o' }
 
@@ -172,9 +208,9 @@ function kernels.build(distinct, target, opts)
   end
   for _, k in ipairs(jobs) do
     local cmd = { make_word(gen), '-g', make_word(k.generator), '-f', make_word(k.fn), '-e', 'object,c_header',
-      make_word('target=' .. kernel_target) }
+      make_word('target=' .. k.target) }
     for _, p in ipairs(k.params) do cmd[#cmd + 1] = make_word(p) end
-    rule(k.fn, k.dir, cmd, #T.tiers > 1 and k.fn or nil)
+    rule(k.fn, k.dir, cmd, k.target:find(',', 1, true) and k.fn or nil)
   end
   if need_runtime then
     rule('runtime', runtime.dir, { make_word(gen), '-r', 'foldc_halide_runtime', '-e', 'object',

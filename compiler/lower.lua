@@ -24,7 +24,9 @@
 --     each weight tile is loaded once for all N images, and the other kernels once per image on
 --     offset views (a concatenation's slices among them).
 -- opts.target (the build's resolved target string) becomes L.target, a target object
--- (compiler/targets/); opts.conv_algo (L.conv_algo) forces one algorithm for every eligible conv
+-- (compiler/targets/). A target with a GPU (T.gpu) is lowered once for both its GPU and its CPU
+-- kernels, with the GPU's choices: direct convolutions (Winograd has no GPU schedule), batch 1.
+-- opts.conv_algo (L.conv_algo) forces one algorithm for every eligible conv
 -- (the tuner's algorithm run-off).
 local tensor = require 'tensor'
 local ops = require 'ops'
@@ -96,8 +98,14 @@ function lower.choose(node, L)
   if node.op == 'conv2d' then
     local key = lower.algo_key(node, T)
     local rec = L.records[key]
-    local m, reason = winograd.choose(node, { mode = L.conv_algo, record = rec and rec.algo, target = T,
-                                              where = rec and (lower.schedules_file(T) .. ': ' .. key) })
+    local m, reason
+    if T.gpu then
+      -- one lowering serves the GPU and the CPU kernels of a GPU bundle: the GPU's algorithms
+      reason = 'GPU target (' .. T.gpu.api .. '): direct (conv2d_winograd has no GPU schedule)'
+    else
+      m, reason = winograd.choose(node, { mode = L.conv_algo, record = rec and rec.algo, target = T,
+                                          where = rec and (lower.schedules_file(T) .. ': ' .. key) })
+    end
     local sg = not m and ops.get('conv2d').super_groups(a, T.lanes) or nil
     return { w_block = lower.weight_block(T, a.cout, a.cin > a.groups), algo = m, reason = reason, super_groups = sg,
              algorithm = m and string.format('winograd F(%dx%d)', m, m)
@@ -410,6 +418,9 @@ function lower.lower(graph, opts)
   opts = opts or {}
   local T = targets.resolve(opts.target)
   local N = graph:images()
+  if T.gpu and N > 1 then
+    error('--target ' .. T.gpu.api .. ': batch ' .. N .. ' is not supported on GPU targets yet (batch 1 only)', 0)
+  end
   local L = setmetatable({ params = graph.params, acts = {}, act_list = {}, weights = {}, alias = {}, alias_offset = {},
                           step = 0, batch = N, target = T, records = schedules.load(T.string), conv_algo = opts.conv_algo, last_use = {},
                           tensor_producer = {}, row_channels = {}, slice_args = 0, tensors = graph.tensors }, Lowering)

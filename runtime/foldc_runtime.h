@@ -59,7 +59,11 @@ enum {
   FOLDC_ERR_WEIGHTS_MODEL = 5, /* weights of another model (or another build of it) */
   FOLDC_ERR_WEIGHTS_CHECKSUM = 6, /* corrupted weights */
   FOLDC_ERR_KERNEL = 7,        /* a kernel reported an error (see <model>_last_error) */
-  FOLDC_ERR_WEIGHTS_RESERVED = 8 /* the header's reserved bytes 40-63 are not zero */
+  FOLDC_ERR_WEIGHTS_RESERVED = 8, /* the header's reserved bytes 40-63 are not zero */
+  FOLDC_ERR_NO_KERNELS = 9,    /* the bundle has no kernels for the device asked of <model>_create_on */
+  FOLDC_ERR_GPU_DRIVER = 10,   /* GPU bundle: the driver library (libcuda.so.1, libOpenCL.so.1) is not there */
+  FOLDC_ERR_GPU_DEVICE = 11,   /* GPU bundle: the driver is there but found no usable device */
+  FOLDC_ERR_GPU_MEMORY = 12    /* GPU bundle: out of device memory at create */
 };
 
 /* Verify a weights blob against the layout a model was compiled for. */

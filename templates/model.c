@@ -9,7 +9,11 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-$kernel_headers[[#include "kernels/$it.h"
+$gpu[[#include <dlfcn.h>
+#include <pthread.h>
+
+#include "$header"
+]]$kernel_headers[[#include "kernels/$it.h"
 ]]
 #define MODEL_ID UINT64_C($model_id)
 #define NUM_WEIGHTS $num_weights
@@ -31,7 +35,24 @@ typedef struct {
 static const view_desc views[NUM_VIEWS] = {
 $views[[  {$storage, $offset, $rank, {$extents}, {$strides}}, /* $what */
 ]]};
+$gpu[[
+/* A context on the GPU ($gpu_name) holds one device allocation per activation buffer and weights
+ * tensor (storage 0 arena, 1 weights; byte offset, bytes), made at create; the weights are copied
+ * there once. Each view is its allocation (view_base) or a crop of it view_within bytes in. */
+#define NUM_BASES $num_bases
+typedef struct {
+  int storage;
+  uint64_t offset;
+  uint64_t bytes;
+} base_desc;
 
+static const base_desc bases[NUM_BASES] = {
+$bases[[  {$storage, $offset, $bytes},
+]]};
+
+static const int view_base[NUM_VIEWS] = {$view_bases};
+static const uint64_t view_within[NUM_VIEWS] = {$view_within};
+]]
 static const char *const layer_names[$(M)_NUM_LAYERS] = {
 $layers[[  "$name",
 ]]};
@@ -57,18 +78,30 @@ struct $(m)_ctx {
   void *memory;
   halide_buffer_t buf[NUM_VIEWS];
   halide_dimension_t dim[NUM_VIEWS][4];
+  int device; /* FOLDC_DEVICE_CPU or FOLDC_DEVICE_GPU */$gpu[[
+  halide_buffer_t base[NUM_BASES]; /* the device allocations (bases) */
+  halide_dimension_t base_dim[NUM_BASES];
+  int gpu_started; /* the first device allocation succeeded: the device is held */]]
   char error[256];$ctx_fields
 };
 
-/* Kernel errors come here (user_context is the context) instead of aborting the process. */
+/* The message of this thread's last failed $(m)_create_on ($(m)_last_error(NULL)). */
+static __thread char create_error[256];
+
+/* Kernel and device errors come here (user_context is the context) instead of aborting the
+ * process; the message is kept on one line. */
 static void on_halide_error(void *user_context, const char *msg) {
   $(m)_ctx *ctx = ($(m)_ctx *)user_context;
+  size_t i;
   if (ctx) {
     strncpy(ctx->error, msg, sizeof ctx->error - 1);
     ctx->error[sizeof ctx->error - 1] = 0;
+    for (i = 0; ctx->error[i]; i++)
+      if ((unsigned char)ctx->error[i] < 32) ctx->error[i] = ' ';
+    while (i > 0 && ctx->error[i - 1] == ' ') ctx->error[--i] = 0;
   }
 }
-
+$gpu_helpers
 const char *$(m)_strerror(int code) {
   switch (code) {
   case FOLDC_OK: return "success";
@@ -80,11 +113,15 @@ const char *$(m)_strerror(int code) {
   case FOLDC_ERR_WEIGHTS_CHECKSUM: return "weights blob is corrupted (checksum mismatch)";
   case FOLDC_ERR_KERNEL: return "a kernel failed (see $(m)_last_error)";
   case FOLDC_ERR_WEIGHTS_RESERVED: return "weights blob header's reserved bytes 40-63 are not zero";
+  case FOLDC_ERR_NO_KERNELS: return "this bundle has no kernels for that device (it was built for $target_words)";
+  case FOLDC_ERR_GPU_DRIVER: return "no $gpu_name driver: $libs_text could not be loaded (install the driver, or create the context on FOLDC_DEVICE_CPU)";
+  case FOLDC_ERR_GPU_DEVICE: return "no usable $gpu_name device: the driver is loaded but found no GPU or could not start it";
+  case FOLDC_ERR_GPU_MEMORY: return "out of $gpu_name device memory";
   default: return "unknown error";
   }
 }
 
-const char *$(m)_last_error(const $(m)_ctx *ctx) { return ctx ? ctx->error : ""; }
+const char *$(m)_last_error(const $(m)_ctx *ctx) { return ctx ? ctx->error : create_error; }
 
 const char *$(m)_layer_name(int i) {
   return i >= 0 && i < $(M)_NUM_LAYERS ? layer_names[i] : "";
@@ -102,18 +139,27 @@ void $(m)_set_num_threads(int n) { halide_set_num_threads(n); }
 
 int $(m)_num_threads(const $(m)_ctx *ctx) { return ctx ? ctx->threads.num_threads : 0; }
 
+int $(m)_device(const $(m)_ctx *ctx) { return ctx ? ctx->device : FOLDC_DEVICE_CPU; }
+
 int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **out) {
-  return $(m)_create_threads(weights, weights_bytes, 0, out);
+  return $(m)_create_on(weights, weights_bytes, $(M)_DEFAULT_DEVICE, 0, out);
 }
 
 static int size_scratch($(m)_ctx *ctx);
 
 int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threads, $(m)_ctx **out) {
+  return $(m)_create_on(weights, weights_bytes, $(M)_DEFAULT_DEVICE, num_threads, out);
+}
+
+int $(m)_create_on(const void *weights, size_t weights_bytes, int device, int num_threads, $(m)_ctx **out) {
   $(m)_ctx *ctx;
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
   *out = NULL;
+  create_error[0] = 0;
   if (num_threads < 0 || num_threads > FOLDC_MAX_THREADS) return FOLDC_ERR_ARGUMENT;
+  if (device != FOLDC_DEVICE_CPU && device != FOLDC_DEVICE_GPU) return FOLDC_ERR_ARGUMENT;
+  if (device == FOLDC_DEVICE_GPU ? !$(M)_HAS_GPU : !$(M)_HAS_CPU) return FOLDC_ERR_NO_KERNELS;
   err = foldc_weights_verify(weights, weights_bytes, MODEL_ID, NUM_WEIGHTS, weight_offsets,
                              weight_sizes, $(M)_WEIGHTS_BYTES);
   if (err) return err;
@@ -131,6 +177,8 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
     return FOLDC_ERR_NO_MEMORY;
   }
   ctx->weights = (const unsigned char *)weights;
+  ctx->device = device;
+  halide_set_error_handler(on_halide_error); /* before the first Halide call: its default aborts */
   for (i = 0; i < NUM_VIEWS; i++) {
     const view_desc *v = &views[i];
     halide_buffer_t *b = &ctx->buf[i];
@@ -147,8 +195,10 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
       ctx->dim[i][d].flags = 0;
     }
   }
-  halide_set_error_handler(on_halide_error);
-  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+$gpu[[  if (device == FOLDC_DEVICE_GPU) err = gpu_init(ctx);
+]]  if (!err) err = size_scratch(ctx);
+  if (err) {
+    memcpy(create_error, ctx->error, sizeof create_error);
     $(m)_destroy(ctx);
     return err;
   }
@@ -158,62 +208,10 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
 
 void $(m)_destroy($(m)_ctx *ctx) {
   if (!ctx) return;
-  foldc_pool_fini(&ctx->threads);
+$gpu[[  if (ctx->device == FOLDC_DEVICE_GPU) gpu_fini(ctx);
+]]  foldc_pool_fini(&ctx->threads);
   free(ctx->memory);
   free(ctx);
 }
 
-/* Layer i of the model. Beside each call: what it runs (op, algorithm, shapes, MACs), the kernel's
- * generator with every parameter it was built with (for target $(target)), and its schedule (the
- * record from foldc tune's schedules file, or the generator's default); $(m).json holds the same. */
-static int run_layer($(m)_ctx *ctx, int i) {
-  halide_buffer_t *b = ctx->buf;
-  unsigned char *a = ctx->arena;
-  (void)b;
-  (void)a;
-  switch (i) {
-$steps[[  case $index:
-    /* $comment */
-    $call
-]]  default: return 0;
-  }
-}
-
-static int run_layers($(m)_ctx *ctx, const float *input, float *output, double *seconds) {
-  int i, err;
-  if (!ctx || !input || !output) return FOLDC_ERR_ARGUMENT;
-  ctx->error[0] = 0;
-  $input_copy
-  for (i = $layer_major_from; i < $(M)_NUM_LAYERS; i++) {
-    double t0 = seconds ? foldc_now() : 0.0;
-    err = run_layer(ctx, i);
-    if (err) {
-      if (!ctx->error[0]) strncpy(ctx->error, layer_names[i], sizeof ctx->error - 1);
-      return FOLDC_ERR_KERNEL;
-    }
-    if (seconds) seconds[i] = foldc_now() - t0;
-  }
-  $output_copy
-  return FOLDC_OK;
-}
-
-/* One run on a zero input, whose kernels' scratch requests size the context's slabs (foldc_pool.h):
- * later runs allocate nothing. */
-static int size_scratch($(m)_ctx *ctx) {
-  float *input = (float *)calloc($(M)_INPUT_SIZE, sizeof *input);
-  float *output = (float *)malloc($(M)_OUTPUT_SIZE * sizeof *output);
-  int err = input && output ? run_layers(ctx, input, output, NULL) : FOLDC_ERR_NO_MEMORY;
-  free(input);
-  free(output);
-  if (!err && foldc_scratch_size(&ctx->threads)) err = FOLDC_ERR_NO_MEMORY;
-  return err;
-}
-
-int $(m)_run($(m)_ctx *ctx, const float *input, float *output) {
-  return run_layers(ctx, input, output, NULL);
-}
-
-int $(m)_profile($(m)_ctx *ctx, const float *input, float *output, double *seconds) {
-  if (!seconds) return FOLDC_ERR_ARGUMENT;
-  return run_layers(ctx, input, output, seconds);
-}
+$run_functions

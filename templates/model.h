@@ -23,6 +23,14 @@ $input_macros[[#define $(M)_INPUT_$name $value
 #define $(M)_WEIGHTS_ALIGN 64
 #define $(M)_NUM_LAYERS $num_layers
 #define $(M)_MACS $macs
+#define $(M)_HAS_CPU $has_cpu /* kernels for the CPU (FOLDC_DEVICE_CPU) */
+#define $(M)_HAS_GPU $has_gpu /* kernels for the GPU$gpu_api_note (FOLDC_DEVICE_GPU) */
+#define $(M)_DEFAULT_DEVICE $default_device /* the device $(m)_create and $(m)_create_threads use */
+
+#ifndef FOLDC_DEVICE_CPU
+#define FOLDC_DEVICE_CPU 0
+#define FOLDC_DEVICE_GPU 1
+#endif
 
 typedef struct $(m)_ctx $(m)_ctx;
 
@@ -37,6 +45,17 @@ int $(m)_create_threads(const void *weights, size_t weights_bytes, int num_threa
 /* $(m)_create_threads with num_threads = 0 (one thread per core). */
 int $(m)_create(const void *weights, size_t weights_bytes, $(m)_ctx **ctx);
 
+/* As $(m)_create_threads, on a device: FOLDC_DEVICE_CPU, or FOLDC_DEVICE_GPU (the weights are
+ * copied to the GPU once, every activation lives there for the whole run, the input and output
+ * cross once per run; the threads run what stays on the host). A device the bundle has no kernels
+ * for, a missing GPU driver, no usable GPU or too little GPU memory are error codes
+ * ($(m)_strerror); nothing aborts. With both kernels ($(M)_HAS_CPU and $(M)_HAS_GPU), an app
+ * falls back to the CPU by calling again. */
+int $(m)_create_on(const void *weights, size_t weights_bytes, int device, int num_threads, $(m)_ctx **ctx);
+
+/* The device a context runs on. */
+int $(m)_device(const $(m)_ctx *ctx);
+
 /* The number of threads a context runs its kernels on. */
 int $(m)_num_threads(const $(m)_ctx *ctx);
 
@@ -50,7 +69,9 @@ void $(m)_destroy($(m)_ctx *ctx);
 
 const char *$(m)_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed $(m)_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *$(m)_last_error(const $(m)_ctx *ctx);
 
 /* Layer i (0 <= i < $(M)_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

@@ -43,6 +43,14 @@
 // ViT-S (197 tokens, 6 heads of 64) on the 2-core AVX-512 machine: 57.6% -> 72.8% of the FMA peak
 // (kernel_test -u), the rest mostly the softmax (exp ~6%), the K/V copies (~4%) and key padding.
 //
+// GPU schedule (targets with a GPU feature): K^T and V copied by one thread per element; a block
+// per (tile of gpu_tile_q queries (default 8), head, window), gpu_threads_x (default 32) x
+// gpu_tile_q threads: the tile's scaled q, scores, row statistics and probabilities in shared
+// memory (scores and probabilities TQ x N rounded up: 6.6 KB for 197 tokens), each score a
+// thread's dot product over the head dim, the row max / sum as partial sums over V lanes then over
+// the lanes, each output element a thread's sum over the keys, written at its token's place (the
+// last tile shifted inwards writes some tokens twice, with the same values).
+//
 // NaN as PyTorch: a row whose scores hold a NaN or +inf (a NaN or inf in q of that token, or in k
 // of any token) is NaN (softmax's max is then NaN or inf - inf), found on the scores' bits (the
 // float compares assume no NaNs, see foldc_common.h); a NaN in v reaches the output through the
@@ -100,6 +108,10 @@ public:
     GeneratorParam<int> s_queries{"s_queries", 0};
     GeneratorParam<int> o_queries{"o_queries", 0};
     GeneratorParam<int> o_keys{"o_keys", 0};
+    // GPU schedule knobs (0 = default 8, 32): queries per block, threads per block along keys / the
+    // head dim
+    GeneratorParam<int> gpu_tile_q{"gpu_tile_q", 0};
+    GeneratorParam<int> gpu_threads_x{"gpu_threads_x", 0};
 
     Input<Buffer<float, 4>> qkv{"qkv"};
     Input<Buffer<float, 3>> *bias_in = nullptr;
@@ -233,6 +245,8 @@ public:
             if (QT > 0 && (double)T * ((N + T - 1) / T) >= best) break;
         }
         if (tile_q > 0 && o_queries > 0) QT = tile_q, RB = o_queries;
+        const bool gpu = get_target().has_gpu_feature();
+        if (gpu) QT = gpu_fit(gpu_tile_q > 0 ? (int)gpu_tile_q : 8, N), RB = 1;
         QT = std::min(QT, N);
         RB = std::min(RB, QT);
         if (QT % RB != 0) {
@@ -250,6 +264,41 @@ public:
         output(d, h, i) = undef<float>();
         output(d, h, token(qi, ro.z)) = reinterpret<float>(reinterpret<uint32_t>(o) | nan_bits);
         pin_dense(output, {HD, H, M});
+
+        auto estimates = [&]() {
+            estimate_dense(qkv, {HD, H, 3, M});
+            if (bias_in) estimate_dense(*bias_in, {BJ, N, H});
+            if (mask_in) estimate_dense(*mask_in, {BJ, N, MC});
+            estimate_dense(output, {HD, H, M});
+            estimate_dense(keys_t, {KB, HD, NKB, H * NW});
+            estimate_dense(values, {HD, N, H, NW});
+        };
+        if (gpu) {
+            const int TX = gpu_threads_x > 0 ? (int)gpu_threads_x : 32;
+            const std::vector<int> th = {TX, QT};
+            Var db("db"), dt("dt");
+            output.update()
+                .allow_race_conditions()
+                .split(d, db, dt, gpu_fit(TX, HD), TailStrategy::GuardWithIf)
+                .reorder(db, dt, ro.x, ro.y, h, ro.z)
+                .gpu_blocks(ro.y, h, ro.z)
+                .gpu_threads(dt, ro.x);
+            acc.compute_at(output, dt);
+            acc.update().reorder(d, i, h, w, rj);
+            const LoopLevel block(output, ro.y);
+            for (Func f : {qs, s, p, pm, mx, mxn, ps, den, rden}) {
+                f.compute_at(block);
+                gpu_block_threads(f, f.args(), th);
+            }
+            gpu_block_threads(pm.update(), pm.args(), th, {rk});
+            gpu_block_threads(ps.update(), ps.args(), th, {rk});
+            for (Func f : {mx, mxn, den}) gpu_block_threads(f.update(), f.args(), {QT}, {rl});
+            dot.compute_at(s, Var(j.name() + "_st"));
+            gpu_map(keys_t, {KB, HD, NKB}, {16, 16, 1});
+            gpu_map(values, {HD, N, H}, {32, 8, 1});
+            estimates();
+            return;
+        }
 
         // S blocks: SB queries x JV key vectors of accumulators (with the JV key vectors and one
         // broadcast in registers), chosen for the fewest FMAs computed (blocks shift inwards too),
@@ -328,12 +377,7 @@ public:
         values.split(d, dv, dl, VD).vectorize(dl).reorder(dl, dv, j, w, h).parallel(h);
         qs.compute_at(tile).split(e, dv, dl, VD).vectorize(dl);
 
-        estimate_dense(qkv, {HD, H, 3, M});
-        if (bias_in) estimate_dense(*bias_in, {BJ, N, H});
-        if (mask_in) estimate_dense(*mask_in, {BJ, N, MC});
-        estimate_dense(output, {HD, H, M});
-        estimate_dense(keys_t, {KB, HD, NKB, H * NW});
-        estimate_dense(values, {HD, N, H, NW});
+        estimates();
     }
 };
 

@@ -114,6 +114,15 @@
 //   The projection's reduction is a second update of the same accumulator,
 //   scheduled like the first (its own ci chunks when chunked), so both sums
 //   stay in the register tile and the output is written once.
+//
+// GPU schedule (targets with a GPU feature: schedule_gpu below): blocks of output channels x
+// pixels, the input footprint and the weights of a ci chunk staged in shared memory per block,
+// each thread a small channels x pixels tile (the tiled-GEMM structure of Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2016, sec. 2, without the transform). Knobs:
+//   gpu_tile_co, gpu_tile_x, gpu_tile_y  block tile (default 32 channels x 8 x 8 pixels)
+//   gpu_reg_co, gpu_reg_x                per-thread tile (default 4 channels x 2 pixels)
+//   gpu_ci_block                         input channels per staged chunk (default 16, within 32 KB)
+//   gpu_stage                            1 staged (default), 0 each thread reads global memory
 
 #include "activation.h"
 #include "foldc_common.h"
@@ -171,6 +180,17 @@ public:
     GeneratorParam<int> min_tasks{"min_tasks", 0};
     // images per call (the lowering sets it only when > 1)
     GeneratorParam<int> batch{"batch", 1};
+    // GPU schedule knobs (targets with a GPU feature; 0 = default): a block computes gpu_tile_co
+    // output channels x gpu_tile_x x gpu_tile_y pixels, each thread gpu_reg_co channels x gpu_reg_x
+    // pixels in registers; the input and weights of gpu_ci_block input channels at a time are
+    // staged in shared memory (gpu_stage=0: read from global memory instead).
+    GeneratorParam<int> gpu_tile_co{"gpu_tile_co", 0};
+    GeneratorParam<int> gpu_tile_x{"gpu_tile_x", 0};
+    GeneratorParam<int> gpu_tile_y{"gpu_tile_y", 0};
+    GeneratorParam<int> gpu_reg_co{"gpu_reg_co", 0};
+    GeneratorParam<int> gpu_reg_x{"gpu_reg_x", 0};
+    GeneratorParam<int> gpu_ci_block{"gpu_ci_block", 0};
+    GeneratorParam<int> gpu_stage{"gpu_stage", 1};
 
     // Added in configure() (in this order: the kernel's arguments), so that the activations take
     // an image dimension when batch > 1.
@@ -191,6 +211,95 @@ public:
             res_in = add_input<Buffer<float>>("residual", R);
         }
         out_p = add_output<Buffer<float>>("output", R);
+    }
+
+    // GPU schedule. Block: TC output channels x BX x BY pixels (of one image), threads
+    // (TC / RC) x (BX / RX) x BY, each updating an RC x RX part of the block's accumulator (in
+    // shared memory; Halide 14 would give each thread a private copy of the whole block's
+    // accumulator if asked for registers at the block level). The
+    // reduction walks the input channels in chunks of CB: per chunk the block's threads copy the
+    // zero-padded input footprint (CB channels x the block's receptive field) and the chunk's
+    // weights (TC x CB x kw x kh) to shared memory, then each thread runs its taps out of it. A 1x1
+    // conv is thereby a GEMM tiled as (channels x pixels) blocks over k-chunks; depthwise and
+    // grouped convs stage the channels their block reads. Epilogue (bias, projection, residual,
+    // activation) in the same thread. Tiles overlap at the tails (ShiftInwards), except in place,
+    // where they are divisors of the extents so that no element is read after another block
+    // wrote it.
+    void schedule_gpu(Func output, Func acc, Func src, Func wts, RDom r, RDom rp,
+                      Var c, Var x, Var y, Var n) {
+        const int CIN = cin, COUT = cout, OW = out_w, OH = out_h, G = groups, CPG = CIN / G, OPG = COUT / G;
+        const int KW = kw, KH = kh, SX = stride_x, SY = stride_y, DX = dil_x, DY = dil_y;
+        auto pick = [&](int knob, int def, int extent) {
+            int v = gpu_fit(knob > 0 ? knob : def, extent);
+            return in_place ? std::max(1, largest_divisor_in(extent, 1, v)) : v;
+        };
+        const int TC = pick(gpu_tile_co, 32, COUT), BX = pick(gpu_tile_x, 8, OW), BY = pick(gpu_tile_y, 8, OH);
+        int RC = std::max(1, largest_divisor_in(TC, 1, gpu_reg_co > 0 ? (int)gpu_reg_co : 4));
+        int RX = std::max(1, largest_divisor_in(BX, 1, gpu_reg_x > 0 ? (int)gpu_reg_x : 2));
+        // a block of fewer threads than a warp (32) takes one output a thread (an SE conv on a 1x1
+        // map: 4 outputs, one block); a block of one thread reads global memory (nothing to share,
+        // and pocl cannot build barriers in groups of one item)
+        if ((TC / RC) * (BX / RX) * BY < 32 && gpu_reg_co <= 0 && gpu_reg_x <= 0) RC = 1, RX = 1;
+        const int TTC = TC / RC, TTX = BX / RX;
+        const bool stage = gpu_stage && TTC * TTX * BY > 1;
+        // ci chunk: a divisor of cin/groups, shrunk until the staged input and weights fit 32 KB
+        const int in_fw = (BX - 1) * SX + (KW - 1) * DX + 1, in_fh = (BY - 1) * SY + (KH - 1) * DY + 1;
+        const int grp_span = G > 1 ? ((TC - 1) / OPG + 1) : 1;  // groups one block touches
+        auto staged_bytes = [&](int cb) {
+            const long long chans = G > 1 ? (long long)(grp_span - 1) * CPG + cb : cb;
+            return 4LL * (chans * in_fw * in_fh + (long long)TC * cb * KW * KH);
+        };
+        int CB = gpu_fit(gpu_ci_block > 0 ? (int)gpu_ci_block : 16, CPG);
+        while (CB > 1 && staged_bytes(CB) > 32 * 1024) CB--;
+        if (const int d = largest_divisor_in(CPG, std::max(1, CB / 2), CB)) CB = d;
+        const bool NBX = batch > 1;
+        const TailStrategy ts = in_place ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards;
+
+        Var cb("cb"), ct("ct"), cr("cr"), xb("xb"), xt("xt"), xr("xr"), yb("yb"), yt("yt"), ybn("ybn");
+        output.split(c, cb, c, TC, ts)
+            .split(c, ct, cr, RC)
+            .split(x, xb, x, BX, ts)
+            .split(x, xt, xr, RX)
+            .split(y, yb, yt, BY, ts);
+        if (NBX) {
+            output.reorder(cr, xr, ct, xt, yt, cb, xb, yb, n).fuse(yb, n, ybn).gpu_blocks(cb, xb, ybn);
+        } else {
+            output.reorder(cr, xr, ct, xt, yt, cb, xb, yb).gpu_blocks(cb, xb, yb);
+        }
+        output.gpu_threads(ct, xt, yt).unroll(cr).unroll(xr);
+
+        RVar rco("rco"), rci("rci");
+        if (!stage) {
+            // each thread's RC x RX accumulator in registers, operands read from global memory
+            acc.compute_at(output, ct).unroll(c).unroll(x);
+            acc.update(0).reorder(c, x, r.x, r.y, r.z, y).unroll(c).unroll(x);
+            if (proj_cin > 0) acc.update(1).reorder(c, x, rp.x, y).unroll(c).unroll(x);
+            return;
+        }
+        // the block's accumulator in shared memory, each thread updating its own RC x RX part
+        acc.compute_at(output, cb);
+        acc.split(c, ct, cr, RC).split(x, xt, xr, RX).reorder(cr, xr, ct, xt, y).gpu_threads(ct, xt, y).unroll(cr).unroll(xr);
+        acc.update(0)
+            .split(r.x, rco, rci, CB, TailStrategy::GuardWithIf)
+            .split(c, ct, cr, RC)
+            .split(x, xt, xr, RX)
+            .reorder(cr, xr, rci, r.y, r.z, ct, xt, y, rco)
+            .gpu_threads(ct, xt, y)
+            .unroll(cr)
+            .unroll(xr);
+        if (proj_cin > 0) {
+            acc.update(1)
+                .split(c, ct, cr, RC)
+                .split(x, xt, xr, RX)
+                .reorder(cr, xr, rp.x, ct, xt, y)
+                .gpu_threads(ct, xt, y)
+                .unroll(cr)
+                .unroll(xr);
+        }
+        src.compute_at(acc, rco);
+        gpu_stage_shared(src, {TTC, TTX, BY});
+        wts.compute_at(acc, rco);
+        gpu_stage_shared(wts, {TTC, TTX, BY});
     }
 
     void generate() {
@@ -237,11 +346,12 @@ public:
         const bool depthwise = (G > 1 && CPG == 1 && OPG == 1);
 
         const Target t = get_target();
+        const bool gpu = t.has_gpu_feature();
         const int V = natural_vector_size<float>();
         const int regs = vector_registers(t);
         int vw = vec_for(COUT, V);
         // narrow groups (see the top comment): whole groups in a vector, every vector full
-        const bool narrow = G > 1 && !depthwise && CPG == OPG && CPG < vw && vw % CPG == 0 && COUT % vw == 0;
+        const bool narrow = !gpu && G > 1 && !depthwise && CPG == OPG && CPG < vw && vw % CPG == 0 && COUT % vw == 0;
         // Other groups that straddle a vector (RegNet's 24 channels a group on 16 lanes) would
         // gather their input: vectors of a power of two >= 4 lanes that the groups tile keep it a
         // broadcast (8 lanes for 24)
@@ -353,7 +463,7 @@ public:
         // (the stem), which read through the boundary condition: Halide's
         // loop partitioning then removes the test from interior tiles),
         // 1 = inline boundary condition, 2 = padded copy.
-        const bool copy_pad = need_pad && (pad_mode == 2 || (pad_mode == 0 && !depthwise && (CPG > 4 || narrow)));
+        const bool copy_pad = !gpu && need_pad && (pad_mode == 2 || (pad_mode == 0 && !depthwise && (CPG > 4 || narrow)));
         const int V0 = natural_vector_size<float>();
         const bool flat_pad = copy_pad && G == 1 && CIN < V0 && 4LL * CIN * ((tx - 1) * SX + (KW - 1) * DX + 1) * ((KH - 1) * DY + 1) <= 16 * 1024;
         Func in_flat("in_flat");
@@ -383,7 +493,7 @@ public:
             ci = r.x;
         } else if (depthwise) {
             ci = c;
-        } else if (OPG % VW == 0) {
+        } else if (!gpu && OPG % VW == 0) {
             // Group index from the vector-aligned channel: identical to
             // c / OPG because groups never straddle a vector, but lets the
             // simplifier prove it is uniform across the vector lanes.
@@ -395,11 +505,22 @@ public:
         // narrow groups read the input through xin: one tap's input vectors (a few, on the stack)
         Func xin("xin");
         xin(vars({c, x, y})) = src(at({c, x, y}));
-        Func &read = narrow ? xin : src;
+        // GPU: the staged input with its channel clamped, so that a last chunk of channels past the
+        // group (guarded in the sum) reads in bounds (the weights likewise, below)
+        Func src_in("src_in");
+        if (gpu) src_in(vars({c, x, y})) = src(at({min(c, CIN - 1), x, y}));
+        Func &read = narrow ? xin : gpu ? src_in : src;
 
         Func acc("acc");
         acc(vars({c, x, y})) = bias(c);
         Expr wv = WB > 0 ? weights(c % WB, r.x, r.y, r.z + KH * (c / WB)) : weights(c, r.x, r.y, r.z);
+        Func wts("wts");  // GPU: the weights as (co, ci, kx, ky) whatever their layout, staged per ci chunk
+        if (gpu) {
+            Var wi("wi"), wkx("wkx"), wky("wky");
+            const Expr wc = min(wi, CPG - 1);
+            wts(c, wi, wkx, wky) = WB > 0 ? weights(c % WB, wc, wkx, wky + KH * (c / WB)) : weights(c, wc, wkx, wky);
+            wv = wts(c, r.x, r.y, r.z);
+        }
         acc(vars({c, x, y})) += wv *
                         read(at({ci, x * SX - PX + r.y * DX, y * SY - PY + r.z * DY}));
         RDom rp(0, std::max(1, PCIN), "rp");
@@ -412,6 +533,25 @@ public:
         if (res_in) v += (*res_in)(at({c, x, y}));
         output(vars({c, x, y})) = activate(act, v);
         pin_map(output, COUT, OW, OH, out_cs, NB);
+
+        // Estimates (for autoschedulers; not used by the hand schedule).
+        auto estimates = [&]() {
+            estimate_dense(input, ext({CIN, IW, IH}));
+            estimate_dense(weights, wshape);
+            estimate_dense(bias, {COUT});
+            if (res_in) estimate_dense(*res_in, ext({COUT, OW, OH}));
+            if (proj_in) {
+                estimate_dense(*proj_in, ext({PCIN, PIW, PIH}));
+                estimate_dense(*proj_w, pwshape);
+            }
+            estimate_dense(output, ext({COUT, OW, OH}));
+        };
+
+        if (gpu) {
+            schedule_gpu(output, acc, src_in, wts, r, rp, c, x, y, n);
+            estimates();
+            return;
+        }
 
         // ---- schedule -------------------------------------------------------
         // All intermediate allocations are kept <= 16 KB: Halide 14 puts
@@ -675,16 +815,7 @@ public:
             }
         }
 
-        // Estimates (for autoschedulers; not used by the hand schedule).
-        estimate_dense(input, ext({CIN, IW, IH}));
-        estimate_dense(weights, wshape);
-        estimate_dense(bias, {COUT});
-        if (res_in) estimate_dense(*res_in, ext({COUT, OW, OH}));
-        if (proj_in) {
-            estimate_dense(*proj_in, ext({PCIN, PIW, PIH}));
-            estimate_dense(*proj_w, pwshape);
-        }
-        estimate_dense(output, ext({COUT, OW, OH}));
+        estimates();
     }
 };
 

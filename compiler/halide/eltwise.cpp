@@ -8,7 +8,8 @@
 //
 // Schedule: vectorised at the natural width, 4 vectors unrolled per
 // iteration, ShiftInwards tail (stays vectorised for any n >= one vector);
-// parallel over chunks of 16K elements when n is large.
+// parallel over chunks of 16K elements when n is large. GPU (targets with a GPU feature): one
+// thread per element, blocks of gpu_threads (default 256).
 
 #include "activation.h"
 #include "foldc_common.h"
@@ -26,6 +27,8 @@ public:
     GeneratorParam<int> n{"n", 1024};
     GeneratorParam<std::string> op{"op", "add"};
     GeneratorParam<Act> act{"act", Act::None, act_names()};
+    // GPU schedule knob (0 = default 256): threads per block, one element each
+    GeneratorParam<int> gpu_threads{"gpu_threads", 0};
 
     Input<Buffer<float, 1>> a{"a"};
     Input<Buffer<float, 1>> *b = nullptr;
@@ -49,6 +52,13 @@ public:
         if (b) e += (*b)(i);
         output(i) = activate(act, e);
         pin_dense(output, {N});
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {N}, {gpu_threads > 0 ? (int)gpu_threads : 256});
+            estimate_dense(a, {N});
+            if (b) estimate_dense(*b, {N});
+            estimate_dense(output, {N});
+            return;
+        }
 
         const int V = natural_vector_size<float>();
         const int VW = vec_for(N, V);

@@ -115,4 +115,137 @@ inline int largest_divisor_in(int n, int lo, int hi) {
     return 0;
 }
 
+// ---- GPU schedules -------------------------------------------------------------------------
+// Every generator keeps its CPU schedule and adds a GPU one, taken when
+// get_target().has_gpu_feature() (CUDA, OpenCL, ...). The GPU schedules share one shape: blocks of
+// threads over the output (one thread per element, or per small register tile of elements), the
+// reductions' operands staged per chunk into shared memory (__local / .shared) computed at the
+// block, and every tail handled by ShiftInwards (the last tile recomputes a few elements) or by a
+// guard, so no loop runs past a buffer. Their knobs are GeneratorParams named gpu_* (0: the
+// default below), which `foldc tune --target opencl|cuda` can search.
+
+// A tile factor for an extent n: want clamped to [1, n] (ShiftInwards needs factor <= extent).
+inline int gpu_fit(int want, int n) {
+    return std::max(1, std::min(want, n));
+}
+
+// One thread per element of f over its first dims (up to three, innermost first; the rest, e.g.
+// an image index, fused into the block grid's last dimension): blocks of threads[i] threads along
+// dim i (clamped to the extents). Tails: ShiftInwards, or guarded (exact tiles) when f writes a
+// buffer it also reads (in place).
+inline void gpu_map(Func f, const std::vector<int> &extents, const std::vector<int> &threads, bool guard = false) {
+    std::vector<Var> a = f.args();
+    const TailStrategy ts = guard ? TailStrategy::GuardWithIf : TailStrategy::ShiftInwards;
+    const size_t k = std::min<size_t>({a.size(), threads.size(), 3});
+    std::vector<VarOrRVar> order;
+    std::vector<Var> blocks;
+    for (size_t i = 0; i < k; i++) {
+        Var o(a[i].name() + "_gb"), in(a[i].name() + "_gt");
+        f.split(a[i], o, in, gpu_fit(threads[i], extents[i]), ts);
+        order.push_back(in);
+        blocks.push_back(o);
+    }
+    for (size_t i = k; i < a.size(); i++) {
+        Var fused(blocks.back().name() + "_" + a[i].name());
+        f.fuse(blocks.back(), a[i], fused);
+        blocks.back() = fused;
+    }
+    for (const Var &b : blocks) order.push_back(b);
+    f.reorder(order);
+    if (k == 1) {
+        f.gpu_blocks(blocks[0]).gpu_threads(Var(a[0].name() + "_gt"));
+    } else if (k == 2) {
+        f.gpu_blocks(blocks[0], blocks[1]).gpu_threads(Var(a[0].name() + "_gt"), Var(a[1].name() + "_gt"));
+    } else {
+        f.gpu_blocks(blocks[0], blocks[1], blocks[2])
+            .gpu_threads(Var(a[0].name() + "_gt"), Var(a[1].name() + "_gt"), Var(a[2].name() + "_gt"));
+    }
+}
+
+// The threads of a block over a stage computed at a loop inside the block (a Func's definition or
+// an update, whose pure vars are a): its dims beyond the first threads.size() are fused into the
+// last one; dim i is covered by threads[i] threads and a serial loop (guarded: the box need not
+// divide); the stage's reduction (rvars) runs inside each thread. Consecutive threads take
+// consecutive elements of dim 0, the innermost in memory, so loads from global memory coalesce.
+inline void gpu_block_threads(Stage st, std::vector<Var> a, const std::vector<int> &threads,
+                              const std::vector<RVar> &rvars = {}) {
+    const size_t k = std::min(a.size(), threads.size());
+    while (a.size() > k) {
+        Var fused(a[a.size() - 2].name() + "_" + a.back().name());
+        st.fuse(a[a.size() - 2], a.back(), fused);
+        a.pop_back();
+        a.back() = fused;
+    }
+    std::vector<VarOrRVar> order(rvars.begin(), rvars.end());
+    std::vector<Var> inner, outer;
+    for (size_t i = 0; i < k; i++) {
+        Var o(a[i].name() + "_so"), in(a[i].name() + "_st");
+        st.split(a[i], o, in, std::max(1, threads[i]), TailStrategy::GuardWithIf);
+        inner.push_back(in);
+        outer.push_back(o);
+    }
+    for (const Var &v : inner) order.push_back(v);
+    for (const Var &v : outer) order.push_back(v);
+    st.reorder(order);
+    if (k == 1) st.gpu_threads(inner[0]);
+    if (k == 2) st.gpu_threads(inner[0], inner[1]);
+    if (k == 3) st.gpu_threads(inner[0], inner[1], inner[2]);
+}
+
+// Stage f in shared memory: f is computed at a loop inside a block (compute_at(g, chunk rvar)) by
+// the block's threads, whose shape is threads (up to three dims; see gpu_block_threads).
+inline void gpu_stage_shared(Func f, const std::vector<int> &threads) {
+    gpu_block_threads(f, f.args(), threads);
+}
+
+// GPU schedule of a GEMM out(c, r) = epilogue(acc(c, r)), acc(c, r) = init; acc(c, r) += a(c, k) *
+// b(k, r) (Linear layers, token GEMMs): blocks of tile_c x tile_r outputs, each thread a reg_c x
+// reg_r tile; the block's accumulator in shared memory, k walked in chunks of k_block whose a and b
+// panels the block's threads first copy to shared memory (a and b are Funcs of the algorithm,
+// staged here). stage = false: the accumulator per thread in registers, a and b read from global
+// memory. The tiled GEMM of Volkov & Demmel, "Benchmarking GPUs to tune dense linear algebra" (SC
+// 2008), as Halide expresses it.
+struct GpuGemm {
+    int tile_c, tile_r, reg_c, reg_r, k_block;
+    bool stage;
+};
+
+inline void gpu_gemm(Func out, Func acc, RVar k, Func a, Func b, int C, int R, int K, const GpuGemm &g) {
+    const Var c = out.args()[0], r = out.args()[1];
+    const int TC = gpu_fit(g.tile_c, C), TR = gpu_fit(g.tile_r, R);
+    const int RC = std::max(1, largest_divisor_in(TC, 1, std::max(1, g.reg_c)));
+    const int RR = std::max(1, largest_divisor_in(TR, 1, std::max(1, g.reg_r)));
+    int KB = gpu_fit(g.k_block, K);
+    if (const int d = largest_divisor_in(K, std::max(1, KB / 2), KB)) KB = d;
+    Var cb("cb"), ct("ct"), cr("cr"), rb("rb"), rt("rt"), rr("rr");
+    out.split(c, cb, c, TC, TailStrategy::ShiftInwards)
+        .split(c, ct, cr, RC)
+        .split(r, rb, r, TR, TailStrategy::ShiftInwards)
+        .split(r, rt, rr, RR)
+        .reorder(cr, rr, ct, rt, cb, rb)
+        .gpu_blocks(cb, rb)
+        .gpu_threads(ct, rt)
+        .unroll(cr)
+        .unroll(rr);
+    if (!g.stage) {
+        acc.compute_at(out, ct).unroll(c).unroll(r);
+        acc.update().reorder(c, r, k).unroll(c).unroll(r);
+        return;
+    }
+    acc.compute_at(out, cb).split(c, ct, cr, RC).split(r, rt, rr, RR).reorder(cr, rr, ct, rt).gpu_threads(ct, rt).unroll(cr).unroll(rr);
+    RVar ko("ko"), ki("ki");
+    acc.update()
+        .split(k, ko, ki, KB, TailStrategy::GuardWithIf)
+        .split(c, ct, cr, RC)
+        .split(r, rt, rr, RR)
+        .reorder(cr, rr, ki, ct, rt, ko)
+        .gpu_threads(ct, rt)
+        .unroll(cr)
+        .unroll(rr);
+    a.compute_at(acc, ko);
+    gpu_stage_shared(a, {TC / RC, TR / RR});
+    b.compute_at(acc, ko);
+    gpu_stage_shared(b, {TC / RC, TR / RR});
+}
+
 }  // namespace foldc

@@ -6,7 +6,8 @@
 // (passes/fuse_epilogue.lua).
 //
 // Schedule: vectorised along c at the natural width (ShiftInwards tail), 4 pixels unrolled; pixels
-// in parallel chunks when the map is large.
+// in parallel chunks when the map is large. GPU (targets with a GPU feature): one thread per element,
+// blocks of gpu_tile_c x gpu_tile_r (default 64 channels x 4 pixels).
 
 #include "activation.h"
 #include "foldc_common.h"
@@ -22,6 +23,9 @@ public:
     GeneratorParam<int> p_{"p", 3136};
     GeneratorParam<bool> residual{"residual", false};
     GeneratorParam<Act> act{"act", Act::None, act_names()};
+    // GPU schedule knobs (0 = default 64 x 4): threads per block along c and along the pixels
+    GeneratorParam<int> gpu_tile_c{"gpu_tile_c", 0};
+    GeneratorParam<int> gpu_tile_r{"gpu_tile_r", 0};
 
     Input<Buffer<float, 2>> x{"x"};
     Input<Buffer<float, 1>> s{"s"};
@@ -42,7 +46,9 @@ public:
         if (r) e += (*r)(c, p);
         output(c, p) = activate(act, e);
         pin_dense(output, {C, P});
-
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {C, P}, {gpu_tile_c > 0 ? (int)gpu_tile_c : 64, gpu_tile_r > 0 ? (int)gpu_tile_r : 4});
+        } else {
         const int VW = vec_for(C, natural_vector_size<float>());
         Var co("co"), ci("ci"), po("po"), pi("pi");
         output.split(c, co, ci, VW, TailStrategy::ShiftInwards).vectorize(ci);
@@ -51,6 +57,7 @@ public:
         if ((int64_t)C * P >= (1 << 16)) {
             Var pt("pt");
             output.split(po, pt, po, std::max(1, (1 << 14) / (4 * C)), TailStrategy::GuardWithIf).parallel(pt);
+        }
         }
 
         estimate_dense(x, {C, P});

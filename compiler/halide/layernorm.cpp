@@ -8,6 +8,9 @@
 // two <= the natural width dividing d), summed across lanes at the end; the normalisation is
 // vectorised with a ShiftInwards tail. Two passes over the row (as PyTorch computes the variance:
 // no cancellation from E[x^2] - E[x]^2). Rows are split across threads in blocks of 8.
+// GPU (targets with a GPU feature): a block takes gpu_tile_r rows (default 4); the V partial sums of
+// each row are V threads (a tree of two levels), the statistics live in shared memory, then
+// gpu_tile_c threads (default 64) per row normalise its channels.
 
 #include "foldc_common.h"
 
@@ -21,6 +24,9 @@ public:
     GeneratorParam<int> d{"d", 384};
     GeneratorParam<int> rows{"rows", 197};
     GeneratorParam<float> eps{"eps", 1e-6f};
+    // GPU schedule knobs (0 = default 64 x 4): threads per block along the channels and the rows
+    GeneratorParam<int> gpu_tile_c{"gpu_tile_c", 0};
+    GeneratorParam<int> gpu_tile_r{"gpu_tile_r", 0};
 
     Input<Buffer<float, 2>> input{"input"};
     Input<Buffer<float, 1>> weight{"weight"};
@@ -54,6 +60,30 @@ public:
         output(c, r) = (input(c, r) - mu) * rstd(r) * weight(c) + bias(c);
         pin_dense(output, {D, R});
 
+        if (get_target().has_gpu_feature()) {
+            const int TC = gpu_fit(gpu_tile_c > 0 ? (int)gpu_tile_c : 64, D);
+            const int TR = gpu_fit(gpu_tile_r > 0 ? (int)gpu_tile_r : 4, R);
+            Var rb("rb"), rt("rt"), co("co"), ct("ct");
+            output.split(r, rb, rt, TR, TailStrategy::ShiftInwards)
+                .split(c, co, ct, TC, TailStrategy::ShiftInwards)
+                .reorder(ct, rt, co, rb)
+                .gpu_blocks(rb)
+                .gpu_threads(ct, rt);
+            for (Func f : {psum, psq}) {
+                f.compute_at(output, rb).gpu_threads(l, r);
+                f.update().gpu_threads(l, r);
+            }
+            for (Func f : {mean, var}) {
+                f.compute_at(output, rb).gpu_threads(r);
+                f.update().gpu_threads(r);
+            }
+            rstd.compute_at(output, rb).gpu_threads(r);
+            estimate_dense(input, {D, R});
+            estimate_dense(weight, {D});
+            estimate_dense(bias, {D});
+            estimate_dense(output, {D, R});
+            return;
+        }
         const int VW = vec_for(D, NV);
         Var ro("ro"), ri("ri");
         Var rl = r;

@@ -18,6 +18,8 @@
 //            else 4 on AVX-512 / 2 on AVX2)
 //   tile_r   rows per register block (default 1 for rows == 1, else the
 //            largest that fits the register file, preferring divisors)
+// GPU (targets with a GPU feature): foldc_common.h's gpu_gemm, blocks of 64 channels x 32 rows, 4 x 4
+// per thread (rows == 1: 64 channels, one per thread), 16 input channels per staged chunk.
 
 #include "activation.h"
 #include "foldc_common.h"
@@ -35,6 +37,15 @@ public:
     GeneratorParam<Act> act{"act", Act::None, act_names()};
     GeneratorParam<int> tile_co{"tile_co", 0};
     GeneratorParam<int> tile_r{"tile_r", 0};
+    // GPU schedule knobs (0 = default; foldc_common.h gpu_gemm): block gpu_tile_co x gpu_tile_r
+    // outputs, gpu_reg_co x gpu_reg_r per thread, gpu_k_block input channels per staged chunk,
+    // gpu_stage 1 staged in shared memory / 0 from global memory
+    GeneratorParam<int> gpu_tile_co{"gpu_tile_co", 0};
+    GeneratorParam<int> gpu_tile_r{"gpu_tile_r", 0};
+    GeneratorParam<int> gpu_reg_co{"gpu_reg_co", 0};
+    GeneratorParam<int> gpu_reg_r{"gpu_reg_r", 0};
+    GeneratorParam<int> gpu_k_block{"gpu_k_block", 0};
+    GeneratorParam<int> gpu_stage{"gpu_stage", 1};
 
     Input<Buffer<float, 2>> input{"input"};
     Input<Buffer<float, 2>> weights{"weights"};
@@ -51,9 +62,31 @@ public:
         RDom k(0, CIN, "k");
         Func acc("acc");
         acc(c, r) = bias(c);
-        acc(c, r) += weights(c, k) * input(k, r);
+        const bool gpu = get_target().has_gpu_feature();
+        Func wa("wa"), xb("xb");  // GPU: the operands as Funcs, staged in shared memory
+        if (gpu) {
+            Var kk("kk");
+            // kk clamped: a last chunk of k past CIN (guarded in the sum) stages in-bounds reads
+            wa(c, kk) = weights(c, min(kk, CIN - 1));
+            xb(kk, r) = input(min(kk, CIN - 1), r);
+            acc(c, r) += wa(c, k) * xb(k, r);
+        } else {
+            acc(c, r) += weights(c, k) * input(k, r);
+        }
         output(c, r) = activate(act, acc(c, r));
         pin_dense(output, {COUT, R});
+        if (gpu) {
+            const bool gemv = R == 1;
+            gpu_gemm(output, acc, k, wa, xb, COUT, R, CIN,
+                     {gpu_tile_co > 0 ? (int)gpu_tile_co : 64, gpu_tile_r > 0 ? (int)gpu_tile_r : 32,
+                      gpu_reg_co > 0 ? (int)gpu_reg_co : (gemv ? 1 : 4), gpu_reg_r > 0 ? (int)gpu_reg_r : 4,
+                      gpu_k_block > 0 ? (int)gpu_k_block : 16, (bool)gpu_stage});
+            estimate_dense(input, {CIN, R});
+            estimate_dense(weights, {COUT, CIN});
+            estimate_dense(bias, {COUT});
+            estimate_dense(output, {COUT, R});
+            return;
+        }
 
         const int V = natural_vector_size<float>();
         const int regs = vector_registers(get_target());

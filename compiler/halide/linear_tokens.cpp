@@ -29,6 +29,7 @@
 // panel's row blocks, so the weights are read from memory once per panel instead of once per image.
 //
 // Schedule GeneratorParams (0 = heuristic default): tile_co (vectors), tile_r (rows), kb.
+// GPU (targets with a GPU feature): foldc_common.h's gpu_gemm (as linear's), any cout.
 
 #include "activation.h"
 #include "foldc_common.h"
@@ -57,6 +58,15 @@ public:
     GeneratorParam<int> batch{"batch", 1};
     // the bias indexed by row instead of output channel (ops/token_linear.lua)
     GeneratorParam<bool> row_bias{"row_bias", false};
+    // GPU schedule knobs (0 = default; foldc_common.h gpu_gemm): block gpu_tile_co x gpu_tile_r
+    // outputs, gpu_reg_co x gpu_reg_r per thread, gpu_k_block input channels per staged chunk,
+    // gpu_stage 1 staged in shared memory / 0 from global memory
+    GeneratorParam<int> gpu_tile_co{"gpu_tile_co", 0};
+    GeneratorParam<int> gpu_tile_r{"gpu_tile_r", 0};
+    GeneratorParam<int> gpu_reg_co{"gpu_reg_co", 0};
+    GeneratorParam<int> gpu_reg_r{"gpu_reg_r", 0};
+    GeneratorParam<int> gpu_k_block{"gpu_k_block", 0};
+    GeneratorParam<int> gpu_stage{"gpu_stage", 1};
 
     Input<Buffer<float, 2>> input{"input"};
     Input<Buffer<float, 3>> weights{"weights"};
@@ -128,11 +138,35 @@ public:
         Func acc("acc");
         acc(c, r) = row_bias ? bias(min(r, R - 1)) : bias(c);
         Expr w = WB > 0 ? weights(c % WB, k, c / WB) : weights(c, k, 0);
-        acc(c, r) += w * input(k, min(r, R - 1));
+        const bool gpu = get_target().has_gpu_feature();
+        Func wa("wa"), xb("xb");  // GPU: the operands as Funcs (weights as (co, ci)), staged in shared memory
+        if (gpu) {
+            Var kk("kk");
+            // kk clamped: a last chunk of k past CIN (guarded in the sum) stages in-bounds reads
+            const Expr kc = min(kk, CIN - 1);
+            wa(c, kk) = WB > 0 ? weights(c % WB, kc, c / WB) : weights(c, kc, 0);
+            xb(kk, r) = input(kc, r);
+            acc(c, r) += wa(c, k) * xb(k, r);
+        } else {
+            acc(c, r) += w * input(k, min(r, R - 1));
+        }
         Expr v = activate(act, acc(c, r));
         if (res) v += (*res)(c, r);
         output(c, r) = v;
         pin_dense(output, {COUT, R});
+        if (gpu) {
+            const bool gemv = R == 1;
+            gpu_gemm(output, acc, k, wa, xb, COUT, R, CIN,
+                     {gpu_tile_co > 0 ? (int)gpu_tile_co : 64, gpu_tile_r > 0 ? (int)gpu_tile_r : 32,
+                      gpu_reg_co > 0 ? (int)gpu_reg_co : (gemv ? 1 : 4), gpu_reg_r > 0 ? (int)gpu_reg_r : 4,
+                      gpu_k_block > 0 ? (int)gpu_k_block : 16, (bool)gpu_stage});
+            estimate_dense(input, {CIN, R});
+            estimate_dense(weights, wshape);
+            estimate_dense(bias, {COUT});
+            if (res) estimate_dense(*res, {COUT, R});
+            estimate_dense(output, {COUT, R});
+            return;
+        }
 
         Var co("co"), ci("ci"), cv("cv"), cl("cl"), rb("rb"), ri("ri"), ro("ro");
         RVar ko("ko"), ki("ki");

@@ -22,6 +22,11 @@
 //   Schedule: accumulator block of up to 4 vectors of channels kept in
 //   registers while reducing over x,y; parallel over channel blocks when the
 //   input is large.
+//
+// GPU schedules (targets with a GPU feature): pool2d one thread per output element, blocks of
+// gpu_tile_c x gpu_tile_x x gpu_tile_y (default 32 x 4 x 2) with the channels across the threads
+// (coalesced loads); global_avgpool one thread per channel (blocks of gpu_threads, default 64)
+// summing its pixels, neighbouring threads reading neighbouring channels.
 
 #include "activation.h"
 #include "foldc_common.h"
@@ -55,6 +60,10 @@ public:
     // pixel strides of the input and output maps in floats (0: dense; a channel slice, pin_map)
     GeneratorParam<int> in_cs{"in_cs", 0};
     GeneratorParam<int> out_cs{"out_cs", 0};
+    // GPU schedule knobs (0 = default): threads per block along c, x, y
+    GeneratorParam<int> gpu_tile_c{"gpu_tile_c", 0};
+    GeneratorParam<int> gpu_tile_x{"gpu_tile_x", 0};
+    GeneratorParam<int> gpu_tile_y{"gpu_tile_y", 0};
 
     Input<Buffer<float, 3>> input{"input"};
     Output<Buffer<float, 3>> output{"output"};
@@ -106,6 +115,13 @@ public:
         }
         output(c, x, y) = activate(act, e);
         pin_map(output, C, OW, OH, out_cs);
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {C, OW, OH}, {gpu_tile_c > 0 ? (int)gpu_tile_c : 32, gpu_tile_x > 0 ? (int)gpu_tile_x : 4,
+                                          gpu_tile_y > 0 ? (int)gpu_tile_y : 2});
+            estimate_dense(input, {C, IW, IH});
+            estimate_dense(output, {C, OW, OH});
+            return;
+        }
 
         // schedule
         const int V = natural_vector_size<float>();
@@ -133,6 +149,8 @@ public:
     GeneratorParam<int> c_{"c", 2048};
     GeneratorParam<int> in_w{"in_w", 7};
     GeneratorParam<int> in_h{"in_h", 7};
+    // GPU schedule knob (0 = default 64): threads (channels) per block
+    GeneratorParam<int> gpu_threads{"gpu_threads", 0};
 
     Input<Buffer<float, 3>> input{"input"};
     Output<Buffer<float, 1>> output{"output"};
@@ -147,6 +165,13 @@ public:
         s(c) += input(c, r.x, r.y);
         output(c) = s(c) / float(IW * IH);
         pin_dense(output, {C});
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {C}, {gpu_threads > 0 ? (int)gpu_threads : 64});
+            s.compute_at(output, Var(c.name() + "_gt"));
+            estimate_dense(input, {C, IW, IH});
+            estimate_dense(output, {C});
+            return;
+        }
 
         const int V = natural_vector_size<float>();
         const int VW = vec_for(C, V);

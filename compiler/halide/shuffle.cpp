@@ -7,7 +7,8 @@
 // in_cs / in_cs_b: pixel strides of a and b in floats (0: dense), for inputs that are channel
 // slices of a wider map (ShuffleNetV2's x.chunk(2, dim=1) is a view).
 //
-// Schedule: vectorised along c at the natural width (ShiftInwards tail), rows in parallel.
+// Schedule: vectorised along c at the natural width (ShiftInwards tail), rows in parallel. GPU
+// (targets with a GPU feature): one thread per element, blocks of gpu_tile_c x gpu_tile_x x gpu_tile_y.
 
 #include "foldc_common.h"
 
@@ -28,6 +29,10 @@ public:
     GeneratorParam<int> parts{"parts", 1};
     GeneratorParam<int> in_cs{"in_cs", 0};
     GeneratorParam<int> in_cs_b{"in_cs_b", 0};
+    // GPU schedule knobs (0 = default 32 x 4 x 2): threads per block along c, x, y
+    GeneratorParam<int> gpu_tile_c{"gpu_tile_c", 0};
+    GeneratorParam<int> gpu_tile_x{"gpu_tile_x", 0};
+    GeneratorParam<int> gpu_tile_y{"gpu_tile_y", 0};
 
     Input<Buffer<float, 3>> a{"a"};
     Input<Buffer<float, 3>> *b = nullptr;
@@ -60,7 +65,11 @@ public:
         pin_map(output, C, W, H, 0);
 
         const int VW = vec_for(C, natural_vector_size<float>());
-        output.vectorize(c, VW, TailStrategy::ShiftInwards).parallel(y);
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {C, W, H}, {gpu_tile_c > 0 ? (int)gpu_tile_c : 32, gpu_tile_x > 0 ? (int)gpu_tile_x : 4, gpu_tile_y > 0 ? (int)gpu_tile_y : 2});
+        } else {
+            output.vectorize(c, VW, TailStrategy::ShiftInwards).parallel(y);
+        }
 
         estimate_dense(a, {b ? K : C, W, H});
         if (b) estimate_dense(*b, {K, W, H});

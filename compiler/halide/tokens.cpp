@@ -9,6 +9,10 @@
 //
 // Schedules: vectorised at the natural width with ShiftInwards tails (stays vectorised for any
 // extent of at least one vector; smaller extents use the largest power of two that fits).
+// GPU (targets with a GPU feature): one thread per output element (mean_rows: per channel, summing
+// its rows), blocks of gpu_threads (scale, mean_rows, merge_patches: default 256, 64, 64 x 2 x 2)
+// or gpu_tile_c x gpu_tile_r
+// (concat_rows: default 64 x 4).
 
 #include "foldc_common.h"
 
@@ -18,7 +22,11 @@ using namespace Halide;
 using namespace foldc;
 
 // Flat elementwise schedule: 4 vectors unrolled, ShiftInwards tail, parallel chunks when large.
-void schedule_flat(Func out, Var i, int n, int natural) {
+void schedule_flat(Func out, Var i, int n, int natural, const Target &t, int gpu_threads) {
+    if (t.has_gpu_feature()) {
+        gpu_map(out, {n}, {gpu_threads > 0 ? gpu_threads : 256});
+        return;
+    }
     const int VW = vec_for(n, natural);
     int nv = 1;
     while (nv < 4 && (nv * 2) * VW <= n) nv *= 2;
@@ -35,6 +43,8 @@ class Scale : public Generator<Scale> {
 public:
     GeneratorParam<int> n{"n", 1024};
     GeneratorParam<float> s{"s", 1.0f};
+    // GPU schedule knob (0 = default 256): threads per block, one element each
+    GeneratorParam<int> gpu_threads{"gpu_threads", 0};
     Input<Buffer<float, 1>> a{"a"};
     Output<Buffer<float, 1>> output{"output"};
 
@@ -44,7 +54,7 @@ public:
         Var i("i");
         output(i) = a(i) * (float)s;
         pin_dense(output, {N});
-        schedule_flat(output, i, N, natural_vector_size<float>());
+        schedule_flat(output, i, N, natural_vector_size<float>(), get_target(), gpu_threads);
         estimate_dense(a, {N});
         estimate_dense(output, {N});
     }
@@ -55,6 +65,9 @@ public:
     GeneratorParam<int> d{"d", 64};
     GeneratorParam<int> n1{"n1", 1};
     GeneratorParam<int> n2{"n2", 196};
+    // GPU schedule knobs (0 = default 64 x 4): threads per block along c and along the rows
+    GeneratorParam<int> gpu_tile_c{"gpu_tile_c", 0};
+    GeneratorParam<int> gpu_tile_r{"gpu_tile_r", 0};
     Input<Buffer<float, 2>> a{"a"};
     Input<Buffer<float, 2>> b{"b"};
     Output<Buffer<float, 2>> output{"output"};
@@ -66,8 +79,12 @@ public:
         Var c("c"), r("r");
         output(c, r) = select(r < N1, a(c, clamp(r, 0, N1 - 1)), b(c, clamp(r - N1, 0, N2 - 1)));
         pin_dense(output, {D, N1 + N2});
-        const int VW = vec_for(D, natural_vector_size<float>());
-        output.vectorize(c, VW, TailStrategy::ShiftInwards);
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {D, N1 + N2}, {gpu_tile_c > 0 ? (int)gpu_tile_c : 64, gpu_tile_r > 0 ? (int)gpu_tile_r : 4});
+        } else {
+            const int VW = vec_for(D, natural_vector_size<float>());
+            output.vectorize(c, VW, TailStrategy::ShiftInwards);
+        }
         estimate_dense(a, {D, N1});
         estimate_dense(b, {D, N2});
         estimate_dense(output, {D, N1 + N2});
@@ -78,6 +95,8 @@ class MeanRows : public Generator<MeanRows> {
 public:
     GeneratorParam<int> d{"d", 384};
     GeneratorParam<int> rows{"rows", 196};
+    // GPU schedule knob (0 = default 64): threads (channels) per block
+    GeneratorParam<int> gpu_threads{"gpu_threads", 0};
     Input<Buffer<float, 2>> a{"a"};
     Output<Buffer<float, 2>> output{"output"};
 
@@ -91,6 +110,13 @@ public:
         sum(c) += a(c, k);
         output(c, r) = sum(c) * (1.0f / R);
         pin_dense(output, {D, 1});
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {D, 1}, {gpu_threads > 0 ? (int)gpu_threads : 64, 1});
+            sum.compute_at(output, Var(c.name() + "_gt"));
+            estimate_dense(a, {D, R});
+            estimate_dense(output, {D, 1});
+            return;
+        }
         const int VW = vec_for(D, natural_vector_size<float>());
         output.vectorize(c, VW, TailStrategy::ShiftInwards);
         sum.compute_at(output, c).vectorize(c);
@@ -105,6 +131,7 @@ public:
     GeneratorParam<int> c_{"c", 96};
     GeneratorParam<int> w_{"w", 56};
     GeneratorParam<int> h_{"h", 56};
+    GeneratorParam<int> gpu_threads{"gpu_threads", 0};  // GPU: threads per block along c
     Input<Buffer<float, 3>> a{"a"};
     Output<Buffer<float, 4>> output{"output"};
 
@@ -114,11 +141,15 @@ public:
         Var c("c"), dy("dy"), dx("dx"), r("r");
         output(c, dy, dx, r) = a(c, 2 * (r % W2) + dx, 2 * (r / W2) + dy);
         pin_dense(output, {C, 2, 2, W2 * (H / 2)});
+        estimate_dense(a, {C, W, H});
+        estimate_dense(output, {C, 2, 2, W2 * (H / 2)});
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {C, 2, 2}, {gpu_threads > 0 ? (int)gpu_threads : 64, 2, 2});
+            return;
+        }
         const int VW = vec_for(C, natural_vector_size<float>());
         Var ro("ro"), ri("ri");
         output.vectorize(c, VW, TailStrategy::ShiftInwards).split(r, ro, ri, W2).parallel(ro);
-        estimate_dense(a, {C, W, H});
-        estimate_dense(output, {C, 2, 2, W2 * (H / 2)});
     }
 };
 

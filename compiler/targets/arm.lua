@@ -12,6 +12,9 @@ arm.names = {
   arm64 = { 'arm-64-linux' },
 }
 
+-- the host code of a GPU target named alone (`arm64-opencl`, targets/gpu.lua)
+arm.baseline = 'arm-64-linux'
+
 -- f32 lanes of a 128-bit NEON vector; 32 vector registers on AArch64 (16 q registers on 32-bit ARM)
 function arm.lanes() return 4 end
 function arm.registers(tier) return tier:match('^arm%-32%-') and 16 or 32 end

@@ -19,6 +19,9 @@ x86.names = {
   ['x86-64-avx2'] = { AVX2 },
 }
 
+-- the host code of a GPU target named alone (`opencl`, targets/gpu.lua): runs on any x86-64
+x86.baseline = SSE41
+
 local function has(tier, feature) return ('-' .. tier .. '-'):find('-' .. feature .. '-', 1, true) ~= nil end
 local function avx512(tier) return tier:match('avx512') ~= nil end
 

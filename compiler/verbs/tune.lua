@@ -2,7 +2,8 @@
 -- candidates on this machine, then choose each stride-1 3x3 conv's algorithm (direct or Winograd)
 -- by timing them in the whole model (compiler/tune.lua); results go to schedules/<target>/ and are
 -- used by every later build for that target. A target this machine cannot run natively is refused
--- before anything runs (timings under an emulator mean nothing).
+-- before anything runs (timings under an emulator mean nothing), and so is a GPU target (no GPU
+-- search yet).
 local cli = require 'cli'
 local numeric_args = require 'numeric_args'
 
@@ -25,6 +26,10 @@ return {
     local tune = require 'tune'
     local t0 = tune.clock()
     local target = kernels.resolve_target(a.target)
+    if require('targets').resolve(target).gpu then
+      error('tune: --target "' .. a.target .. '": GPU schedules are not tuned yet (their gpu_* knobs take the '
+        .. 'generators\' defaults); tune the CPU kernels with a CPU target', 0)
+    end
     if not require('targets').resolve(target):native_tier() then
       error('tune: --target "' .. a.target .. '": this machine (' .. require('targets').host() ..
         ') cannot run it natively, and timings under an emulator mean nothing; tune on such a CPU', 0)

@@ -34,6 +34,14 @@ extern "C" {
 #define DIRACNET18_WEIGHTS_ALIGN 64
 #define DIRACNET18_NUM_LAYERS 23
 #define DIRACNET18_MACS 1794805760
+#define DIRACNET18_HAS_CPU 1 /* kernels for the CPU (FOLDC_DEVICE_CPU) */
+#define DIRACNET18_HAS_GPU 0 /* kernels for the GPU (FOLDC_DEVICE_GPU) */
+#define DIRACNET18_DEFAULT_DEVICE FOLDC_DEVICE_CPU /* the device diracnet18_create and diracnet18_create_threads use */
+
+#ifndef FOLDC_DEVICE_CPU
+#define FOLDC_DEVICE_CPU 0
+#define FOLDC_DEVICE_GPU 1
+#endif
 
 typedef struct diracnet18_ctx diracnet18_ctx;
 
@@ -48,6 +56,17 @@ int diracnet18_create_threads(const void *weights, size_t weights_bytes, int num
 /* diracnet18_create_threads with num_threads = 0 (one thread per core). */
 int diracnet18_create(const void *weights, size_t weights_bytes, diracnet18_ctx **ctx);
 
+/* As diracnet18_create_threads, on a device: FOLDC_DEVICE_CPU, or FOLDC_DEVICE_GPU (the weights are
+ * copied to the GPU once, every activation lives there for the whole run, the input and output
+ * cross once per run; the threads run what stays on the host). A device the bundle has no kernels
+ * for, a missing GPU driver, no usable GPU or too little GPU memory are error codes
+ * (diracnet18_strerror); nothing aborts. With both kernels (DIRACNET18_HAS_CPU and DIRACNET18_HAS_GPU), an app
+ * falls back to the CPU by calling again. */
+int diracnet18_create_on(const void *weights, size_t weights_bytes, int device, int num_threads, diracnet18_ctx **ctx);
+
+/* The device a context runs on. */
+int diracnet18_device(const diracnet18_ctx *ctx);
+
 /* The number of threads a context runs its kernels on. */
 int diracnet18_num_threads(const diracnet18_ctx *ctx);
 
@@ -61,7 +80,9 @@ void diracnet18_destroy(diracnet18_ctx *ctx);
 
 const char *diracnet18_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed diracnet18_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *diracnet18_last_error(const diracnet18_ctx *ctx);
 
 /* Layer i (0 <= i < DIRACNET18_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

@@ -478,15 +478,24 @@ struct pf_resnet50_max_ctx {
   void *memory;
   halide_buffer_t buf[NUM_VIEWS];
   halide_dimension_t dim[NUM_VIEWS][4];
+  int device; /* FOLDC_DEVICE_CPU or FOLDC_DEVICE_GPU */
   char error[256];
 };
 
-/* Kernel errors come here (user_context is the context) instead of aborting the process. */
+/* The message of this thread's last failed pf_resnet50_max_create_on (pf_resnet50_max_last_error(NULL)). */
+static __thread char create_error[256];
+
+/* Kernel and device errors come here (user_context is the context) instead of aborting the
+ * process; the message is kept on one line. */
 static void on_halide_error(void *user_context, const char *msg) {
   pf_resnet50_max_ctx *ctx = (pf_resnet50_max_ctx *)user_context;
+  size_t i;
   if (ctx) {
     strncpy(ctx->error, msg, sizeof ctx->error - 1);
     ctx->error[sizeof ctx->error - 1] = 0;
+    for (i = 0; ctx->error[i]; i++)
+      if ((unsigned char)ctx->error[i] < 32) ctx->error[i] = ' ';
+    while (i > 0 && ctx->error[i - 1] == ' ') ctx->error[--i] = 0;
   }
 }
 
@@ -501,11 +510,15 @@ const char *pf_resnet50_max_strerror(int code) {
   case FOLDC_ERR_WEIGHTS_CHECKSUM: return "weights blob is corrupted (checksum mismatch)";
   case FOLDC_ERR_KERNEL: return "a kernel failed (see pf_resnet50_max_last_error)";
   case FOLDC_ERR_WEIGHTS_RESERVED: return "weights blob header's reserved bytes 40-63 are not zero";
+  case FOLDC_ERR_NO_KERNELS: return "this bundle has no kernels for that device (it was built for the CPU only)";
+  case FOLDC_ERR_GPU_DRIVER: return "no GPU driver: the driver library could not be loaded (install the driver, or create the context on FOLDC_DEVICE_CPU)";
+  case FOLDC_ERR_GPU_DEVICE: return "no usable GPU device: the driver is loaded but found no GPU or could not start it";
+  case FOLDC_ERR_GPU_MEMORY: return "out of GPU device memory";
   default: return "unknown error";
   }
 }
 
-const char *pf_resnet50_max_last_error(const pf_resnet50_max_ctx *ctx) { return ctx ? ctx->error : ""; }
+const char *pf_resnet50_max_last_error(const pf_resnet50_max_ctx *ctx) { return ctx ? ctx->error : create_error; }
 
 const char *pf_resnet50_max_layer_name(int i) {
   return i >= 0 && i < PF_RESNET50_MAX_NUM_LAYERS ? layer_names[i] : "";
@@ -523,18 +536,27 @@ void pf_resnet50_max_set_num_threads(int n) { halide_set_num_threads(n); }
 
 int pf_resnet50_max_num_threads(const pf_resnet50_max_ctx *ctx) { return ctx ? ctx->threads.num_threads : 0; }
 
+int pf_resnet50_max_device(const pf_resnet50_max_ctx *ctx) { return ctx ? ctx->device : FOLDC_DEVICE_CPU; }
+
 int pf_resnet50_max_create(const void *weights, size_t weights_bytes, pf_resnet50_max_ctx **out) {
-  return pf_resnet50_max_create_threads(weights, weights_bytes, 0, out);
+  return pf_resnet50_max_create_on(weights, weights_bytes, PF_RESNET50_MAX_DEFAULT_DEVICE, 0, out);
 }
 
 static int size_scratch(pf_resnet50_max_ctx *ctx);
 
 int pf_resnet50_max_create_threads(const void *weights, size_t weights_bytes, int num_threads, pf_resnet50_max_ctx **out) {
+  return pf_resnet50_max_create_on(weights, weights_bytes, PF_RESNET50_MAX_DEFAULT_DEVICE, num_threads, out);
+}
+
+int pf_resnet50_max_create_on(const void *weights, size_t weights_bytes, int device, int num_threads, pf_resnet50_max_ctx **out) {
   pf_resnet50_max_ctx *ctx;
   int i, d, err;
   if (!out) return FOLDC_ERR_ARGUMENT;
   *out = NULL;
+  create_error[0] = 0;
   if (num_threads < 0 || num_threads > FOLDC_MAX_THREADS) return FOLDC_ERR_ARGUMENT;
+  if (device != FOLDC_DEVICE_CPU && device != FOLDC_DEVICE_GPU) return FOLDC_ERR_ARGUMENT;
+  if (device == FOLDC_DEVICE_GPU ? !PF_RESNET50_MAX_HAS_GPU : !PF_RESNET50_MAX_HAS_CPU) return FOLDC_ERR_NO_KERNELS;
   err = foldc_weights_verify(weights, weights_bytes, MODEL_ID, NUM_WEIGHTS, weight_offsets,
                              weight_sizes, PF_RESNET50_MAX_WEIGHTS_BYTES);
   if (err) return err;
@@ -552,6 +574,8 @@ int pf_resnet50_max_create_threads(const void *weights, size_t weights_bytes, in
     return FOLDC_ERR_NO_MEMORY;
   }
   ctx->weights = (const unsigned char *)weights;
+  ctx->device = device;
+  halide_set_error_handler(on_halide_error); /* before the first Halide call: its default aborts */
   for (i = 0; i < NUM_VIEWS; i++) {
     const view_desc *v = &views[i];
     halide_buffer_t *b = &ctx->buf[i];
@@ -568,8 +592,9 @@ int pf_resnet50_max_create_threads(const void *weights, size_t weights_bytes, in
       ctx->dim[i][d].flags = 0;
     }
   }
-  halide_set_error_handler(on_halide_error);
-  if ((err = size_scratch(ctx)) != FOLDC_OK) {
+  if (!err) err = size_scratch(ctx);
+  if (err) {
+    memcpy(create_error, ctx->error, sizeof create_error);
     pf_resnet50_max_destroy(ctx);
     return err;
   }
@@ -918,7 +943,18 @@ static int run_layers(pf_resnet50_max_ctx *ctx, const float *input, float *outpu
     double t0 = seconds ? foldc_now() : 0.0;
     err = run_layer(ctx, i);
     if (err) {
-      if (!ctx->error[0]) strncpy(ctx->error, layer_names[i], sizeof ctx->error - 1);
+      /* the layer's name, then the kernel's message (cut to the buffer) */
+      char msg[sizeof ctx->error];
+      const char *part[3], *c;
+      size_t n = 0;
+      int p;
+      memcpy(msg, ctx->error, sizeof msg);
+      part[0] = layer_names[i];
+      part[1] = ": ";
+      part[2] = msg[0] ? msg : "failed";
+      for (p = 0; p < 3; p++)
+        for (c = part[p]; *c && n < sizeof ctx->error - 1; c++) ctx->error[n++] = *c;
+      ctx->error[n] = 0;
       return FOLDC_ERR_KERNEL;
     }
     if (seconds) seconds[i] = foldc_now() - t0;

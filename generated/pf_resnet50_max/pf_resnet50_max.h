@@ -34,6 +34,14 @@ extern "C" {
 #define PF_RESNET50_MAX_WEIGHTS_ALIGN 64
 #define PF_RESNET50_MAX_NUM_LAYERS 52
 #define PF_RESNET50_MAX_MACS 2239496192
+#define PF_RESNET50_MAX_HAS_CPU 1 /* kernels for the CPU (FOLDC_DEVICE_CPU) */
+#define PF_RESNET50_MAX_HAS_GPU 0 /* kernels for the GPU (FOLDC_DEVICE_GPU) */
+#define PF_RESNET50_MAX_DEFAULT_DEVICE FOLDC_DEVICE_CPU /* the device pf_resnet50_max_create and pf_resnet50_max_create_threads use */
+
+#ifndef FOLDC_DEVICE_CPU
+#define FOLDC_DEVICE_CPU 0
+#define FOLDC_DEVICE_GPU 1
+#endif
 
 typedef struct pf_resnet50_max_ctx pf_resnet50_max_ctx;
 
@@ -48,6 +56,17 @@ int pf_resnet50_max_create_threads(const void *weights, size_t weights_bytes, in
 /* pf_resnet50_max_create_threads with num_threads = 0 (one thread per core). */
 int pf_resnet50_max_create(const void *weights, size_t weights_bytes, pf_resnet50_max_ctx **ctx);
 
+/* As pf_resnet50_max_create_threads, on a device: FOLDC_DEVICE_CPU, or FOLDC_DEVICE_GPU (the weights are
+ * copied to the GPU once, every activation lives there for the whole run, the input and output
+ * cross once per run; the threads run what stays on the host). A device the bundle has no kernels
+ * for, a missing GPU driver, no usable GPU or too little GPU memory are error codes
+ * (pf_resnet50_max_strerror); nothing aborts. With both kernels (PF_RESNET50_MAX_HAS_CPU and PF_RESNET50_MAX_HAS_GPU), an app
+ * falls back to the CPU by calling again. */
+int pf_resnet50_max_create_on(const void *weights, size_t weights_bytes, int device, int num_threads, pf_resnet50_max_ctx **ctx);
+
+/* The device a context runs on. */
+int pf_resnet50_max_device(const pf_resnet50_max_ctx *ctx);
+
 /* The number of threads a context runs its kernels on. */
 int pf_resnet50_max_num_threads(const pf_resnet50_max_ctx *ctx);
 
@@ -61,7 +80,9 @@ void pf_resnet50_max_destroy(pf_resnet50_max_ctx *ctx);
 
 const char *pf_resnet50_max_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed pf_resnet50_max_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *pf_resnet50_max_last_error(const pf_resnet50_max_ctx *ctx);
 
 /* Layer i (0 <= i < PF_RESNET50_MAX_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

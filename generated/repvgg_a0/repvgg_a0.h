@@ -34,6 +34,14 @@ extern "C" {
 #define REPVGG_A0_WEIGHTS_ALIGN 64
 #define REPVGG_A0_NUM_LAYERS 24
 #define REPVGG_A0_MACS 1361451008
+#define REPVGG_A0_HAS_CPU 1 /* kernels for the CPU (FOLDC_DEVICE_CPU) */
+#define REPVGG_A0_HAS_GPU 0 /* kernels for the GPU (FOLDC_DEVICE_GPU) */
+#define REPVGG_A0_DEFAULT_DEVICE FOLDC_DEVICE_CPU /* the device repvgg_a0_create and repvgg_a0_create_threads use */
+
+#ifndef FOLDC_DEVICE_CPU
+#define FOLDC_DEVICE_CPU 0
+#define FOLDC_DEVICE_GPU 1
+#endif
 
 typedef struct repvgg_a0_ctx repvgg_a0_ctx;
 
@@ -48,6 +56,17 @@ int repvgg_a0_create_threads(const void *weights, size_t weights_bytes, int num_
 /* repvgg_a0_create_threads with num_threads = 0 (one thread per core). */
 int repvgg_a0_create(const void *weights, size_t weights_bytes, repvgg_a0_ctx **ctx);
 
+/* As repvgg_a0_create_threads, on a device: FOLDC_DEVICE_CPU, or FOLDC_DEVICE_GPU (the weights are
+ * copied to the GPU once, every activation lives there for the whole run, the input and output
+ * cross once per run; the threads run what stays on the host). A device the bundle has no kernels
+ * for, a missing GPU driver, no usable GPU or too little GPU memory are error codes
+ * (repvgg_a0_strerror); nothing aborts. With both kernels (REPVGG_A0_HAS_CPU and REPVGG_A0_HAS_GPU), an app
+ * falls back to the CPU by calling again. */
+int repvgg_a0_create_on(const void *weights, size_t weights_bytes, int device, int num_threads, repvgg_a0_ctx **ctx);
+
+/* The device a context runs on. */
+int repvgg_a0_device(const repvgg_a0_ctx *ctx);
+
 /* The number of threads a context runs its kernels on. */
 int repvgg_a0_num_threads(const repvgg_a0_ctx *ctx);
 
@@ -61,7 +80,9 @@ void repvgg_a0_destroy(repvgg_a0_ctx *ctx);
 
 const char *repvgg_a0_strerror(int code);
 
-/* The message of the last kernel error on this context ("" if none). */
+/* The message of the last kernel error on this context ("" if none); with NULL, the message of this
+ * thread's last failed repvgg_a0_create_on (its kernels run once on a zero input to size their scratch:
+ * a kernel or device error there). */
 const char *repvgg_a0_last_error(const repvgg_a0_ctx *ctx);
 
 /* Layer i (0 <= i < REPVGG_A0_NUM_LAYERS): its name, multiply-accumulates, the bytes it must move at

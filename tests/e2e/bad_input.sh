@@ -115,6 +115,7 @@ expect_failure 'wrong shape' "$reshaped: expected" build "$model" --weights "$SC
 expect_failure 'truncated safetensors' "truncated.safetensors" build "$model" --weights "$SCRATCH/truncated.safetensors" -o "$SCRATCH/out"
 expect_failure 'missing weights file' "nothere.safetensors" build "$model" --weights "$SCRATCH/nothere.safetensors" -o "$SCRATCH/out"
 expect_failure 'bad target' 'not a Halide target' build "$model" --weights "$weights" --target pentium -o "$SCRATCH/out"
+expect_failure 'tune on a GPU target' 'GPU schedules are not tuned yet' tune "$model" --weights "$weights" --target opencl
 
 # a corrupted blob is refused by the bundle's create(), not run
 "$FOLDC" build "$model" --weights "$weights" -o "$SCRATCH/bundle" 2> /dev/null

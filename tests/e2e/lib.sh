@@ -38,3 +38,11 @@ build_harness() {
     -I "$SCRATCH/bundle" -I "$FOLDC_ROOT/tests/e2e" -o "$SCRATCH/program" "$2" "$SCRATCH/bundle/lib$name.a" \
     -lm -lpthread -ldl
 }
+
+# OpenCL on the CPU (pocl) for --target opencl; skip (77) without it (bin/install-deps). The program
+# cache lives in the scratch folder: a cold cache, the program build is part of the test.
+need_pocl() {
+  [ -e /etc/OpenCL/vendors/pocl.icd ] && ldconfig -p | grep -q 'libOpenCL\.so\.1' \
+    || { echo "SKIP: pocl and the OpenCL ICD loader are not installed (bin/install-deps)"; exit 77; }
+  export POCL_CACHE_DIR="$SCRATCH/pocl"
+}

@@ -41,6 +41,24 @@
 
 #include "HalideRuntime.h"
 
+#ifdef FOLDC_KT_OPENCL
+/* Halide's OpenCL runtime dlopens only "libOpenCL.so", which Debian ships in the -dev package; the
+ * ICD loader itself is libOpenCL.so.1. */
+#include <dlfcn.h>
+void *halide_opencl_get_symbol(void *user_context, const char *name);
+void *halide_opencl_get_symbol(void *user_context, const char *name) {
+    static void *lib = NULL;
+    (void)user_context;
+    if (!lib) lib = dlopen("libOpenCL.so.1", RTLD_LAZY);
+    if (!lib) lib = dlopen("libOpenCL.so", RTLD_LAZY);
+    if (!lib) {
+        fprintf(stderr, "kernel_test: no OpenCL driver (libOpenCL.so.1; Debian: ocl-icd-libopencl1 pocl-opencl-icd)\n");
+        exit(1);
+    }
+    return dlsym(lib, name);
+}
+#endif
+
 static double g_peak = 230.0; /* GFLOP/s per core for "% of peak"; -p sets it (compiler/peak.c's figure) */
 #define TOL 1e-5
 
@@ -177,7 +195,10 @@ static void tbuf_init(tbuf *t, int ndims, const int *ext) {
     t->b.padding = NULL;
 }
 
-static void tbuf_free(tbuf *t) { free(t->mem); }
+static void tbuf_free(tbuf *t) {
+    if (t->b.device) halide_device_free(NULL, &t->b);
+    free(t->mem);
+}
 
 static uint64_t g_rng = 88172645463325252ULL;
 static float frand(void) { /* xorshift64, uniform in [-1, 1) */
@@ -242,7 +263,7 @@ static void put_nan(float *p, size_t n, int mid_only) {
 }
 
 /* ---------------------------------------------------------------- runner */
-static int call_kernel(const kcase *k, tbuf **b, int nb) {
+static int call_kernel_host(const kcase *k, tbuf **b, int nb) {
     switch (nb) {
     case 2: return ((fn2_t)k->fn)(&b[0]->b, &b[1]->b);
     case 3: return ((fn3_t)k->fn)(&b[0]->b, &b[1]->b, &b[2]->b);
@@ -253,6 +274,22 @@ static int call_kernel(const kcase *k, tbuf **b, int nb) {
         return ((fn7_t)k->fn)(&b[0]->b, &b[1]->b, &b[2]->b, &b[3]->b, &b[4]->b, &b[5]->b, &b[6]->b);
     }
     return -1;
+}
+
+/* GPU targets (FOLDC_KT_GPU): the buffers stay host buffers; every call marks them host-dirty (the
+ * test may have changed them, and an output's host copy is what it compares), the kernel copies
+ * them to the device itself, and whatever it left dirty on the device is copied back after it. */
+static int call_kernel(const kcase *k, tbuf **b, int nb) {
+#ifdef FOLDC_KT_GPU
+    int i, rc;
+    for (i = 0; i < nb; i++) b[i]->b.flags |= halide_buffer_flag_host_dirty;
+    rc = call_kernel_host(k, b, nb);
+    for (i = 0; i < nb && rc == 0; i++)
+        if (b[i]->b.device) rc = halide_copy_to_host(NULL, &b[i]->b);
+    return rc;
+#else
+    return call_kernel_host(k, b, nb);
+#endif
 }
 
 static int g_bench = 0;

@@ -12,6 +12,9 @@
 #   WORKDIR/kernel_test, which checks each kernel against a naive C reference
 #   and times it.  Objects are cached (regenerated when the params or foldc_gen
 #   change).
+# GPU targets (FOLDC_TARGET=host-opencl, host-cuda-cuda_capability_61, ...): the kernels get their
+#   GPU schedules, kernel_test passes host buffers (Halide copies them to the device and back), and
+#   an OpenCL build resolves the driver itself (libOpenCL.so.1).
 # Environment: FOLDC_TARGET, HALIDE_INCLUDE (dir of HalideRuntime.h),
 #   CC (default cc), JOBS (parallel generator runs, default 2).
 set -eu
@@ -97,7 +100,9 @@ fi
 t1=$(date +%s)
 echo "# generated $(wc -l < "$JOBLIST") kernels in $((t1 - t0)) s (target=$TARGET)"
 
+DEFS=""
+case "$TARGET" in *opencl*) DEFS="-DFOLDC_KT_GPU -DFOLDC_KT_OPENCL" ;; *cuda*) DEFS="-DFOLDC_KT_GPU" ;; esac
 # shellcheck disable=SC2086
-$CC -O2 -std=c99 -Wall -I"$HALIDE_INCLUDE" -I"$WORK" "$HERE/kernel_test.c" $OBJS \
+$CC -O2 -std=c99 -Wall $DEFS -I"$HALIDE_INCLUDE" -I"$WORK" "$HERE/kernel_test.c" $OBJS \
     "$WORK/foldc_halide_runtime.o" -lpthread -ldl -lm -o "$WORK/kernel_test"
 exec "$WORK/kernel_test" "$@"

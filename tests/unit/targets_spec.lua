@@ -128,6 +128,69 @@ describe('targets', function()
     end
   end)
 
+  it('GPU targets: a GPU joins its architecture, beside CPU tiers or alone, and resolves to itself', function()
+    local cases = { -- text: CPU tiers, GPU tier
+      opencl = { {}, SSE41 .. '-opencl' },
+      cuda = { {}, SSE41 .. '-cuda-cuda_capability_70' },
+      cuda_capability_86 = { {}, SSE41 .. '-cuda-cuda_capability_86' },
+      ['x86-64,cuda'] = { { AVX512, AVX2, SSE41 }, SSE41 .. '-cuda-cuda_capability_70' },
+      ['x86-64-avx2,opencl'] = { { AVX2 }, AVX2 .. '-opencl' },
+      ['x86-64-avx2-cuda_capability_80'] = { {}, AVX2 .. '-cuda-cuda_capability_80' },
+      ['arm64-opencl'] = { {}, 'arm-64-linux-opencl' },
+      ['arm64,arm64-cuda'] = { { 'arm-64-linux' }, 'arm-64-linux-cuda-cuda_capability_70' },
+      ['x86-64-linux-opencl'] = { {}, 'x86-64-linux-opencl' },
+    }
+    for text, want in pairs(cases) do
+      local T = targets.resolve(text)
+      assert.are.equal(#want[1] > 0, T.cpu, text)
+      if T.cpu then assert.are.same(want[1], T.tiers, text) end
+      assert.are.equal(want[2], T.gpu.tier, text)
+      assert.are.equal(want[2] .. '-no_runtime-user_context', T:gpu_kernel_target(), text)
+      local runtime_base = T.cpu and want[1][#want[1]] or T.tiers[1]
+      assert.are.equal(runtime_base .. '-' .. T.gpu.features .. '-user_context', T:runtime_target(), text)
+      local again = targets.resolve(T.string)
+      assert.are.same({ T.string, T.cpu, T.gpu.tier }, { again.string, again.cpu, again.gpu.tier }, text)
+    end
+    assert.are.equal('cuda', targets.resolve('x86-64,cuda').gpu.api)
+    assert.is_nil(targets.resolve('x86-64').gpu)
+    local refused = {
+      { 'cuda_capability_89', 'Halide 14 knows CUDA capabilities 30, 32, 35, 50, 61, 70, 75, 80, 86' },
+      { 'x86-64-linux-cuda-opencl', 'one GPU API per target' },
+      { 'opencl,cuda', 'two GPUs for x86-64-linux' },
+      { 'x86-64-linux-cuda_capability_80', 'cuda_capability_80 without cuda' },
+      { 'pentium-opencl', '"pentium-opencl" is not a Halide target' },
+    }
+    for _, c in ipairs(refused) do
+      local ok, err = pcall(targets.parse, c[1])
+      assert.is_false(ok, c[1])
+      assert.is_truthy(err:find(c[2], 1, true), err)
+      assert.is_nil(err:find('\n'), err)
+    end
+    for name, f in pairs(targets.families) do
+      local tiers = {}
+      for _, ts in pairs(f.names) do for _, t in ipairs(ts) do tiers[t] = true end end
+      assert.is_true(tiers[f.baseline], name .. ': baseline ' .. f.baseline .. ' is none of its tiers')
+    end
+  end)
+
+  it('a GPU target lowers every conv direct, saying why, and refuses a batch', function()
+    local pipeline, lower = require 'pipeline', require 'lower'
+    local g = pipeline.deploy_graph(os.getenv('FOLDC_ROOT') .. '/tests/fixtures/fixtures.lua:resnet18_w8', 'random')
+    local program = lower.lower(g, { target = targets.resolve('host,opencl').string })
+    local convs = 0
+    for _, s in ipairs(program.steps) do
+      if s.op == 'conv2d' then
+        convs = convs + 1
+        assert.is_nil(s.algorithm:find('winograd'), s.name)
+        assert.are.equal('GPU target (opencl): direct (conv2d_winograd has no GPU schedule)', s.algorithm_reason)
+      end
+    end
+    assert.is_true(convs > 10)
+    local ok, err = pcall(lower.lower, { images = function() return 4 end }, { target = targets.resolve('cuda').string })
+    assert.is_false(ok)
+    assert.are.equal('--target cuda: batch 4 is not supported on GPU targets yet (batch 1 only)', err)
+  end)
+
   it('names the CPU from /proc/cpuinfo as its family does (schedule records say where they were tuned)', function()
     local x86, arm = targets.families.x86, targets.families.arm
     assert.are.equal('AMD EPYC 7R13 Processor', x86.cpu_name('processor\t: 0\nvendor_id\t: AuthenticAMD\n'

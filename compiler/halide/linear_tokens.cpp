@@ -2,17 +2,19 @@
 //
 //   out(co, r) = act( bias(co) + sum_{ci < cin} w(co, ci) * in(ci, r) ) (+ residual(co, r))
 //   act: the activation `act` (activation.h), none by default; the residual is added after it.
-//   Buffers: input (cin, rows), weights (cout, cin) i.e. memory [ci][co], co innermost, or with
-//   w_block = B: (co % B, ci + cin * (co / B)), i.e. blocks of B output channels, each a contiguous
-//   [ci][B] run (set by the lowering: in [ci][co] a weight panel's rows are cout*4 bytes apart, a
-//   page each on 768-3072 channels), bias (cout), [residual (cout, rows)], output (cout, rows).
+//   Buffers: input (cin, rows), weights (cout, cin, 1) i.e. memory [ci][co], co innermost, or with
+//   w_block = B: (co % B, ci, co / B), i.e. blocks of B output channels, each a contiguous [ci][B]
+//   run (set by the lowering: in [ci][co] a weight panel's rows are cout*4 bytes apart, a page each
+//   on 768-3072 channels), bias (cout), [residual (cout, rows)], output (cout, rows).
 //   row_bias: the bias is per row, bias (rows): a Linear over the token axis (ops/token_linear.lua)
 //   runs here with the tokens x [N][C] as the weights (cin = N, cout = C) and its weight [M][N] as
 //   the input (rows = M).
 //
 // Schedule (a GEMM blocked for the cache): for each block of T = tco vectors of output channels,
 // the accumulator of all rows (T x rows, L2-resident) is built over slices of KB input channels
-// so that the weight panel being read (T x KB floats, <= 32 KB) stays in L1; inside a slice,
+// so that the weight panel being read (T x KB floats, <= 32 KB) stays in L1, or over all of them
+// at once when the block's weights fit 256 KB and a register tile has 6 rows or more (read from
+// L2); inside a slice,
 // register blocks of tco vectors x tr rows (unrolled) run over the slice's channels. Rows are
 // padded up to a multiple of tr (align_bounds; the padded rows read the last row and are never
 // stored), so row counts such as 197 or 50 need no scalar tail. The epilogue then runs over the
@@ -67,7 +69,7 @@ public:
     GeneratorParam<int> gpu_stage{"gpu_stage", 1};
 
     Input<Buffer<float, 2>> input{"input"};
-    Input<Buffer<float, 2>> weights{"weights"};
+    Input<Buffer<float, 3>> weights{"weights"};
     Input<Buffer<float, 1>> bias{"bias"};
     Input<Buffer<float, 2>> *res = nullptr;
     Output<Buffer<float, 2>> output{"output"};
@@ -83,7 +85,7 @@ public:
             abort();
         }
         pin_dense(input, {CIN, R});
-        const std::vector<int> wshape = WB > 0 ? std::vector<int>{WB, CIN * (COUT / WB)} : std::vector<int>{COUT, CIN};
+        const std::vector<int> wshape = WB > 0 ? std::vector<int>{WB, CIN, COUT / WB} : std::vector<int>{COUT, CIN, 1};
         pin_dense(weights, wshape);
         pin_dense(bias, {row_bias ? R : COUT});
         if (res) pin_dense(*res, {COUT, R});
@@ -117,7 +119,14 @@ public:
             if (tr <= 0) tr = br;
         }
         const int T = tco * V;
+        // Weight panel depth: the whole reduction when the block's weights (T x cin) fit 256 KB of
+        // L2 and the register tile has 6 rows or more (a weight vector from L2 per 6 FMAs or
+        // fewer): the accumulators then go to memory once a row tile, not once per slice (ViT-S
+        // qkv and proj 2% faster in the kernel bench, ViT-B qkv 3-8%). Else slices of KB channels
+        // whose panel (T x KB, <= 32 KB) stays in L1: PiT-S's 6x2 tiles over all 288 channels were
+        // 21-24% slower (a weight vector per 2 FMAs from L2), ViT-B fc2's 786 KB panel 5-8%.
         int KB = kb;
+        if (KB <= 0 && tr >= 6 && (long long)T * CIN * 4 <= 256 * 1024) KB = CIN;
         if (KB <= 0) {
             const int kmax = std::max(1, 8192 / T);
             KB = largest_divisor_in(CIN, std::max(1, kmax / 2), kmax);
@@ -128,14 +137,14 @@ public:
         RDom k(0, CIN, "k");
         Func acc("acc");
         acc(c, r) = row_bias ? bias(min(r, R - 1)) : bias(c);
-        Expr w = WB > 0 ? weights(c % WB, k + CIN * (c / WB)) : weights(c, k);
+        Expr w = WB > 0 ? weights(c % WB, k, c / WB) : weights(c, k, 0);
         const bool gpu = get_target().has_gpu_feature();
         Func wa("wa"), xb("xb");  // GPU: the operands as Funcs (weights as (co, ci)), staged in shared memory
         if (gpu) {
             Var kk("kk");
             // kk clamped: a last chunk of k past CIN (guarded in the sum) stages in-bounds reads
             const Expr kc = min(kk, CIN - 1);
-            wa(c, kk) = WB > 0 ? weights(c % WB, kc + CIN * (c / WB)) : weights(c, kc);
+            wa(c, kk) = WB > 0 ? weights(c % WB, kc, c / WB) : weights(c, kc, 0);
             xb(kk, r) = input(kc, r);
             acc(c, r) += wa(c, k) * xb(k, r);
         } else {

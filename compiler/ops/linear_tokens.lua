@@ -32,7 +32,8 @@ function linear_tokens.eval(node, inputs, params)
 end
 
 -- Backend: the weights blocked by choice.w_block output channels (the lowering stage's,
--- lower.weight_block), [cout/wb][cin][wb] (halide/linear_tokens.cpp w_block): a register tile's
+-- lower.weight_block), [cout/wb][cin][wb] (halide/linear_tokens.cpp w_block; 3-D, so that a
+-- prefetch's box is the panel's lines): a register tile's
 -- weight panel is then a few contiguous runs instead of rows cout*4 bytes apart (a page each at
 -- 1024+ channels).
 function linear_tokens.lower(node, L, choice)
@@ -41,7 +42,7 @@ function linear_tokens.lower(node, L, choice)
   local wb = choice.w_block
   -- a [cout, cin] weight is a [cout, cin, 1, 1] kernel: the convs' packing, 2-D dims
   local packed = conv2d.pack_weight(L.params[node.params.weight], cout, cin, 1, 1, wb)
-  local wdims = wb > 0 and { { wb, 1 }, { cin * cout / wb, wb } } or { { cout, 1 }, { cin, cout } }
+  local wdims = wb > 0 and { { wb, 1 }, { cin, wb }, { cout / wb, cin * wb } } or { { cout, 1 }, { cin, cout }, { 1, cin * cout } }
   local args = { L:act(x, lower.act_dims(x.shape)), L:weight(node.params.weight .. '@t' .. (wb > 0 and wb or ''), packed, wdims),
                  L:bias(node, cout) }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], lower.act_dims(y.shape)) end

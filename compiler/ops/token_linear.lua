@@ -52,7 +52,7 @@ function token_linear.lower(node, L)
   local x, y = node.inputs[1], node.outputs[1]
   local n, m, c = node.attrs.cin, node.attrs.cout, x.shape[3]
   local args = { L:weight(node.params.weight, L.params[node.params.weight], { { n, 1 }, { m, n } }),
-                 L:act(x, { { c, 1 }, { n, c } }), L:bias(node, m) }
+                 L:act(x, { { c, 1 }, { n, c }, { 1, n * c } }), L:bias(node, m) }
   if node.inputs[2] then args[#args + 1] = L:act(node.inputs[2], { { c, 1 }, { m, c } }) end
   args[#args + 1] = L:act(y, { { c, 1 }, { m, c } })
   return 'linear_tokens', { cin = n, cout = c, rows = m, act = activations.param(node.attrs.act),

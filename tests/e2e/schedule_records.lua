@@ -17,7 +17,8 @@ local targets = require 'targets'
 
 -- The models the committed records were tuned for (schedules/README.md).
 local MODELS = { 'resnet50', 'diracnet18', 'repvgg_a0', 'pf_resnet50_hybrid', 'pf_resnet50_max', 'pit_s',
-                 'repmlp_res50_light_224', 'repvgg_b1g2', 'vit_small_patch16_224', 'vit_base_patch16_224' }
+                 'repmlp_res50_light_224', 'repvgg_b1g2', 'vit_small_patch16_224', 'vit_base_patch16_224',
+                 'pf_vit_s_max' }
 local models = #arg > 0 and arg or MODELS
 
 local root = os.getenv('FOLDC_ROOT') .. '/schedules'

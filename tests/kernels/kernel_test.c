@@ -862,19 +862,19 @@ static int run_linear(const kcase *k) {
 }
 
 /* linear_tokens: out(co, r) = act(bias + sum_ci w(co, ci) in(ci, r)) (+ residual), act = exact
- * GELU or identity; weights (cout, cin) or w_block=B: (co % B, ci + cin * (co / B)). */
+ * GELU or identity; weights (cout, cin, 1) or w_block=B: (co % B, ci, co / B). */
 static int run_linear_tokens(const kcase *k) {
     const char *P = k->params;
     int cin = get_param(P, "cin", 384), cout = get_param(P, "cout", 1536), rows = get_param(P, "rows", 197);
     int act = get_act(P), res = get_param(P, "residual", 0), wb = get_param(P, "w_block", 0);
-    int e_in[2] = {cin, rows}, e_w[2] = {cout, cin}, e_wb[2] = {wb, wb > 0 ? cin * (cout / wb) : 0};
+    int e_in[2] = {cin, rows}, e_w[3] = {cout, cin, 1}, e_wb[3] = {wb, cin, wb > 0 ? cout / wb : 0};
     int e_b[1] = {cout}, e_o[2] = {cout, rows};
     tbuf in, w, wk, bias, resb, out;
     tbuf *args[5];
     int nb = 0, r, co, ci, ok = 1, nonfinite, pass;
     double *ref, err, t;
     tbuf_init(&in, 2, e_in);
-    tbuf_init(&w, 2, e_w);
+    tbuf_init(&w, 3, e_w);
     tbuf_init(&bias, 1, e_b);
     tbuf_init(&out, 2, e_o);
     tbuf_rand(&in, 1.0f);
@@ -883,7 +883,7 @@ static int run_linear_tokens(const kcase *k) {
     args[nb++] = &in;
     if (wb > 0) {
         size_t q;
-        tbuf_init(&wk, 2, e_wb);
+        tbuf_init(&wk, 3, e_wb);
         for (q = 0; q < w.n; q++) { /* w.p[ci * cout + co] */
             size_t co_ = q % cout, ci_ = q / cout;
             wk.p[(ci_ + (size_t)cin * (co_ / wb)) * wb + co_ % wb] = w.p[q];

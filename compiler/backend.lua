@@ -254,6 +254,18 @@ function backend.run_once(graph, input, opts)
   return out
 end
 
+-- A peak program in the kernel cache's peak folder (exe: named by what it is built from), built by
+-- the command argv_for(scratch path) when missing and renamed into place.
+local function cached_program(exe, argv_for, what)
+  if sys.exists(exe) then return end
+  local dir = exe:match('^(.*)/')
+  sys.mkdir_p(dir)
+  sys.sweep(dir)
+  local tmp = sys.scratch(exe)
+  sys.run_quiet(argv_for(tmp), 'compiling ' .. what)
+  assert(os.rename(tmp, exe))
+end
+
 -- FMA peak of one core in GFLOP/s, for "% of peak": measured on this machine by compiler/peak.c
 -- (independent vector FMA chains), built with clang for the widest tier of the target this machine
 -- runs (targets/<family>.lua peak_flags), cached per flags in the kernel cache; FOLDC_PEAK_GFLOPS
@@ -266,22 +278,17 @@ function backend.peak_gflops(target)
   if not tier then return 0 end
   local flags = T.family.peak_flags(tier)
   flags[#flags + 1] = '-ffp-contract=fast'
-  local dir = require('kernels').cache_dir() .. '/peak'
   local root = os.getenv('FOLDC_ROOT') or '.'
   local hash = require 'hash'
   -- cached per flags and per source: a changed peak.c is built anew
-  local exe = dir .. '/peak' .. table.concat(flags):gsub('[^%w]+', '-') .. '-'
+  local exe = require('kernels').cache_dir() .. '/peak/peak' .. table.concat(flags):gsub('[^%w]+', '-') .. '-'
     .. hash.hex(hash.string(sys.read_file(root .. '/compiler/peak.c'))):sub(1, 8)
-  if not sys.exists(exe) then
-    sys.mkdir_p(dir)
-    sys.sweep(dir)
-    local tmp = sys.scratch(exe)
+  cached_program(exe, function(tmp)
     local argv = { 'clang', '-O2', '-std=c99' }
     for _, f in ipairs(flags) do argv[#argv + 1] = f end
     for _, a in ipairs({ root .. '/compiler/peak.c', '-o', tmp }) do argv[#argv + 1] = a end
-    sys.run_quiet(argv, 'compiling compiler/peak.c')
-    assert(os.rename(tmp, exe))
-  end
+    return argv
+  end, 'compiler/peak.c')
   local out = sys.capture({ exe })
   local gflops = tonumber(out and out:match('^%s*([%d.]+)'))
   if not gflops then error('compiler/peak.c: no measurement (got ' .. tostring(out) .. ')', 0) end
@@ -303,21 +310,15 @@ function backend.gpu_peak_gflops(target)
   local steps = 4096
   local k = kernels.describe('gpu_peak', { 'steps=' .. steps }, target, 'gpu_peak', T:gpu_kernel_target())
   local runtime = kernels.build({ k }, target, { quiet = true })
-  local dir = kernels.cache_dir() .. '/peak'
-  local exe = dir .. '/gpu_peak-' .. hash.hex(hash.string(k.dir .. '|' .. runtime.dir .. '|'
+  local exe = kernels.cache_dir() .. '/peak/gpu_peak-' .. hash.hex(hash.string(k.dir .. '|' .. runtime.dir .. '|'
     .. sys.read_file(root .. '/compiler/gpu_peak.c'))):sub(1, 16)
-  if not sys.exists(exe) then
-    sys.mkdir_p(dir)
-    sys.sweep(dir)
+  cached_program(exe, function(tmp)
     local libs = {}
     for i, l in ipairs(api.libraries) do libs[i] = '"' .. l .. '"' end
-    local tmp = sys.scratch(exe)
-    sys.run_quiet({ os.getenv('CC') or 'cc', '-O2', '-std=c99', '-I/usr/include/halide14', '-DPEAK_FN=' .. k.fn,
+    return { os.getenv('CC') or 'cc', '-O2', '-std=c99', '-I/usr/include/halide14', '-DPEAK_FN=' .. k.fn,
       '-DPEAK_STEPS=' .. steps, '-DGET_SYMBOL=' .. api.get_symbol, '-DLIBRARIES=' .. table.concat(libs, ', '),
-      root .. '/compiler/gpu_peak.c', k.object, runtime.object, '-lpthread', '-ldl', '-lm', '-o', tmp },
-      'compiling compiler/gpu_peak.c')
-    assert(os.rename(tmp, exe))
-  end
+      root .. '/compiler/gpu_peak.c', k.object, runtime.object, '-lpthread', '-ldl', '-lm', '-o', tmp }
+  end, 'compiler/gpu_peak.c')
   local ok, out = pcall(sys.capture, { exe })
   local gflops = ok and tonumber(out and out:match('^%s*([%d.]+)'))
   if not gflops then error('measuring the GPU\'s peak: ' .. tostring(out):gsub('%s+$', ''), 0) end

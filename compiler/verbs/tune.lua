@@ -26,11 +26,12 @@ return {
     local tune = require 'tune'
     local t0 = tune.clock()
     local target = kernels.resolve_target(a.target)
-    if require('targets').resolve(target).gpu then
+    local T = require('targets').resolve(target)
+    if T.gpu then
       error('tune: --target "' .. a.target .. '": GPU schedules are not tuned yet (their gpu_* knobs take the '
         .. 'generators\' defaults); tune the CPU kernels with a CPU target', 0)
     end
-    if not require('targets').resolve(target):native_tier() then
+    if not T:native_tier() then
       error('tune: --target "' .. a.target .. '": this machine (' .. require('targets').host() ..
         ') cannot run it natively, and timings under an emulator mean nothing; tune on such a CPU', 0)
     end

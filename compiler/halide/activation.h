@@ -64,6 +64,14 @@ inline Halide::Expr nan_f32() { return Halide::reinterpret<float>(Halide::Expr((
 // +-inf cases are at_nonfinite's).
 inline Halide::Expr exp_neg(const Halide::Expr &x) { return Halide::exp(-Halide::clamp(x, -88.0f, 88.0f)); }
 
+// Piecewise-linear activations: a few instructions a vector, cheap enough for a GEMM's register
+// tile epilogue; the others are built on exp or erf (30-50 instructions a vector, with constants
+// that do not fit in the registers beside a tile's accumulators).
+inline bool piecewise_linear(Act act) {
+    return act == Act::None || act == Act::Relu || act == Act::Relu6 || act == Act::Hardswish ||
+           act == Act::Hardsigmoid;
+}
+
 inline Halide::Expr activate(Act act, const Halide::Expr &v) {
     using namespace Halide;
     switch (act) {

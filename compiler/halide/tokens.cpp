@@ -7,9 +7,10 @@
 //                a: (c, w, h), out: (c, 2, 2, ceil(h/2) ceil(w/2)) (Swin's PatchMerging: the [h/2 w/2, 4c]
 //                tokens of each 2x2 neighbourhood; an odd h or w: the missing row or column
 //                zeros, as torchvision 0.14 pads it)
-//   pad_map      out(c, x, y) = a(c, x, y) for x < w and y < h, else 0
-//                a: (c, w, h), out: (c, out_w, out_h) (a token map padded with zeros on the
-//                bottom and right, or cropped: Swin's maps padded to a multiple of the window)
+//   pad_map      out(c, x, y) = a(c, x, y) for x < w and y < h, else fill(c) (fill = 1) or 0
+//                a: (c, w, h), fill: (c), out: (c, out_w, out_h) (a token map padded on the
+//                bottom and right, or cropped: Swin's maps padded to a multiple of the window,
+//                after qkv with its bias: passes/pad_after_linear.lua)
 //
 // Schedules: vectorised at the natural width with ShiftInwards tails (stays vectorised for any
 // extent of at least one vector; smaller extents use the largest power of two that fits).
@@ -171,15 +172,27 @@ public:
     GeneratorParam<int> h_{"h", 64};
     GeneratorParam<int> out_w{"out_w", 70};
     GeneratorParam<int> out_h{"out_h", 70};
+    GeneratorParam<int> fill{"fill", 0};  // 1: the padding is the vector `fill` (c), else 0
     GeneratorParam<int> gpu_threads{"gpu_threads", 0};  // GPU: threads per block along c
     Input<Buffer<float, 3>> a{"a"};
+    Input<Buffer<float, 1>> *fill_in = nullptr;
     Output<Buffer<float, 3>> output{"output"};
+
+    void configure() {
+        if (fill) fill_in = add_input<Buffer<float, 1>>("fill");
+    }
 
     void generate() {
         const int C = c_, W = w_, H = h_, OW = out_w, OH = out_h;
         pin_dense(a, {C, W, H});
         Var c("c"), x("x"), y("y");
-        output(c, x, y) = select(x < W && y < H, a(c, min(x, W - 1), min(y, H - 1)), 0.0f);
+        Expr pad = 0.0f;
+        if (fill_in) {
+            pin_dense(*fill_in, {C});
+            estimate_dense(*fill_in, {C});
+            pad = (*fill_in)(c);
+        }
+        output(c, x, y) = select(x < W && y < H, a(c, min(x, W - 1), min(y, H - 1)), pad);
         pin_dense(output, {C, OW, OH});
         estimate_dense(a, {C, W, H});
         estimate_dense(output, {C, OW, OH});

@@ -1,7 +1,9 @@
 -- pad_tokens: the [1, h w, C] tokens of an h x w map (row-major: the channels-last map) as the
 -- tokens of an out_h x out_w map, zeros below and to the right of the input, its rows and columns
 -- past out_h, out_w dropped:
---   y[Y out_w + X, c] = x[Y w + X, c]  if Y < h and X < w,  else 0
+--   y[Y out_w + X, c] = x[Y w + X, c]  if Y < h and X < w,  else f[c]
+-- (f: params.fill, a [C] vector, else 0: passes/pad_after_linear.lua moves a zero pad after the
+-- Linear that follows it, filling with the Linear's bias)
 -- i.e. F.pad(x, (0, 0, 0, out_w - w, 0, out_h - h)) on a [1, h, w, C] map (a negative pad crops),
 -- as torchvision 0.14's shifted_window_attention pads a Swin map to a multiple of the window
 -- (Liu et al. 2021, "Swin Transformer"; torchvision/models/swin_transformer.py) and crops it back
@@ -24,10 +26,16 @@ end
 
 function pad_tokens.macs() return 0 end
 
-function pad_tokens.eval(node, inputs)
+function pad_tokens.eval(node, inputs, params)
   local x, a = inputs[1], node.attrs
   local c = x.shape[3]
   local y = tensor.new(node.outputs[1].shape) -- zeros
+  local fill = node.params.fill and params[node.params.fill]
+  if fill then
+    for t = 0, a.out_h * a.out_w - 1 do
+      for ch = 0, c - 1 do y.data[t * c + ch] = fill.data[ch] end
+    end
+  end
   for Y = 0, math.min(a.h, a.out_h) - 1 do
     for X = 0, math.min(a.w, a.out_w) - 1 do
       local src, dst = (Y * a.w + X) * c, (Y * a.out_w + X) * c
@@ -43,10 +51,11 @@ function pad_tokens.lower(node, L)
     L:alias_view(y, x, 0)
     return nil
   end
-  local c = x.shape[3]
-  return 'pad_map', { c = c, w = a.w, h = a.h, out_w = a.out_w, out_h = a.out_h },
-    { L:act(x, { { c, 1 }, { a.w, c }, { a.h, c * a.w } }),
-      L:act(y, { { c, 1 }, { a.out_w, c }, { a.out_h, c * a.out_w } }) }
+  local c, key = x.shape[3], node.params.fill
+  local args = { L:act(x, { { c, 1 }, { a.w, c }, { a.h, c * a.w } }) }
+  if key then args[#args + 1] = L:weight(key, L.params[key], { { c, 1 } }) end
+  args[#args + 1] = L:act(y, { { c, 1 }, { a.out_w, c }, { a.out_h, c * a.out_w } })
+  return 'pad_map', { c = c, w = a.w, h = a.h, out_w = a.out_w, out_h = a.out_h, fill = key and 1 or nil }, args
 end
 
 return pad_tokens

@@ -88,7 +88,7 @@ describe('windowed attention', function()
     local x = tensor.new({ 1, 6, 2 })
     for y = 0, 1 do for xx = 0, 2 do for c = 0, 1 do x.data[(y * 3 + xx) * 2 + c] = 100 * y + 10 * xx + c + 1 end end end
     local function run(op, attrs, input, shape)
-      local node = { attrs = attrs, outputs = { { shape = shape } } }
+      local node = { attrs = attrs, params = {}, outputs = { { shape = shape } } }
       return op.eval(node, { input })
     end
     local y = run(pad, { h = 2, w = 3, out_h = 3, out_w = 4 }, x, { 1, 12, 2 })

@@ -41,6 +41,12 @@ return function(nn)
     fail(where, what .. ': ' .. (module._kind or 'module') .. ' declares no parameter ' .. ops.show(name))
   end
 
+  local function pad_tokens(where, path, t, map, out)
+    nn.tensor_of(where, t, 'pad_tokens input')
+    map, out = pair(map, where, 'pad_tokens map', 1), pair(out, where, 'pad_tokens size', 1)
+    return record(where, path, 'pad_tokens', { t }, { h = map[1], w = map[2], out_h = out[1], out_w = out[2] })
+  end
+
   local function window_attention(where, path, qkv, heads, o)
     positive_int(heads, where, 'attention num_heads')
     local s = nn.tensor_of(where, qkv, 'attention input').shape
@@ -93,21 +99,16 @@ return function(nn)
         padded = { math.ceil(map[1] / self.window[1]) * self.window[1], math.ceil(map[2] / self.window[2]) * self.window[2] }
       end
       local grown = padded[1] ~= map[1] or padded[2] ~= map[2]
-      if grown then x = nn.pad_tokens(x, map, padded) end
+      if grown then x = pad_tokens(where, self._path .. '.pad', x, map, padded) end
       local y = window_attention(where, self._path, self.qkv(x), self.heads,
         { map = padded, window = self.window, shift = shift, bias = { self, 'relative_position_bias_table' }, mask = mask })
-      if grown then y = nn.pad_tokens(y, padded, map) end
+      if grown then y = pad_tokens(where, self._path .. '.crop', y, padded, map) end
       return self.proj(y)
     end
     return m
   end
 
-  function nn.pad_tokens(t, map, out)
-    local where = nn.caller_where()
-    nn.tensor_of(where, t, 'pad_tokens input')
-    map, out = pair(map, where, 'pad_tokens map', 1), pair(out, where, 'pad_tokens size', 1)
-    return record(where, nil, 'pad_tokens', { t }, { h = map[1], w = map[2], out_h = out[1], out_w = out[2] })
-  end
+  function nn.pad_tokens(t, map, out) return pad_tokens(nn.caller_where(), nil, t, map, out) end
 
   function nn.merge_patches(t, h, w)
     local where = nn.caller_where()

@@ -87,7 +87,7 @@ function M.swin(cfg)
   for s = 1, #cfg.depths do
     dims[s] = cfg.embed_dim * 2 ^ (s - 1)
     res[s] = size
-    if flavor == 'timm' then
+    if flavor == 'timm' and size >= 1 then
       local win = math.min(size, window)
       if size % win ~= 0 then
         nn.fail(where, string.format('swin (timm): stage %d\'s %dx%d token map is no multiple of the %dx%d window '

@@ -4,9 +4,9 @@
 //   concat_rows  out(c, r) = a(c, r) for r < n1, b(c, r - n1)    a: (d, n1), b: (d, n2), out: (d, n1 + n2)
 //   mean_rows    out(c) = 1/rows sum_r a(c, r)                   a: (d, rows), out: (d, 1)
 //   merge_patches out(c, dy, dx, r) = a(c, 2X + dx, 2Y + dy), r = Y ceil(w/2) + X
-//                a: (c, w, h), out: (c, 2, 2, ceil(h/2) ceil(w/2)) (Swin's PatchMerging: the [h/2 w/2, 4c]
-//                tokens of each 2x2 neighbourhood; an odd h or w: the missing row or column
-//                zeros, as torchvision 0.14 pads it)
+//                a: (c, w, h), out: (c, 2, 2, ceil(h/2) ceil(w/2)) (Swin's PatchMerging: the
+//                [ceil(h/2) ceil(w/2), 4c] tokens of each 2x2 neighbourhood; an odd h or w: the
+//                missing row or column zeros, as torchvision 0.14 pads it)
 //   pad_map      out(c, x, y) = a(c, x, y) for x < w and y < h, else fill(c) (fill = 1) or 0
 //                a: (c, w, h), fill: (c), out: (c, out_w, out_h) (a token map padded on the
 //                bottom and right, or cropped: Swin's maps padded to a multiple of the window,

@@ -18,6 +18,7 @@ for i, pass in ipairs(passes.folds) do passes.pipeline[i] = pass end
 -- Then rewrites for the kernels: exact too, but not the deploy form's parameters.
 for _, pass in ipairs({ require 'passes.levit_attention_layout', require 'passes.affine_into_conv',
                         require 'passes.fold_adaptive_pool', require 'passes.pool_before_conv',
+                        require 'passes.pad_after_linear',
                         require 'passes.fuse_projection', require 'passes.fuse_shuffle',
                         require 'passes.fuse_epilogue', require 'passes.fold_token_transpose',
                         require 'passes.fuse_linear_tokens' }) do

@@ -12,13 +12,20 @@
 -- tokens and the head. Keys:
 --   torchvision: features.0.{0 (conv), 2 (LayerNorm)}, features.{1,3,5,7}.B.{norm1, attn.{qkv, proj,
 --     relative_position_bias_table, relative_position_index [N*N]}, norm2, mlp.{0, 3}},
---     features.{2,4,6}.{reduction, norm}, norm, head. A window as large as the map drops the shift
---     (as torchvision does); maps that are no multiple of the window (torchvision pads them) are
---     refused.
+--     features.{2,4,6}.{reduction, norm}, norm, head. A map that is no multiple of the window is
+--     padded as torchvision 0.14's shifted_window_attention pads it: zero tokens on the bottom and
+--     right up to multiples of the window (after norm1; their q, k, v are qkv's bias and nothing
+--     masks them), attention on the padded map, cropped back before proj (nn.WindowAttention's
+--     o.pad); a window at least the padded map drops the shift along that axis (torchvision's
+--     rule: a 5x5 map runs as one 7x7 window). An odd map before a patch merging gets a zero row
+--     or column (_patch_merging_pad): 9x9 -> 5x5. swin_t at 256: maps 64, 32, 16, 8 padded to
+--     70, 35, 21, 14.
 --   timm: patch_embed.{proj, norm}, layers.S.blocks.B.{norm1, attn.{...index [N, N]}, norm2,
 --     mlp.{fc1, fc2}} (shifted blocks also hold the attn_mask buffer [windows, N, N], checked to be
 --     the mask the attention applies; optional, as the index), layers.S.downsample.{reduction, norm}, norm, head. A map no
---     larger than the window makes the window the map and drops the shift (timm's rule).
+--     larger than the window makes the window the map and drops the shift (timm's rule). timm
+--     v0.4.12 neither pads nor merges odd maps (its window_partition and PatchMerging assert the
+--     sizes): such maps are refused.
 local nn = require 'nn'
 
 local M = { family = 'Swin' }
@@ -47,7 +54,8 @@ local function Block(dim, heads, window, shift, mlp_ratio, flavor, h, w)
   end
   local n = win[1] * win[2]
   m.norm1 = nn.LayerNorm(dim)
-  m.attn = nn.WindowAttention(dim, win, heads, { index_shape = flavor == 'timm' and { n, n } or { n * n } })
+  m.attn = nn.WindowAttention(dim, win, heads, { index_shape = flavor == 'timm' and { n, n } or { n * n },
+                                                 pad = flavor == 'torchvision' })
   m.norm2 = nn.LayerNorm(dim)
   m.mlp = Mlp(dim, math.floor(dim * mlp_ratio), flavor)
   function m:forward(x)
@@ -75,12 +83,23 @@ function M.swin(cfg)
   local where = m._where
   local dims, res = {}, {}
   local size = math.floor(cfg.img / patch)
+  if #cfg.heads ~= #cfg.depths then nn.fail(where, 'swin: depths and heads differ in length') end
   for s = 1, #cfg.depths do
     dims[s] = cfg.embed_dim * 2 ^ (s - 1)
     res[s] = size
-    size = math.floor(size / 2)
+    if flavor == 'timm' and size >= 1 then
+      local win = math.min(size, window)
+      if size % win ~= 0 then
+        nn.fail(where, string.format('swin (timm): stage %d\'s %dx%d token map is no multiple of the %dx%d window '
+          .. '(timm v0.4.12 does not pad; the torchvision flavor does)', s, size, size, win, win))
+      end
+      if s < #cfg.depths and size % 2 ~= 0 then
+        nn.fail(where, string.format('swin (timm): stage %d\'s %dx%d token map is odd before the patch merging '
+          .. '(timm v0.4.12 asserts even sizes; the torchvision flavor pads)', s, size, size))
+      end
+    end
+    size = math.ceil(size / 2) -- torchvision pads an odd map; timm's are even
   end
-  if #cfg.heads ~= #cfg.depths then nn.fail(where, 'swin: depths and heads differ in length') end
   local stages, merges = {}, {}
   local function stage(s)
     local st = nn.Sequential()

@@ -3,14 +3,20 @@
 //   scale        out(i) = s * a(i)                               a, out: (n)
 //   concat_rows  out(c, r) = a(c, r) for r < n1, b(c, r - n1)    a: (d, n1), b: (d, n2), out: (d, n1 + n2)
 //   mean_rows    out(c) = 1/rows sum_r a(c, r)                   a: (d, rows), out: (d, 1)
-//   merge_patches out(c, dy, dx, r) = a(c, 2X + dx, 2Y + dy), r = Y w/2 + X
-//                a: (c, w, h), out: (c, 2, 2, h/2 w/2) (Swin's PatchMerging: the [h/2 w/2, 4c]
-//                tokens of each 2x2 neighbourhood)
+//   merge_patches out(c, dy, dx, r) = a(c, 2X + dx, 2Y + dy), r = Y ceil(w/2) + X
+//                a: (c, w, h), out: (c, 2, 2, ceil(h/2) ceil(w/2)) (Swin's PatchMerging: the
+//                [ceil(h/2) ceil(w/2), 4c] tokens of each 2x2 neighbourhood; an odd h or w: the
+//                missing row or column zeros, as torchvision 0.14 pads it)
+//   pad_map      out(c, x, y) = a(c, x, y) for x < w and y < h, else fill(c) (fill = 1) or 0
+//                a: (c, w, h), fill: (c), out: (c, out_w, out_h) (a token map padded on the
+//                bottom and right, or cropped: Swin's maps padded to a multiple of the window,
+//                after qkv with its bias: passes/pad_after_linear.lua)
 //
 // Schedules: vectorised at the natural width with ShiftInwards tails (stays vectorised for any
 // extent of at least one vector; smaller extents use the largest power of two that fits).
 // GPU (targets with a GPU feature): one thread per output element (mean_rows: per channel, summing
-// its rows), blocks of gpu_threads (scale, mean_rows, merge_patches: default 256, 64, 64 x 2 x 2)
+// its rows), blocks of gpu_threads (scale, mean_rows, merge_patches, pad_map: default 256, 64,
+// 64 x 2 x 2, 64 x 2 x 2)
 // or gpu_tile_c x gpu_tile_r
 // (concat_rows: default 64 x 4).
 
@@ -136,13 +142,19 @@ public:
     Output<Buffer<float, 4>> output{"output"};
 
     void generate() {
-        const int C = c_, W = w_, H = h_, W2 = W / 2;
+        const int C = c_, W = w_, H = h_, W2 = (W + 1) / 2, H2 = (H + 1) / 2;
         pin_dense(a, {C, W, H});
         Var c("c"), dy("dy"), dx("dx"), r("r");
-        output(c, dy, dx, r) = a(c, 2 * (r % W2) + dx, 2 * (r / W2) + dy);
-        pin_dense(output, {C, 2, 2, W2 * (H / 2)});
+        Expr x = 2 * (r % W2) + dx, y = 2 * (r / W2) + dy;
+        if (W % 2 == 0 && H % 2 == 0) {
+            output(c, dy, dx, r) = a(c, x, y);
+        } else {
+            // the zero row / column of an odd map
+            output(c, dy, dx, r) = select(x < W && y < H, a(c, min(x, W - 1), min(y, H - 1)), 0.0f);
+        }
+        pin_dense(output, {C, 2, 2, W2 * H2});
         estimate_dense(a, {C, W, H});
-        estimate_dense(output, {C, 2, 2, W2 * (H / 2)});
+        estimate_dense(output, {C, 2, 2, W2 * H2});
         if (get_target().has_gpu_feature()) {
             gpu_map(output, {C, 2, 2}, {gpu_threads > 0 ? (int)gpu_threads : 64, 2, 2});
             return;
@@ -153,9 +165,50 @@ public:
     }
 };
 
+class PadMap : public Generator<PadMap> {
+public:
+    GeneratorParam<int> c_{"c", 96};
+    GeneratorParam<int> w_{"w", 64};
+    GeneratorParam<int> h_{"h", 64};
+    GeneratorParam<int> out_w{"out_w", 70};
+    GeneratorParam<int> out_h{"out_h", 70};
+    GeneratorParam<int> fill{"fill", 0};  // 1: the padding is the vector `fill` (c), else 0
+    GeneratorParam<int> gpu_threads{"gpu_threads", 0};  // GPU: threads per block along c
+    Input<Buffer<float, 3>> a{"a"};
+    Input<Buffer<float, 1>> *fill_in = nullptr;
+    Output<Buffer<float, 3>> output{"output"};
+
+    void configure() {
+        if (fill) fill_in = add_input<Buffer<float, 1>>("fill");
+    }
+
+    void generate() {
+        const int C = c_, W = w_, H = h_, OW = out_w, OH = out_h;
+        pin_dense(a, {C, W, H});
+        Var c("c"), x("x"), y("y");
+        Expr pad = 0.0f;
+        if (fill_in) {
+            pin_dense(*fill_in, {C});
+            estimate_dense(*fill_in, {C});
+            pad = (*fill_in)(c);
+        }
+        output(c, x, y) = select(x < W && y < H, a(c, min(x, W - 1), min(y, H - 1)), pad);
+        pin_dense(output, {C, OW, OH});
+        estimate_dense(a, {C, W, H});
+        estimate_dense(output, {C, OW, OH});
+        if (get_target().has_gpu_feature()) {
+            gpu_map(output, {C, OW, OH}, {gpu_threads > 0 ? (int)gpu_threads : 64, 2, 2});
+            return;
+        }
+        const int VW = vec_for(C, natural_vector_size<float>());
+        output.vectorize(c, VW, TailStrategy::ShiftInwards).parallel(y);
+    }
+};
+
 }  // namespace
 
 HALIDE_REGISTER_GENERATOR(Scale, scale)
 HALIDE_REGISTER_GENERATOR(ConcatRows, concat_rows)
 HALIDE_REGISTER_GENERATOR(MeanRows, mean_rows)
 HALIDE_REGISTER_GENERATOR(MergePatches, merge_patches)
+HALIDE_REGISTER_GENERATOR(PadMap, pad_map)

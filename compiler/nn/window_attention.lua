@@ -11,10 +11,15 @@
 --       parameter relative_position_bias_table and buffer relative_position_index (o.index_shape:
 --       its shape in the reference's state_dict, {N * N} for torchvision 0.14, {N, N} for timm;
 --       recomputed, as the reference's __init__ computes it, so optional: checkpoints converted for
---       timm >= 0.6 drop it); forward(x, map, shift, mask)
---   nn.merge_patches(t, h, w)  [1, h w, C] -> [1, h/2 w/2, 4C]: each 2x2 neighbourhood's tokens
---       concatenated as x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2] (Swin's
---       PatchMerging before its norm and reduction)
+--       timm >= 0.6 drop it; o.pad: a map that is no multiple of the window is padded, as
+--       torchvision 0.14 pads it: see forward); forward(x, map, shift, mask)
+--   nn.pad_tokens(t, map, out)  the tokens [1, h w, C] of an h x w map as those of an out = {H, W}
+--       map: zeros below and right of it, rows and columns past H, W dropped (F.pad on [1, h, w, C],
+--       negative pads cropping)
+--   nn.merge_patches(t, h, w)  [1, h w, C] -> [1, ceil(h/2) ceil(w/2), 4C]: each 2x2
+--       neighbourhood's tokens concatenated as x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2],
+--       x[1::2, 1::2], an odd map padded with a zero row or column first (Swin's PatchMerging before
+--       its norm and reduction; torchvision 0.14 pads, timm v0.4.12 asserts even sizes)
 return function(nn)
   local record, positive_int, fail = nn.record, nn.positive_int, nn.fail
   local ops = require 'ops'
@@ -34,6 +39,12 @@ return function(nn)
       if p.name == name then return module:key(name), p.shape end
     end
     fail(where, what .. ': ' .. (module._kind or 'module') .. ' declares no parameter ' .. ops.show(name))
+  end
+
+  local function pad_tokens(where, path, t, map, out)
+    nn.tensor_of(where, t, 'pad_tokens input')
+    map, out = pair(map, where, 'pad_tokens map', 1), pair(out, where, 'pad_tokens size', 1)
+    return record(where, path, 'pad_tokens', { t }, { h = map[1], w = map[2], out_h = out[1], out_w = out[2] })
   end
 
   local function window_attention(where, path, qkv, heads, o)
@@ -76,12 +87,28 @@ return function(nn)
     m:param('relative_position_index', o.index_shape or { n * n }, { buffer = true, dtype = 'I64', optional = true })
     m.qkv = nn.Linear(dim, dim * 3)
     m.proj = nn.Linear(dim, dim)
+    -- o.pad (torchvision 0.14's shifted_window_attention): the normed h x w map padded with zero
+    -- tokens on the bottom and right to multiples of the window (its qkv, the qkv bias, and its
+    -- scores taking part in every window that holds them: nothing masks them), attention on the
+    -- padded map, and the map cropped back before proj (a per-token Linear: the crop commutes).
     function m:forward(x, map, shift, mask)
-      return self.proj(window_attention(nn.caller_where(), self._path, self.qkv(x), self.heads,
-        { map = map, window = self.window, shift = shift, bias = { self, 'relative_position_bias_table' }, mask = mask }))
+      local where = nn.caller_where()
+      map = pair(map, where, 'WindowAttention map', 1)
+      local padded = map
+      if o.pad then
+        padded = { math.ceil(map[1] / self.window[1]) * self.window[1], math.ceil(map[2] / self.window[2]) * self.window[2] }
+      end
+      local grown = padded[1] ~= map[1] or padded[2] ~= map[2]
+      if grown then x = pad_tokens(where, self._path .. '.pad', x, map, padded) end
+      local y = window_attention(where, self._path, self.qkv(x), self.heads,
+        { map = padded, window = self.window, shift = shift, bias = { self, 'relative_position_bias_table' }, mask = mask })
+      if grown then y = pad_tokens(where, self._path .. '.crop', y, padded, map) end
+      return self.proj(y)
     end
     return m
   end
+
+  function nn.pad_tokens(t, map, out) return pad_tokens(nn.caller_where(), nil, t, map, out) end
 
   function nn.merge_patches(t, h, w)
     local where = nn.caller_where()

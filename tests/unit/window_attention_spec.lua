@@ -1,6 +1,7 @@
 -- Windowed attention (ops/attention.lua with attrs.window) and Swin's description: the buffers the
 -- reference recomputes are optional and checked when given (timm's attn_mask), maps the windows do
--- not tile and odd maps before a patch merging are refused naming the line, and the interpreter's
+-- not tile and odd maps before a patch merging are padded (torchvision) or refused naming the line
+-- (timm), and the interpreter's
 -- windows are the reference's (a shifted window with the mask is the same as rolling the map,
 -- attending per window and rolling back).
 local nn = require 'nn'
@@ -49,14 +50,61 @@ describe('windowed attention', function()
     assert.matches('layers.0.blocks.1.attn_mask: [1, 0, 2] is 0, not the shifted-window mask (-100)', tostring(err), 1, true)
   end)
 
-  it('refuses a map the windows do not tile, naming the line', function()
-    local err = trace_error(function() return tiny('torchvision', 40) end, { 1, 3, 40, 40 })
-    assert.matches('swin.lua:%d+: .*4x4 windows .* do not tile the 10x10 map', err)
+  it('refuses, for timm, a map the windows do not tile, naming the line', function()
+    local err = trace_error(function() return tiny('timm', 40) end, { 1, 3, 40, 40 })
+    assert.matches('swin.lua:%d+: swin %(timm%): stage 1\'s 10x10 token map is no multiple of the 4x4 window', err)
   end)
 
-  it('refuses an odd map before a patch merging', function()
-    local err = trace_error(function() return tiny('torchvision', 36, 3) end, { 1, 3, 36, 36 })
-    assert.matches('a 9x9 map does not split into 2x2 neighbourhoods', err, 1, true)
+  it('refuses, for timm, an odd map before a patch merging', function()
+    local err = trace_error(function() return tiny('timm', 36, 3) end, { 1, 3, 36, 36 })
+    assert.matches('stage 1\'s 9x9 token map is odd before the patch merging', err, 1, true)
+  end)
+
+  it('pads torchvision\'s maps to the window and crops them back, merges odd maps', function()
+    -- 10x10 in 4x4 windows: padded to 12x12 before qkv, cropped before proj; 9x9 in 3x3 windows
+    -- (no pad) merged as 10x10 into 5x5
+    local g = nn.trace(tiny('torchvision', 40), { 1, 3, 40, 40 }, 'swin_pad_test')
+    local pads, attn = {}, {}
+    for _, n in ipairs(g.nodes) do
+      if n.op == 'pad_tokens' then pads[#pads + 1] = string.format('%dx%d->%dx%d', n.attrs.h, n.attrs.w, n.attrs.out_h, n.attrs.out_w) end
+      if n.op == 'attention' then attn[#attn + 1] = table.concat(n.attrs.window.map, 'x') end
+    end
+    -- stage 1 (10x10, two blocks) padded; stage 2's 5x5 map in 4x4 windows: padded to 8x8
+    assert.are.same({ '10x10->12x12', '12x12->10x10', '10x10->12x12', '12x12->10x10',
+                      '5x5->8x8', '8x8->5x5', '5x5->8x8', '8x8->5x5' }, pads)
+    assert.are.same({ '12x12', '12x12', '8x8', '8x8' }, attn)
+    local w = bind.random_weights(g, 1)
+    bind.bind(g, w, 'random')
+    interpreter.run(g, tensor.new({ 1, 3, 40, 40 }))
+    local g9 = nn.trace(tiny('torchvision', 36, 3), { 1, 3, 36, 36 }, 'swin_odd_test')
+    bind.bind(g9, bind.random_weights(g9, 1), 'random')
+    assert.are.same({ 1, 5 }, interpreter.run(g9, tensor.new({ 1, 3, 36, 36 }))[1].shape)
+  end)
+
+  it('pads and crops token maps, zeros below and right (F.pad)', function()
+    local pad = require 'ops.pad_tokens'
+    local merge = require 'ops.merge_patches'
+    -- a 2x3 map of 2 channels: token (y, x) channel c = 100 y + 10 x + c + 1
+    local x = tensor.new({ 1, 6, 2 })
+    for y = 0, 1 do for xx = 0, 2 do for c = 0, 1 do x.data[(y * 3 + xx) * 2 + c] = 100 * y + 10 * xx + c + 1 end end end
+    local function run(op, attrs, input, shape)
+      local node = { attrs = attrs, params = {}, outputs = { { shape = shape } } }
+      return op.eval(node, { input })
+    end
+    local y = run(pad, { h = 2, w = 3, out_h = 3, out_w = 4 }, x, { 1, 12, 2 })
+    local got = {}
+    for i = 0, 23 do got[i + 1] = y.data[i] end
+    assert.are.same({ 1, 2, 11, 12, 21, 22, 0, 0,
+                      101, 102, 111, 112, 121, 122, 0, 0,
+                      0, 0, 0, 0, 0, 0, 0, 0 }, got)
+    local back = run(pad, { h = 3, w = 4, out_h = 2, out_w = 3 }, y, { 1, 6, 2 })
+    for i = 0, 11 do assert.are.equal(x.data[i], back.data[i]) end
+    -- an odd 2x3 map merged: 1x2 tokens of 4 neighbours, the third column's right neighbours 0
+    local m = run(merge, { h = 2, w = 3 }, x, { 1, 2, 8 })
+    got = {}
+    for i = 0, 15 do got[i + 1] = m.data[i] end
+    assert.are.same({ 1, 2, 101, 102, 11, 12, 111, 112,
+                      21, 22, 121, 122, 0, 0, 0, 0 }, got)
   end)
 
   it('places window tokens as the reference: partition, roll, grid', function()

@@ -92,10 +92,14 @@ public:
 
         const int V = natural_vector_size<float>();
         const int regs = vector_registers(get_target());
-        // Register tile: tco vectors of output channels x tr rows, within the registers (tco x tr
-        // accumulators, tco weight vectors, the broadcast input), scored by FMAs per load over the
-        // rows padded up to a multiple of tr (align_bounds): 4x6 on 197 rows, 4x5 on 49. A 4x7
-        // tile needed 33 of 32 registers and spilled (ViT-S: 51.8 -> 43.8 ms with 4x6).
+        // Register tile: tco vectors of output channels x tr rows (unrolled), within the registers
+        // (tco x tr accumulators, tco weight vectors, the broadcast input; on AVX-512 three left to
+        // LLVM: the 31-register 3x9 ran 17% slower than 4x6 on 49 rows, and a 4x7 needing 33
+        // spilled), scored by FMAs per load with each weight vector (64 bytes, from L2 when the
+        // panel passes L1) counted twice, over the rows padded up to a multiple of tr (align_bounds):
+        // 4x6 on 197, 196, 49 or 65 rows, 3x8 on 3136 or 784. Counted once, 6x4 won wherever 4
+        // divided the rows (its 4-row tiles also take the sliced reduction below): Swin-T stage 1's
+        // qkv, proj and fc1 12-17% slower than now, ViT-S qkv 3%.
         int tco = tile_co, tr = tile_r;
         if (tco <= 0 || tr <= 0) {
             double best = -1;
@@ -105,9 +109,9 @@ public:
                 if (COUT % (c * V) != 0) continue;
                 for (int rr = 1; rr <= std::min(R, 16); rr++) {
                     if (tr > 0 && rr != tr) continue;
-                    if (c * rr + c + 1 > regs) continue;
+                    if (c * rr + c + 1 > (regs >= 32 ? regs - 3 : regs)) continue;
                     const double waste = double((R + rr - 1) / rr * rr) / R;
-                    const double score = double(c * rr) / double(c + rr) / waste;
+                    const double score = double(c * rr) / double(2 * c + rr) / waste;
                     if (score > best + 1e-9) {
                         best = score;
                         bc = c;

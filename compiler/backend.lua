@@ -311,7 +311,7 @@ function backend.gpu_peak_gflops(target)
   local k = kernels.describe('gpu_peak', { 'steps=' .. steps }, target, 'gpu_peak', T:gpu_kernel_target())
   local runtime = kernels.build({ k }, target, { quiet = true })
   local exe = kernels.cache_dir() .. '/peak/gpu_peak-' .. hash.hex(hash.string(k.dir .. '|' .. runtime.dir .. '|'
-    .. sys.read_file(root .. '/compiler/gpu_peak.c'))):sub(1, 16)
+    .. sys.read_file(root .. '/compiler/gpu_peak.c') .. '|' .. sys.read_file(root .. '/runtime/foldc_gpu_driver.h'))):sub(1, 16)
   cached_program(exe, function(tmp)
     local libs = {}
     for i, l in ipairs(api.libraries) do libs[i] = '"' .. l .. '"' end

@@ -389,7 +389,7 @@ function emit.bundle(program, dir, info)
     arena_bytes = info.arena, arena_bound = info.bound, weights_bytes = info.weights_total,
     num_layers = #program.steps, macs = string.format('%.0f', macs),
     macs_human = string.format('%.3f G', macs / 1e9),
-    kernel_headers = headers, kernel_header_deps = table.concat(header_deps, ' ') .. (api and ' ' .. api.header or ''),
+    kernel_headers = headers, kernel_header_deps = table.concat(header_deps, ' ') .. (api and ' foldc_gpu_driver.h ' .. api.header or ''),
     model_id = '0x' .. hash.hex(model_id), num_weights = #program.weights, num_views = #views,
     weight_offsets = table.concat(offsets, ', '), weight_sizes = table.concat(sizes, ', '),
     views = views, layers = steps, steps = steps,
@@ -405,10 +405,10 @@ Devices: this bundle has %s kernels. `%s_create_on(weights, bytes, FOLDC_DEVICE_
 copies the weights to the GPU once; every activation stays there for the whole run, and `%s_run`
 copies the input in and the output out (host pointers, as on the CPU). %s `%s_create` and
 `%s_create_threads` take `%s_DEFAULT_DEVICE`; `./%s_main --device cpu|gpu` picks one. The %s driver
-is loaded when the first GPU context is created (%s): nothing about the GPU is needed to build.
-Without it, without a usable device, or short of device memory, create returns an error code
-(`FOLDC_ERR_GPU_DRIVER`, `_DEVICE`, `_MEMORY`) and nothing aborts. `%s.json` says per layer where
-its kernel runs in a GPU context (`"gpu"`).
+is loaded when the first GPU context is created (%s; `foldc_gpu_driver.h`): nothing about the GPU is
+needed to build. Without it, without a usable device, or short of device memory, create returns an
+error code (`FOLDC_ERR_GPU_DRIVER`, `_DEVICE`, `_MEMORY`) and nothing aborts. `%s.json` says per
+layer where its kernel runs in a GPU context (`"gpu"`).
 ]], T.cpu and ('CPU and ' .. api.name) or ('only ' .. api.name), m, m,
         T.cpu and '`FOLDC_DEVICE_CPU` runs the CPU kernels in the same process (a fallback: create again).' or 'It has no CPU kernels.',
         m, m, m:upper(), m, api.name, table.concat(api.libraries, ', then '), m) or '',
@@ -440,7 +440,11 @@ its kernel runs in a GPU context (`"gpu"`).
   sys.write_file(dir .. '/foldc_runtime.h', sys.read_file(root .. '/runtime/foldc_runtime.h'))
   sys.write_file(dir .. '/foldc_pool.h', sys.read_file(root .. '/runtime/foldc_pool.h'))
   sys.write_file(dir .. '/HalideRuntime.h', sys.read_file(HALIDE_RUNTIME_H))
-  if api then sys.write_file(dir .. '/' .. api.header, sys.read_file(HALIDE_RUNTIME_H:gsub('[^/]*$', '') .. api.header)) end
+  if api then
+    -- GPU bundles only: the driver loader and the GPU runtime's header
+    sys.write_file(dir .. '/foldc_gpu_driver.h', sys.read_file(root .. '/runtime/foldc_gpu_driver.h'))
+    sys.write_file(dir .. '/' .. api.header, sys.read_file(HALIDE_RUNTIME_H:gsub('[^/]*$', '') .. api.header))
+  end
   sys.mkdir_p(dir .. '/kernels')
   for _, k in ipairs(info.kernels) do
     -- Halide names the include guard after the output path; make it depend on the kernel only

@@ -6,9 +6,8 @@
  *   -DPEAK_FN=<the kernel's C name> -DPEAK_STEPS=<its steps> -DGET_SYMBOL=halide_<api>_get_symbol
  *   -DLIBRARIES='"libX.so.1", "libX.so"'
  * and linked with the kernel and the Halide runtime: the driver is loaded at run time, as a bundle's
- * (templates/model_gpu.c). Errors (no driver, no device) print one line and exit 1. */
+ * (runtime/foldc_gpu_driver.h). Errors (no driver, no device) print one line and exit 1. */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,28 +15,24 @@
 #include <time.h>
 
 #include "HalideRuntime.h"
+#include "../runtime/foldc_gpu_driver.h"
 
 int PEAK_FN(void *user_context, struct halide_buffer_t *seed, struct halide_buffer_t *output);
 
 void *GET_SYMBOL(void *user_context, const char *name);
 void *GET_SYMBOL(void *user_context, const char *name) {
   static const char *const libraries[] = {LIBRARIES};
-  static void *process, *driver;
-  void *sym;
-  size_t i;
+  static foldc_gpu_driver driver;
   (void)user_context;
-  if (!process) process = dlopen(NULL, RTLD_LAZY);
-  sym = process ? dlsym(process, name) : NULL;
-  for (i = 0; !sym && !driver && i < sizeof libraries / sizeof libraries[0]; i++)
-    driver = dlopen(libraries[i], RTLD_LAZY | RTLD_LOCAL);
-  if (!sym && driver) sym = dlsym(driver, name);
-  return sym;
+  return foldc_gpu_symbol(&driver, libraries, sizeof libraries / sizeof libraries[0], name);
 }
 
+/* _Exit, not exit: Halide reports a device error holding its context lock, which exit's destructors
+ * (halide_opencl_device_release) would take again, spinning for ever (pocl without an ICD). */
 static void on_error(void *user_context, const char *msg) {
   (void)user_context;
   fprintf(stderr, "gpu_peak: %s\n", msg);
-  exit(1);
+  _Exit(1);
 }
 
 static double now(void) {

@@ -9,9 +9,9 @@
 #include "HalideRuntime.h"
 #include "foldc_runtime.h"
 #include "foldc_pool.h"
-$gpu[[#include <dlfcn.h>
-#include <pthread.h>
+$gpu[[#include <pthread.h>
 
+#include "foldc_gpu_driver.h"
 #include "$header"
 ]]$kernel_headers[[#include "kernels/$it.h"
 ]]

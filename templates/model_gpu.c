@@ -1,24 +1,11 @@
-/* The $gpu_name driver, loaded at run time (the bundle links no GPU library and needs no GPU header
- * to build): Halide's runtime asks this hook for every driver symbol. The symbols already in the
- * process come first (an app that links the driver), then $libs_text (Halide 14's own hook tries only
- * the unversioned name, which Debian ships in -dev packages alone). Process-wide, as the driver is;
- * Halide calls it under its device context lock. */
-static void *gpu_driver;
-static int gpu_driver_found; /* a driver symbol was found: a failure after that is the device's */
+/* The $gpu_name driver, loaded at run time by foldc_gpu_driver.h (which states the rule): the
+ * symbols already in the process, then $libs_text. */
+static foldc_gpu_driver gpu_driver; /* gpu_driver.found: a failure after that is the device's */
 
 void *$get_symbol(void *user_context, const char *name) {
   static const char *const libraries[] = {$libs};
-  static void *process;
-  void *sym;
-  size_t i;
   (void)user_context;
-  if (!process) process = dlopen(NULL, RTLD_LAZY);
-  sym = process ? dlsym(process, name) : NULL;
-  for (i = 0; !sym && !gpu_driver && i < sizeof libraries / sizeof libraries[0]; i++)
-    gpu_driver = dlopen(libraries[i], RTLD_LAZY | RTLD_LOCAL);
-  if (!sym && gpu_driver) sym = dlsym(gpu_driver, name);
-  if (sym) gpu_driver_found = 1;
-  return sym;
+  return foldc_gpu_symbol(&gpu_driver, libraries, sizeof libraries / sizeof libraries[0], name);
 }
 
 /* GPU contexts of this model alive in the process: the last one destroyed releases the device. */
@@ -105,7 +92,7 @@ static int gpu_init($(m)_ctx *ctx) {
     ctx->base_dim[i].flags = 0;
     err = halide_device_malloc(ctx, b, dev);
     if (err) {
-      if (!gpu_driver_found) return FOLDC_ERR_GPU_DRIVER;
+      if (!gpu_driver.found) return FOLDC_ERR_GPU_DRIVER;
       return ctx->gpu_started || err == halide_error_code_out_of_memory ? FOLDC_ERR_GPU_MEMORY : FOLDC_ERR_GPU_DEVICE;
     }
     if (!ctx->gpu_started) {

@@ -3,7 +3,7 @@
 -- architecture's host code (x86-64-linux-sse41-opencl: the launch logic and whatever a generator
 -- leaves on the CPU is SSE4.1 code, the kernels OpenCL C). Halide 14 embeds the kernels in the
 -- object (OpenCL C source, or PTX from LLVM's NVPTX back end), so a GPU bundle builds with a C
--- compiler alone; the runtime loads the driver at run time (the glue's loader, templates/model.c).
+-- compiler alone; the runtime loads the driver at run time (runtime/foldc_gpu_driver.h).
 -- Measured here (shared/TARGETS.md): OpenCL kernels run on pocl (the CPU) at about 1 GFLOP/s; CUDA
 -- kernels compile for capabilities up to 86 (Halide 14 refuses 89 and 90: newer GPUs JIT sm_86 PTX).
 local gpu = {}
@@ -15,9 +15,8 @@ gpu.CUDA_CAPABILITIES = { 30, 32, 35, 50, 61, 70, 75, 80, 86 }
 gpu.CUDA_DEFAULT = 70 -- Volta: runs on every NVIDIA GPU of the last eight years (newer ones JIT the PTX)
 
 -- Per API: the Halide feature, the runtime's device interface and driver-symbol hook (weak in the
--- Halide runtime; the glue defines the hook), its header, the driver libraries the glue tries in
--- order after the symbols already loaded (Debian ships the unversioned names only in -dev packages,
--- the only names Halide 14 itself tries), the run entry point whose presence in a kernel object
+-- Halide runtime; the glue defines the hook), its header, the driver libraries to try in order
+-- (runtime/foldc_gpu_driver.h states the rule), the run entry point whose presence in a kernel object
 -- says that the generator put work on the GPU, and the name people know.
 gpu.apis = {
   opencl = { feature = 'opencl', interface = 'halide_opencl_device_interface', get_symbol = 'halide_opencl_get_symbol',

@@ -7,7 +7,8 @@
 # name only in ocl-icd-opencl-dev). No OpenCL device (no ICD): create returns the device error in
 # one line, nothing aborts; a CPU context of this GPU-only bundle is refused. gpu_devices.c: two
 # GPU contexts, inputs uploaded every run, the device released and taken again. foldc bench
-# --target opencl: the GPU context timed against the GPU's FMA peak measured in the same run.
+# --target opencl: the GPU context timed against the GPU's FMA peak measured in the same run; without
+# a platform, one line from the peak program (which exits rather than spinning).
 # Skipped (77) without pocl (Debian pocl-opencl-icd, ocl-icd-libopencl1: bin/install-deps).
 # Usage: gpu_opencl.sh FIXTURE (a config of tests/fixtures/fixtures.lua).
 . "$(dirname "$0")/lib.sh"
@@ -53,3 +54,10 @@ OCL_ICD_VENDORS=/nonexistent "$SCRATCH/devices" fallback "$b/$name.weights" 11 9
 grep -q "^% peak: of [0-9.]* GFLOP/s (the GPU's FMA peak measured now" "$SCRATCH/bench" \
   && grep -q "^$name: 2 runs" "$SCRATCH/bench" || fail "bench --target opencl: $(cat "$SCRATCH/bench")"
 grep "^% peak" "$SCRATCH/bench"
+# no OpenCL device: bench fails in one line from the GPU peak program (which exits, not hangs)
+if OCL_ICD_VENDORS=/nonexistent timeout 300 "$FOLDC" bench "$FIXTURES/fixtures.lua:$name" --weights "$data.safetensors" \
+  --target opencl --runs 2 > /dev/null 2> "$SCRATCH/err"; then
+  fail "bench --target opencl ran without an OpenCL platform"
+fi
+[ "$(wc -l < "$SCRATCH/err")" -eq 1 ] && grep -q "measuring the GPU's peak: .*gpu_peak: .*clGetPlatformIDs" "$SCRATCH/err" \
+  || fail "bench without a platform: $(cat "$SCRATCH/err")"

@@ -42,20 +42,19 @@
 #include "HalideRuntime.h"
 
 #ifdef FOLDC_KT_OPENCL
-/* Halide's OpenCL runtime dlopens only "libOpenCL.so", which Debian ships in the -dev package; the
- * ICD loader itself is libOpenCL.so.1. */
-#include <dlfcn.h>
+/* The OpenCL driver, loaded as a bundle's is (runtime/foldc_gpu_driver.h); none: one line, exit 1. */
+#include "../../runtime/foldc_gpu_driver.h"
 void *halide_opencl_get_symbol(void *user_context, const char *name);
 void *halide_opencl_get_symbol(void *user_context, const char *name) {
-    static void *lib = NULL;
+    static const char *const libraries[] = {"libOpenCL.so.1", "libOpenCL.so"};
+    static foldc_gpu_driver driver;
+    void *sym = foldc_gpu_symbol(&driver, libraries, sizeof libraries / sizeof libraries[0], name);
     (void)user_context;
-    if (!lib) lib = dlopen("libOpenCL.so.1", RTLD_LAZY);
-    if (!lib) lib = dlopen("libOpenCL.so", RTLD_LAZY);
-    if (!lib) {
+    if (!sym && !driver.library) {
         fprintf(stderr, "kernel_test: no OpenCL driver (libOpenCL.so.1; Debian: ocl-icd-libopencl1 pocl-opencl-icd)\n");
         exit(1);
     }
-    return dlsym(lib, name);
+    return sym;
 }
 #endif
 

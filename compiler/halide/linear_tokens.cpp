@@ -97,9 +97,9 @@ public:
         // LLVM: the 31-register 3x9 ran 17% slower than 4x6 on 49 rows, and a 4x7 needing 33
         // spilled), scored by FMAs per load with each weight vector (64 bytes, from L2 when the
         // panel passes L1) counted twice, over the rows padded up to a multiple of tr (align_bounds):
-        // 4x6 on 197, 196, 49 or 65 rows, 3x8 on 3136 or 784. Counted once, 6x4 won wherever 4
-        // divided the rows (its 4-row tiles also take the sliced reduction below): Swin-T stage 1's
-        // qkv, proj and fc1 12-17% slower than now, ViT-S qkv 3%.
+        // 4x6 on 197, 196 or 65 rows, 3x8 on 3136 or 784, 3x7 on 49. Counted once, 6x4 won
+        // wherever 4 divided the rows (its 4-row tiles also take the sliced reduction below):
+        // Swin-T stage 1's qkv, proj and fc1 12-17% slower than now, ViT-S qkv 3%.
         int tco = tile_co, tr = tile_r;
         if (tco <= 0 || tr <= 0) {
             double best = -1;

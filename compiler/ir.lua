@@ -111,6 +111,21 @@ function Graph:bypass(node, t)
   self:remove_node(node)
 end
 
+-- Swap two steps of a chain x -> a -> m -> b -> y into x -> b -> m -> a -> y, where b is the only
+-- reader of a's output m: b now reads a's first input x and writes m (its new shape `shape`), a
+-- reads m and writes y; each keeps its other inputs and attributes, and they trade places in the
+-- order (a commuting rewrite: pool_before_conv, pad_after_linear).
+function Graph:swap(a, b, shape)
+  local x, m, y = a.inputs[1], a.outputs[1], b.outputs[1]
+  b.inputs[1], b.outputs[1] = x, m
+  m.shape, m.producer = shape, b
+  a.inputs[1], a.outputs[1] = m, y
+  y.producer = a
+  for i, n in ipairs(self.nodes) do
+    if n == a then self.nodes[i] = b elseif n == b then self.nodes[i] = a end
+  end
+end
+
 -- Replace every use of tensor `old` by `new` (node inputs and graph outputs).
 function Graph:replace_uses(old, new)
   for _, n in ipairs(self.nodes) do

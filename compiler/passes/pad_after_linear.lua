@@ -19,15 +19,9 @@ function pad_after_linear.run(graph, report)
     local a = pad and pad.op == 'pad_tokens' and not pad.params.fill and pad.attrs
     if a and a.out_h >= a.h and a.out_w >= a.w and ir.single_use(uses, pad.outputs[1]) == fc then
       -- linear(pad(x)) -> pad(linear(x)): the pad's output tensor becomes the Linear's and vice versa
-      local x, mid, out = pad.inputs[1], pad.outputs[1], fc.outputs[1]
-      fc.inputs[1], fc.outputs[1] = x, mid
-      mid.shape, mid.producer = { x.shape[1], x.shape[2], out.shape[3] }, fc
-      pad.inputs[1], pad.outputs[1] = mid, out
-      out.producer = pad
+      local xs = pad.inputs[1].shape
+      graph:swap(pad, fc, { xs[1], xs[2], fc.outputs[1].shape[3] })
       pad.params.fill = fc.params.bias -- nil: zeros
-      for i, n in ipairs(graph.nodes) do
-        if n == fc then graph.nodes[i] = pad elseif n == pad then graph.nodes[i] = fc end
-      end
       moved = moved + 1
       uses = graph:consumers()
     end

@@ -21,16 +21,8 @@ function pool_before_conv.run(graph, report)
     if a and a.kernel[1] == 1 and a.kernel[2] == 1 and a.stride[1] == 1 and a.stride[2] == 1 and a.padding[1] == 0
       and a.padding[2] == 0 and not a.act and not conv.inputs[2] and ir.single_use(uses, conv.outputs[1]) == pool then
       -- pool(conv(z)) -> conv(pool(z)): the pool's output tensor becomes the conv's and vice versa
-      local z, mid, out = conv.inputs[1], conv.outputs[1], pool.outputs[1]
-      local zs, os = z.shape, out.shape
-      pool.inputs[1], pool.outputs[1] = z, mid
-      mid.shape, mid.producer = { zs[1], zs[2], os[3], os[4] }, pool
-      conv.inputs[1], conv.outputs[1] = mid, out
-      out.producer = conv
-      -- the conv now comes after the pool in the order
-      for i, n in ipairs(graph.nodes) do
-        if n == conv then graph.nodes[i] = pool elseif n == pool then graph.nodes[i] = conv end
-      end
+      local zs, os = conv.inputs[1].shape, pool.outputs[1].shape
+      graph:swap(conv, pool, { zs[1], zs[2], os[3], os[4] })
       moved = moved + 1
       uses = graph:consumers()
     end

@@ -204,7 +204,8 @@ inline void gpu_stage_shared(Func f, const std::vector<int> &threads) {
 // panels the block's threads first copy to shared memory (a and b are Funcs of the algorithm,
 // staged here). stage = false: the accumulator per thread in registers, a and b read from global
 // memory. The tiled GEMM of Volkov & Demmel, "Benchmarking GPUs to tune dense linear algebra" (SC
-// 2008), as Halide expresses it.
+// 2008), as Halide expresses it. A knob of 0 takes the default: 64 x 32 blocks, 4 x 4 per thread (1 x 4
+// for a single row: a matrix-vector product), chunks of 16.
 struct GpuGemm {
     int tile_c, tile_r, reg_c, reg_r, k_block;
     bool stage;
@@ -212,10 +213,10 @@ struct GpuGemm {
 
 inline void gpu_gemm(Func out, Func acc, RVar k, Func a, Func b, int C, int R, int K, const GpuGemm &g) {
     const Var c = out.args()[0], r = out.args()[1];
-    const int TC = gpu_fit(g.tile_c, C), TR = gpu_fit(g.tile_r, R);
-    const int RC = std::max(1, largest_divisor_in(TC, 1, std::max(1, g.reg_c)));
-    const int RR = std::max(1, largest_divisor_in(TR, 1, std::max(1, g.reg_r)));
-    int KB = gpu_fit(g.k_block, K);
+    const int TC = gpu_fit(g.tile_c > 0 ? g.tile_c : 64, C), TR = gpu_fit(g.tile_r > 0 ? g.tile_r : 32, R);
+    const int RC = std::max(1, largest_divisor_in(TC, 1, g.reg_c > 0 ? g.reg_c : (R == 1 ? 1 : 4)));
+    const int RR = std::max(1, largest_divisor_in(TR, 1, g.reg_r > 0 ? g.reg_r : 4));
+    int KB = gpu_fit(g.k_block > 0 ? g.k_block : 16, K);
     if (const int d = largest_divisor_in(K, std::max(1, KB / 2), KB)) KB = d;
     Var cb("cb"), ct("ct"), cr("cr"), rb("rb"), rt("rt"), rr("rr");
     out.split(c, cb, c, TC, TailStrategy::ShiftInwards)

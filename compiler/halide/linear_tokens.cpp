@@ -170,11 +170,8 @@ public:
         output(c, r) = v;
         pin_dense(output, {COUT, R});
         if (gpu) {
-            const bool gemv = R == 1;
             gpu_gemm(output, acc, k, wa, xb, COUT, R, CIN,
-                     {gpu_tile_co > 0 ? (int)gpu_tile_co : 64, gpu_tile_r > 0 ? (int)gpu_tile_r : 32,
-                      gpu_reg_co > 0 ? (int)gpu_reg_co : (gemv ? 1 : 4), gpu_reg_r > 0 ? (int)gpu_reg_r : 4,
-                      gpu_k_block > 0 ? (int)gpu_k_block : 16, (bool)gpu_stage});
+                     {gpu_tile_co, gpu_tile_r, gpu_reg_co, gpu_reg_r, gpu_k_block, (bool)gpu_stage});
             estimate_dense(input, {CIN, R});
             estimate_dense(weights, wshape);
             estimate_dense(bias, {COUT});

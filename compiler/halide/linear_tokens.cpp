@@ -18,7 +18,8 @@
 // register blocks of tco vectors x tr rows (unrolled) run over the slice's channels. Rows are
 // padded up to a multiple of tr (align_bounds; the padded rows read the last row and are never
 // stored), so row counts such as 197 or 50 need no scalar tail. The epilogue then runs over the
-// block. Needs cout to be a multiple of the vector width (the lowering falls back to `linear`
+// block (with one panel over all channels: on each register tile, or over the block the tiles are
+// stored into, see tile_acc). Needs cout to be a multiple of the vector width (the lowering falls back to `linear`
 // otherwise).
 //
 // With batch = N > 1 (the rows are N images' tokens, set by the lowering) the rows are taken in
@@ -141,13 +142,18 @@ public:
         // batch > 1: rows in blocks of RB (a multiple of tr) with a T x RB accumulator <= 16 KB
         const int RB = std::max(tr, (16 * 1024 / (4 * T)) / tr * tr);
         const bool row_blocks = !gpu && batch > 1 && RB < R;
-        // One weight panel over the whole reduction and a piecewise-linear activation: the
-        // accumulator is one register tile (T x tr), started from the bias in registers, and the
-        // activation and residual run on it before its one store (ViT-S qkv, proj, fc2 1-4% faster
-        // than through an accumulator of all rows). The activations built on exp/erf keep their
-        // pass over the channel block: in the register tile's epilogue they made the GEMM 8%
-        // slower (ViT-S fc1 with GELU or SiLU, through a block buffer 1-2%).
-        const bool tile_acc = !gpu && !row_blocks && KB == CIN && piecewise_linear(act);
+        // One weight panel over the whole reduction: the accumulator is one register tile (T x tr),
+        // started from the bias in registers and stored once. A piecewise-linear activation and
+        // the residual run on the tile before that store (tile_acc: ViT-S qkv, proj, fc2 1-4%
+        // faster than through an accumulator of all rows). The activations built on exp/erf run
+        // as a pass over a block of all rows (T x rows) that the tiles are stored into
+        // (tile_block): in the tile's epilogue they made the GEMM 8-13% slower (the pass's
+        // constants and chains beside the tile), and through an accumulator of all rows (written
+        // with the bias, then read and written by every tile) 2-12% (kernel bench, GELU: ViT-S fc1
+        // 1134 -> 1066 us, Swin-T stage-1 fc1 1415 -> 1244).
+        const bool one_panel = !gpu && !row_blocks && KB == CIN;
+        const bool tile_acc = one_panel && piecewise_linear(act);
+        const bool tile_block = one_panel && !tile_acc;
 
         Var c("c"), r("r");
         RDom k(0, CIN, "k");
@@ -165,7 +171,9 @@ public:
         } else {
             acc(c, r) += w * input(k, min(r, R - 1));
         }
-        Expr v = activate(act, acc(c, r));
+        Func block("block");
+        block(c, r) = acc(c, r);
+        Expr v = activate(act, tile_block ? block(c, r) : acc(c, r));
         if (res) v += (*res)(c, r);
         output(c, r) = v;
         pin_dense(output, {COUT, R});
@@ -201,8 +209,16 @@ public:
         output.vectorize(ci, V);
         const long long work = (long long)COUT * CIN * R;
         if (work >= (1 << 18) && COUT / T > 1) output.parallel(co);
-        acc.compute_at(output, (row_blocks || tile_acc) ? ro : co)
-            .align_bounds(r, tr)
+        if (tile_block) {
+            block.compute_at(output, co)
+                .split(r, ro, r, tr, TailStrategy::ShiftInwards)
+                .reorder(c, r, ro)
+                .vectorize(c, V);
+            acc.compute_at(block, ro);
+        } else {
+            acc.compute_at(output, (row_blocks || tile_acc) ? ro : co);
+        }
+        acc.align_bounds(r, tr)
             .vectorize(c, V);
         acc.update()
             .split(k, ko, ki, KB)

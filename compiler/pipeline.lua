@@ -36,16 +36,20 @@ function pipeline.set_input(entry, shape, what)
     error(string.format('%s: shape %s has %d dimensions, %s takes %d (%s)', what, text, #shape, entry.name, #want,
       table.concat(want, 'x')), 0)
   end
-  local key = entry.size_key
+  local key, wkey = entry.size_key, entry.width_key
   if key and #shape == 4 then
-    if shape[3] ~= shape[4] then
+    if shape[3] ~= shape[4] and not wkey then
       error(string.format('%s: %s takes a square input (its %s), got %dx%d', what, entry.name, key, shape[3], shape[4]), 0)
     end
-    local given = entry.settings[key]
-    if given ~= nil and given ~= shape[3] then
-      error(string.format('%s: %s is %s, given %s by %s', what, key, shape[3], tostring(given), entry.given[key]), 0)
+    local function set(k, v)
+      local given = entry.settings[k]
+      if given ~= nil and given ~= v then
+        error(string.format('%s: %s is %s, given %s by %s', what, k, v, tostring(given), entry.given[k]), 0)
+      end
+      entry.settings[k], entry.given[k] = v, what
     end
-    entry.settings[key], entry.given[key] = shape[3], what
+    set(key, shape[3])
+    if wkey then set(wkey, shape[4]) end
   end
   entry.input = { 1, unpack(shape, 2) }
   entry.batch = shape[1]

@@ -314,10 +314,13 @@ end
 --     the description then adapting the weights (e.g. resampling pos_embed); checkpoint_as = NAME: the
 --     config value the checkpoint's own value goes to, in every case;
 --   training_only = { 'AuxLogits.', ... }: key prefixes only training uses (accepted, reported);
---   size_key = 'img': the config value the input's height and width are (square inputs).
+--   size_key = 'img': the config value the input's height and width are (square inputs);
+--   width_key = 'img_w' (with size_key): the config value the width is, when it may differ (unset:
+--     the width is size_key's value).
 local function declarations(desc, cfg, file, name)
   local where = file .. ': config "' .. name .. '"'
   local fw, prefixes, size_key = cfg.from_weights or desc.from_weights, cfg.training_only or desc.training_only, cfg.size_key
+  local width_key = cfg.width_key
   local function operand(v) return v == nil or type(v) == 'number' or (type(v) == 'string' and v:match('^[%a_][%w_]*$')) end
   if fw ~= nil then
     if type(fw) ~= 'table' then error(where .. ': from_weights must be a table', 0) end
@@ -344,13 +347,17 @@ local function declarations(desc, cfg, file, name)
   if size_key ~= nil and (type(size_key) ~= 'string' or type(cfg[size_key]) ~= 'number') then
     error(where .. ': size_key must name a number in the config', 0)
   end
-  return fw or {}, prefixes or {}, size_key
+  if width_key ~= nil and (size_key == nil or type(width_key) ~= 'string' or not width_key:match('^[%a_][%w_]*$')
+      or width_key == size_key or not (cfg[width_key] == nil or type(cfg[width_key]) == 'number')) then
+    error(where .. ': width_key must name a config value (a number, or unset) beside size_key', 0)
+  end
+  return fw or {}, prefixes or {}, size_key, width_key
 end
 
 -- Config values the command line may set: scalars of the config (not the description's own fields)
 -- and from_weights' keys.
 local RESERVED = { build = true, input = true, from_weights = true, training_only = true, size_key = true,
-                   has_deploy_form = true, deploy = true }
+                   width_key = true, has_deploy_form = true, deploy = true }
 local function settable(entry)
   local keys = {}
   for k, v in pairs(entry.config) do
@@ -359,14 +366,15 @@ local function settable(entry)
     end
   end
   for k in pairs(entry.from_weights) do keys[k] = true end
+  if entry.width_key then keys[entry.width_key] = true end
   return keys
 end
 
 function zoo.entry(desc, name, file, family)
   local cfg = desc.configs[name]
-  local fw, prefixes, size_key = declarations(desc, cfg, file, name)
+  local fw, prefixes, size_key, width_key = declarations(desc, cfg, file, name)
   return { name = name, family = family, file = file, config = cfg, from_weights = fw, training_only = prefixes,
-           size_key = size_key, settings = {}, given = {} }
+           size_key = size_key, width_key = width_key, settings = {}, given = {} }
 end
 
 local function shown(s) return (tostring(s):sub(1, 80):gsub('[^\32-\126]', '?')) end
@@ -418,8 +426,8 @@ local function apply_settings(entry, text, model)
 end
 
 -- Resolve "NAME[:key=value,...]" or "FILE.lua[:CONFIG][:key=value,...]" to an entry: { name, family,
--- file, config, from_weights, training_only, size_key, settings (values set over the config's),
--- given (who set each) }.
+-- file, config, from_weights, training_only, size_key, width_key, settings (values set over the
+-- config's), given (who set each) }.
 function zoo.resolve(spec)
   local settings
   local head, tail = spec:match('^(.-):([^:]*=[^:]*)$')
@@ -457,7 +465,8 @@ end
 -- Build and trace the model: returns the graph (training-time form, parameters unbound).
 -- The entry's settings and then overrides replace the config's fields (overrides e.g. { deploy = true }
 -- for the deploy form of a config with has_deploy_form; see pipeline.bound_graph); entry.input, when
--- set, replaces the config's input; else a size_key config's input is that value square.
+-- set, replaces the config's input; else a size_key config's input is that value square (or that
+-- value high and width_key's wide, when set).
 function zoo.trace(entry, overrides)
   local cfg = entry.config
   if type(cfg.build) ~= 'function' or type(cfg.input) ~= 'table' then
@@ -469,7 +478,8 @@ function zoo.trace(entry, overrides)
   local input_where = entry.file .. ': config "' .. entry.name .. '"'
   local input = entry.input or cfg.input
   if entry.size_key and not entry.input and #input == 4 then
-    input = { input[1], input[2], cfg[entry.size_key], cfg[entry.size_key] }
+    local w = entry.width_key and cfg[entry.width_key]
+    input = { input[1], input[2], cfg[entry.size_key], w ~= nil and w or cfg[entry.size_key] }
   end
   if #input ~= 4 and #input ~= 3 then
     local show = {}

@@ -2,7 +2,8 @@
 -- Windows", ICCV 2021), with the state_dict keys of torchvision 0.14's swin_t/s/b (flavor
 -- 'torchvision') and of timm v0.4.12's swin_*_patch4_window7_224 (flavor 'timm').
 -- A 4x4 stride-4 patch embedding conv and LayerNorm give a channels-last token map [1, H W, C]
--- (foldc's tokens); each stage runs blocks
+-- (foldc's tokens; H x W = img x img_w, rectangular maps as both references run them); each stage
+-- runs blocks
 --   x = x + proj(W-MSA(qkv(LayerNorm1(x)))),  x = x + fc2(GELU(fc1(LayerNorm2(x))))
 -- with attention inside 7x7 windows, every second block's windows shifted by half a window
 -- (nn.window_attention: partition, roll and mask as index arithmetic in the attention kernel), a
@@ -22,8 +23,9 @@
 --     70, 35, 21, 14.
 --   timm: patch_embed.{proj, norm}, layers.S.blocks.B.{norm1, attn.{...index [N, N]}, norm2,
 --     mlp.{fc1, fc2}} (shifted blocks also hold the attn_mask buffer [windows, N, N], checked to be
---     the mask the attention applies; optional, as the index), layers.S.downsample.{reduction, norm}, norm, head. A map no
---     larger than the window makes the window the map and drops the shift (timm's rule). timm
+--     the mask the attention applies; optional, as the index), layers.S.downsample.{reduction, norm}, norm, head. A map whose
+--     smaller side is no larger than the window takes that side as a square window and drops the
+--     shift (timm's rule). timm
 --     v0.4.12 neither pads nor merges odd maps (its window_partition and PatchMerging assert the
 --     sizes): such maps are refused.
 local nn = require 'nn'
@@ -74,38 +76,38 @@ local function PatchMerging(dim)
   return m
 end
 
--- swin{flavor = 'torchvision' | 'timm', img = 224, patch = 4, embed_dim, depths, heads, window = 7,
---      mlp_ratio = 4, num_classes = 1000}
+-- swin{flavor = 'torchvision' | 'timm', img = 224, img_w (the width when it differs from img), patch = 4,
+--      embed_dim, depths, heads, window = 7, mlp_ratio = 4, num_classes = 1000}
 function M.swin(cfg)
   local flavor, patch, window = cfg.flavor, cfg.patch or 4, cfg.window or 7
   if flavor ~= 'torchvision' and flavor ~= 'timm' then nn.fail(nn.caller_where(), 'swin: flavor must be torchvision or timm') end
   local m = nn.Module('SwinTransformer')
   local where = m._where
-  local dims, res = {}, {}
-  local size = math.floor(cfg.img / patch)
+  local dims, res_h, res_w = {}, {}, {}
+  local h, w = math.floor(cfg.img / patch), math.floor((cfg.img_w or cfg.img) / patch)
   if #cfg.heads ~= #cfg.depths then nn.fail(where, 'swin: depths and heads differ in length') end
   for s = 1, #cfg.depths do
     dims[s] = cfg.embed_dim * 2 ^ (s - 1)
-    res[s] = size
-    if flavor == 'timm' and size >= 1 then
-      local win = math.min(size, window)
-      if size % win ~= 0 then
+    res_h[s], res_w[s] = h, w
+    if flavor == 'timm' and h >= 1 and w >= 1 then
+      local win = math.min(h, w, window)
+      if h % win ~= 0 or w % win ~= 0 then
         nn.fail(where, string.format('swin (timm): stage %d\'s %dx%d token map is no multiple of the %dx%d window '
-          .. '(timm v0.4.12 does not pad; the torchvision flavor does)', s, size, size, win, win))
+          .. '(timm v0.4.12 does not pad; the torchvision flavor does)', s, h, w, win, win))
       end
-      if s < #cfg.depths and size % 2 ~= 0 then
+      if s < #cfg.depths and (h % 2 ~= 0 or w % 2 ~= 0) then
         nn.fail(where, string.format('swin (timm): stage %d\'s %dx%d token map is odd before the patch merging '
-          .. '(timm v0.4.12 asserts even sizes; the torchvision flavor pads)', s, size, size))
+          .. '(timm v0.4.12 asserts even sizes; the torchvision flavor pads)', s, h, w))
       end
     end
-    size = math.ceil(size / 2) -- torchvision pads an odd map; timm's are even
+    h, w = math.ceil(h / 2), math.ceil(w / 2) -- torchvision pads an odd map; timm's are even
   end
   local stages, merges = {}, {}
   local function stage(s)
     local st = nn.Sequential()
     for b = 0, cfg.depths[s] - 1 do
       st:add(Block(dims[s], cfg.heads[s], window, b % 2 == 1 and math.floor(window / 2) or 0, cfg.mlp_ratio or 4,
-        flavor, res[s], res[s]))
+        flavor, res_h[s], res_w[s]))
     end
     stages[s] = st
     return st
@@ -143,14 +145,14 @@ function M.swin(cfg)
   m.head = nn.Linear(dims[#dims], cfg.num_classes or 1000)
   function m:forward(x)
     x = embed(x)
-    if x.shape[3] ~= res[1] or x.shape[4] ~= res[1] then
-      nn.fail(where, string.format('swin: img=%d gives a %dx%d token map, the input %dx%d', cfg.img, res[1], res[1],
-        x.shape[3], x.shape[4]))
+    if x.shape[3] ~= res_h[1] or x.shape[4] ~= res_w[1] then
+      nn.fail(where, string.format('swin: img=%d, img_w=%d give a %dx%d token map, the input %dx%d', cfg.img,
+        cfg.img_w or cfg.img, res_h[1], res_w[1], x.shape[3], x.shape[4]))
     end
     local t = embed_norm(nn.tokens(x))
     for s = 1, #dims do
       t = stages[s](t)
-      if merges[s] then t = merges[s](t, res[s], res[s]) end
+      if merges[s] then t = merges[s](t, res_h[s], res_w[s]) end
     end
     return self.head(nn.mean_tokens(self.norm(t)))
   end
@@ -161,7 +163,7 @@ M.from_weights = { num_classes = { key = 'head.weight', dim = 1 } }
 
 local function cfg(flavor, embed_dim, depths, heads)
   return { build = M.swin, flavor = flavor, img = 224, patch = 4, embed_dim = embed_dim, depths = depths,
-           heads = heads, window = 7, mlp_ratio = 4, input = { 1, 3, 224, 224 }, size_key = 'img' }
+           heads = heads, window = 7, mlp_ratio = 4, input = { 1, 3, 224, 224 }, size_key = 'img', width_key = 'img_w' }
 end
 
 M.configs = {

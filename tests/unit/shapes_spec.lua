@@ -48,6 +48,11 @@ describe('MODEL:key=value settings', function()
     assert.are.equal(10, g.outputs[1].shape[2])
     e = zoo.resolve(FILE .. ':shapes_vit_grid6:img=48')
     assert.are.same({ 1, 3, 48, 48 }, zoo.trace(e).input.shape) -- size_key: the input follows img
+    e = zoo.resolve('swin_t:img=64,img_w=96') -- width_key: the width follows img_w
+    assert.are.same({ 1, 3, 64, 96 }, zoo.trace(e).input.shape)
+    e = zoo.resolve('swin_t')
+    pipeline.set_input(e, { 1, 3, 32, 48 }, '--input')
+    assert.are.same({ 32, 48 }, { e.settings.img, e.settings.img_w })
   end)
 
   it('refuses an unknown key naming the settable ones, and a value of the wrong type', function()

@@ -478,8 +478,8 @@ function zoo.trace(entry, overrides)
   local input_where = entry.file .. ': config "' .. entry.name .. '"'
   local input = entry.input or cfg.input
   if entry.size_key and not entry.input and #input == 4 then
-    local w = entry.width_key and cfg[entry.width_key]
-    input = { input[1], input[2], cfg[entry.size_key], w ~= nil and w or cfg[entry.size_key] }
+    local h = cfg[entry.size_key]
+    input = { input[1], input[2], h, entry.width_key and cfg[entry.width_key] or h }
   end
   if #input ~= 4 and #input ~= 3 then
     local show = {}

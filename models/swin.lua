@@ -84,7 +84,8 @@ function M.swin(cfg)
   local m = nn.Module('SwinTransformer')
   local where = m._where
   local dims, res_h, res_w = {}, {}, {}
-  local h, w = math.floor(cfg.img / patch), math.floor((cfg.img_w or cfg.img) / patch)
+  local img_w = cfg.img_w or cfg.img
+  local h, w = math.floor(cfg.img / patch), math.floor(img_w / patch)
   if #cfg.heads ~= #cfg.depths then nn.fail(where, 'swin: depths and heads differ in length') end
   for s = 1, #cfg.depths do
     dims[s] = cfg.embed_dim * 2 ^ (s - 1)
@@ -147,7 +148,7 @@ function M.swin(cfg)
     x = embed(x)
     if x.shape[3] ~= res_h[1] or x.shape[4] ~= res_w[1] then
       nn.fail(where, string.format('swin: img=%d, img_w=%d give a %dx%d token map, the input %dx%d', cfg.img,
-        cfg.img_w or cfg.img, res_h[1], res_w[1], x.shape[3], x.shape[4]))
+        img_w, res_h[1], res_w[1], x.shape[3], x.shape[4]))
     end
     local t = embed_norm(nn.tokens(x))
     for s = 1, #dims do

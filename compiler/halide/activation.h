@@ -75,7 +75,7 @@ inline bool piecewise_linear(Act act) {
 // erf(x) as a rational function, x P(x^2) / Q(x^2) with P and Q of degree 5, on x clamped to
 // [-4, 4] (erf(4) = 1 - 1.5e-8), the result clamped to [-1, 1]: a minimax fit of the relative error
 // (2.5e-8 in exact arithmetic; compiler/halide/fit_erf.py), 2.2e-7 of max(|x|, 1) for GELU in float.
-// 10 FMAs, a reciprocal and a few min/max: about 17 instructions a vector; Halide's erf (an
+// 10 FMAs, a division and a few min/max: about 17 instructions a vector; Halide's erf (an
 // exponential times a polynomial of 1 / (1 + p x)) takes about 50.
 inline Halide::Expr erf_rational(const Halide::Expr &x_full) {
     using namespace Halide;

@@ -14,13 +14,12 @@
 // the accumulator of all rows (T x rows, L2-resident) is built over slices of KB input channels
 // so that the weight panel being read (T x KB floats, <= 32 KB) stays in L1, or over all of them
 // at once when the block's weights fit 256 KB and a register tile has 6 rows or more (read from
-// L2); inside a slice,
-// register blocks of tco vectors x tr rows (unrolled) run over the slice's channels. Rows are
-// padded up to a multiple of tr (align_bounds; the padded rows read the last row and are never
-// stored), so row counts such as 197 or 50 need no scalar tail. The epilogue then runs over the
-// block (with one panel over all channels: on each register tile, or over the block the tiles are
-// stored into, see tile_acc). Needs cout to be a multiple of the vector width (the lowering falls back to `linear`
-// otherwise).
+// L2); inside a slice, register blocks of tco vectors x tr rows (unrolled) run over the slice's
+// channels. Rows are padded up to a multiple of tr (align_bounds; the padded rows read the last
+// row and are never stored), so row counts such as 197 or 50 need no scalar tail. The epilogue
+// then runs over the block (with one panel over all channels: on each register tile, or over the
+// block the tiles are stored into, see tile_acc). Needs cout to be a multiple of the vector width
+// (the lowering falls back to `linear` otherwise).
 //
 // With batch = N > 1 (the rows are N images' tokens, set by the lowering) the rows are taken in
 // blocks whose accumulator (T x block) stays within 16 KB, which Halide 14 keeps on the stack: N
@@ -171,8 +170,8 @@ public:
         } else {
             acc(c, r) += w * input(k, min(r, R - 1));
         }
-        Func block("block");
-        block(c, r) = acc(c, r);
+        Func block("block");  // tile_block: the register tiles stored, before the activation
+        if (tile_block) block(c, r) = acc(c, r);
         Expr v = activate(act, tile_block ? block(c, r) : acc(c, r));
         if (res) v += (*res)(c, r);
         output(c, r) = v;
